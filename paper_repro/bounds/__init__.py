@@ -1,0 +1,1 @@
+"""Sound (incomplete) bounds on a ReLU network's outputs over an input region."""

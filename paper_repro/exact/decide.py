@@ -1,0 +1,45 @@
+"""The fixed-δ decision problem shared by every complete backend (SMT, Marabou, MILP, BaB).
+
+``decide(query, delta, timeout)`` answers: is there ``x′ ∈ [0,1]^n`` with ``‖x′ − x‖ ≤ δ`` that the
+network classifies as one of ``query.targets()`` (``logit_t ≥ logit_j`` for all ``j``)? This is the
+Reluplex query inside Carlini et al.'s binary search (Sec. 3).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from paper_repro.query import Query
+
+
+class Verdict(enum.StrEnum):
+    """``adversarial``: a witness exists (returned); ``robust``: proven none; ``unknown``: gave up."""
+
+    ADVERSARIAL = "adversarial"
+    ROBUST = "robust"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One fixed-δ answer.
+
+    Attributes:
+        verdict: see :class:`Verdict`.
+        witness: for ``adversarial``, an ``x′`` of shape ``[n_0]`` within δ of ``x``.
+        seconds: wall time of the call.
+        message: why ``unknown`` (timeout, solver error), for logs.
+    """
+
+    verdict: Verdict
+    witness: np.ndarray | None
+    seconds: float
+    message: str = ""
+
+
+Decider = Callable[[Query, float, float], Decision]
+"""``decider(query, delta, timeout_seconds) -> Decision``."""
