@@ -1,0 +1,56 @@
+"""What every result file records: package versions, git commit, config and model hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from paper_repro.config import REPO_ROOT
+
+PACKAGES = ("paper_repro", "torch", "numpy", "scipy", "highspy", "pysmt", "z3-solver",
+            "maraboupy", "onnx", "onnxruntime", "snakemake", "papermill")
+
+
+def versions() -> dict[str, str]:
+    """Python and key package versions (``"missing"`` when not installed)."""
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "missing"
+    return out
+
+
+def git_commit() -> str:
+    """The repository's HEAD commit, or ``"unknown"`` outside a git checkout."""
+    try:
+        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return res.stdout.strip() or "unknown"
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes (model hashes in tables)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def provenance(config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The record stored with results: versions, commit, and the config and its digest."""
+    from paper_repro.config import config_digest
+
+    rec: dict[str, Any] = {"versions": versions(), "git_commit": git_commit()}
+    if config is not None:
+        rec["config"] = config
+        rec["config_sha256"] = config_digest(config)
+    return rec

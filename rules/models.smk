@@ -1,0 +1,64 @@
+# Training the six MLPs and the accuracy table (issue: foundation).
+
+
+def init_model(wildcards):
+    """pgd/alp fine-tune the vanilla model of the same arch when their config says init: vanilla."""
+    if wildcards.method != "vanilla" and config["training"][wildcards.method]["init"] == "vanilla":
+        return {"init": f"results/models/{wildcards.arch}_vanilla.pt"}
+    return {}
+
+
+rule train:
+    input:
+        unpack(init_model),
+    output:
+        pt="results/models/{arch}_{method}.pt",
+        onnx="results/models/{arch}_{method}.onnx",
+    params:
+        configs=CONFIG_ARGS,
+        settings=lambda wc: {"seed": config["seed"], "data": config["data"],
+                             "training": config["training"]},
+        init=lambda wc, input: f"--init {input.init}" if "init" in input.keys() else "",
+    threads: config["training"]["threads"]
+    log:
+        "results/logs/train/{arch}_{method}.log",
+    benchmark:
+        "results/benchmarks/train/{arch}_{method}.tsv"
+    shell:
+        "paper-repro train {params.configs} --arch {wildcards.arch} --method {wildcards.method} "
+        "{params.init} --threads {threads} --out {output.pt} --onnx {output.onnx} > {log} 2>&1"
+
+
+rule evaluate:
+    input:
+        pt="results/models/{arch}_{method}.pt",
+        onnx="results/models/{arch}_{method}.onnx",
+    output:
+        json="results/eval/{arch}_{method}.json",
+    params:
+        configs=CONFIG_ARGS,
+        settings=lambda wc: {"data": config["data"], "evaluation": config["evaluation"]},
+    log:
+        "results/logs/evaluate/{arch}_{method}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{arch}_{method}.tsv"
+    shell:
+        "paper-repro evaluate {params.configs} --model {input.pt} --onnx {input.onnx} "
+        "--out {output.json} > {log} 2>&1"
+
+
+rule accuracy_table:
+    input:
+        expand("results/eval/{model}.json", model=MODELS),
+    output:
+        csv=report(
+            "results/tables/accuracy.csv",
+            caption="../report/accuracy.rst",
+            category="Models",
+        ),
+    log:
+        "results/logs/accuracy_table.log",
+    benchmark:
+        "results/benchmarks/accuracy_table.tsv"
+    shell:
+        "paper-repro table {input} --out {output.csv} > {log} 2>&1"
