@@ -52,27 +52,41 @@ def cmd_train(args: argparse.Namespace) -> int:
         init, _ = models.load_model(args.init)
     dcfg = cfg["data"]
     ddir = resolve_path(dcfg["dir"])
-    split_args = {"download": dcfg["download"], "holdout": dcfg["mnist5k_holdout"],
-                  "seed": cfg["seed"]}
+    split_args = {
+        "download": dcfg["download"],
+        "holdout": dcfg["mnist5k_holdout"],
+        "seed": cfg["seed"],
+    }
     train_split = data.load_train(dcfg["train_source"], ddir, **split_args)
     test_split = data.load_test(dcfg["test_source"], ddir, **split_args)
     model, info = train_model(hidden, options, train_split, cfg["seed"], init, args.progress)
-    from paper_repro.evaluate import _accuracy
-
     import torch
 
-    clean = _accuracy(model, torch.from_numpy(test_split.images), torch.from_numpy(test_split.labels))
+    from paper_repro.evaluate import _accuracy
+
+    clean = _accuracy(
+        model, torch.from_numpy(test_split.images), torch.from_numpy(test_split.labels)
+    )
     meta = {
-        "arch": args.arch, "method": options.method.value, "seed": cfg["seed"],
-        "train_source": train_split.name, "train_sha256": train_split.sha256,
-        "test_source": test_split.name, "test_sha256": test_split.sha256,
-        "clean_acc": clean, "options": repr(options), **info, **provenance.provenance(cfg),
+        "arch": args.arch,
+        "method": options.method.value,
+        "seed": cfg["seed"],
+        "train_source": train_split.name,
+        "train_sha256": train_split.sha256,
+        "test_source": test_split.name,
+        "test_sha256": test_split.sha256,
+        "clean_acc": clean,
+        "options": repr(options),
+        **info,
+        **provenance.provenance(cfg),
     }
     models.save_model(model, args.out, meta)
     onnx_out = Path(args.onnx) if args.onnx else Path(args.out).with_suffix(".onnx")
     models.export_onnx(model, onnx_out)
-    print(f"{Path(args.out).stem}: clean accuracy {clean:.4f} on {test_split.name} "
-          f"({len(test_split)} images), trained in {info['train_seconds']:.1f} s")
+    print(
+        f"{Path(args.out).stem}: clean accuracy {clean:.4f} on {test_split.name} "
+        f"({len(test_split)} images), trained in {info['train_seconds']:.1f} s"
+    )
     return 0
 
 
@@ -86,20 +100,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     _threads(args.threads or 1)
     model, meta = models.load_model(args.model)
     dcfg, ecfg = cfg["data"], cfg["evaluation"]
-    test_split = data.load_test(dcfg["test_source"], resolve_path(dcfg["dir"]),
-                                download=dcfg["download"], holdout=dcfg["mnist5k_holdout"],
-                                seed=cfg["seed"]).head(ecfg["n_test"])
+    test_split = data.load_test(
+        dcfg["test_source"],
+        resolve_path(dcfg["dir"]),
+        download=dcfg["download"],
+        holdout=dcfg["mnist5k_holdout"],
+        seed=cfg["seed"],
+    ).head(ecfg["n_test"])
     pgd = PGD(ecfg["pgd"]["eps"], ecfg["pgd"]["steps"], ecfg["pgd"]["step_size"])
     row = evaluate_model(model, test_split, ecfg["fgsm_eps"], pgd, cfg["seed"])
     onnx_path = Path(args.onnx) if args.onnx else Path(args.model).with_suffix(".onnx")
     row["onnx_clean_acc"] = onnx_accuracy(onnx_path, test_split) if onnx_path.is_file() else None
-    row.update(model=Path(args.model).stem, arch=meta.get("arch"), method=meta.get("method"),
-               train_source=meta.get("train_source"), test_source=test_split.name,
-               train_seconds=meta.get("train_seconds"),
-               model_sha256=provenance.file_sha256(args.model))
+    row.update(
+        model=Path(args.model).stem,
+        arch=meta.get("arch"),
+        method=meta.get("method"),
+        train_source=meta.get("train_source"),
+        test_source=test_split.name,
+        train_seconds=meta.get("train_seconds"),
+        model_sha256=provenance.file_sha256(args.model),
+    )
     _write_json(args.out, {**row, "provenance": provenance.provenance(cfg)})
-    print(f"{row['model']}: clean {row['clean_acc']:.4f}, FGSM({row['fgsm_eps']}) "
-          f"{row['fgsm_acc']:.4f}, PGD({row['pgd_eps']}) {row['pgd_acc']:.4f} on {test_split.name}")
+    print(
+        f"{row['model']}: clean {row['clean_acc']:.4f}, FGSM({row['fgsm_eps']}) "
+        f"{row['fgsm_acc']:.4f}, PGD({row['pgd_eps']}) {row['pgd_acc']:.4f} on {test_split.name}"
+    )
     return 0
 
 
@@ -146,8 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name: str, help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
-        p.add_argument("--config", action="append", metavar="YAML",
-                       help="config file(s); later ones overlay earlier (default config/config.yaml)")
+        p.add_argument(
+            "--config",
+            action="append",
+            metavar="YAML",
+            help="config file(s); later ones overlay earlier (default config/config.yaml)",
+        )
         return p
 
     p = add("train", "Train one MLP (vanilla, PGD or ALP) and save it as .pt and .onnx.")

@@ -1,5 +1,6 @@
-"""Load and validate ``config/config.yaml`` (plus overlays such as ``config/paper.yaml``) against
-``config/schema.yaml``; missing keys take the schema's defaults, wrong ones stop with one message."""
+"""Load and validate ``config/config.yaml`` (plus overlays such as ``config/paper.yaml``)
+against ``config/schema.yaml``: missing keys take the schema's defaults, wrong ones stop with
+one message."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def _with_defaults(validator_class: type) -> type:
     """A validator that writes each property's ``default`` into the instance before validating."""
     validate_props = validator_class.VALIDATORS["properties"]
 
-    def set_defaults(validator, properties, instance, schema):  # noqa: ANN001 - jsonschema hook
+    def set_defaults(validator, properties, instance, schema):
         if isinstance(instance, dict):
             for name, sub in properties.items():
                 if "default" in sub and name not in instance:
@@ -74,7 +75,7 @@ def validate(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_config(*paths: str | Path) -> dict[str, Any]:
-    """Read ``config/config.yaml`` (or the first path given), merge later paths over it, validate."""
+    """Read ``config/config.yaml`` (or the first path given), merge later ones over it, validate."""
     files = [Path(p) for p in paths] or [DEFAULT_CONFIG]
     merged: dict[str, Any] = {}
     for f in files:

@@ -16,9 +16,22 @@ from paper_repro.data import Split
 from paper_repro.errors import PaperReproError
 from paper_repro.models import MLP
 
-TABLE_COLUMNS = ("model", "arch", "method", "train_source", "test_source", "n_test", "clean_acc",
-                 "onnx_clean_acc", "fgsm_eps", "fgsm_acc", "pgd_eps", "pgd_acc", "train_seconds",
-                 "model_sha256")
+TABLE_COLUMNS = (
+    "model",
+    "arch",
+    "method",
+    "train_source",
+    "test_source",
+    "n_test",
+    "clean_acc",
+    "onnx_clean_acc",
+    "fgsm_eps",
+    "fgsm_acc",
+    "pgd_eps",
+    "pgd_acc",
+    "train_seconds",
+    "model_sha256",
+)
 
 
 def _accuracy(model: MLP, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -35,8 +48,10 @@ def onnx_accuracy(onnx_path: str | Path, data: Split, batch: int = 2048) -> floa
     opts.inter_op_num_threads = 1
     sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
-    preds = [sess.run(None, {name: data.images[i : i + batch]})[0].argmax(axis=1)
-             for i in range(0, len(data), batch)]
+    preds = [
+        sess.run(None, {name: data.images[i : i + batch]})[0].argmax(axis=1)
+        for i in range(0, len(data), batch)
+    ]
     return float((np.concatenate(preds) == data.labels).mean())
 
 
@@ -56,8 +71,14 @@ def evaluate_model(
         clean += w * _accuracy(model, x, y)
         adv_f += w * _accuracy(model, fgsm(model, x, y), y)
         adv_p += w * _accuracy(model, pgd(model, x, y, generator=gen), y)
-    return {"n_test": len(data), "clean_acc": clean, "fgsm_eps": fgsm_eps, "fgsm_acc": adv_f,
-            "pgd_eps": pgd.eps, "pgd_acc": adv_p}
+    return {
+        "n_test": len(data),
+        "clean_acc": clean,
+        "fgsm_eps": fgsm_eps,
+        "fgsm_acc": adv_f,
+        "pgd_eps": pgd.eps,
+        "pgd_acc": adv_p,
+    }
 
 
 def write_table(rows: list[dict[str, Any]], path: str | Path) -> None:
@@ -68,4 +89,6 @@ def write_table(rows: list[dict[str, Any]], path: str | Path) -> None:
         writer = csv.DictWriter(fh, fieldnames=TABLE_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for row in sorted(rows, key=lambda r: r["model"]):
-            writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()})
+            writer.writerow(
+                {k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()}
+            )

@@ -81,7 +81,7 @@ def network_to_torch(network: ReluNetwork, dtype: torch.dtype = torch.float32) -
 
 
 def save_model(model: MLP, path: str | Path, meta: dict[str, Any]) -> None:
-    """Write ``model`` and its metadata (arch, method, seed, data, accuracy, versions) to ``path``."""
+    """Write ``model`` and its metadata (arch, method, seed, data, accuracy, versions)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -122,7 +122,8 @@ def load_model(path: str | Path) -> tuple[MLP, dict[str, Any]]:
 
 
 def export_onnx(model: MLP, path: str | Path) -> None:
-    """Export to ONNX: input ``input`` ``[N, 784]`` float32 in [0,1], output ``logits`` ``[N, 10]``."""
+    """Export to ONNX: input ``input`` ``[N, 784]`` float32 in [0,1], output ``logits``
+    ``[N, 10]``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()

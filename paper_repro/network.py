@@ -30,7 +30,9 @@ class ReluNetwork:
 
     def __post_init__(self) -> None:
         if len(self.weights) == 0 or len(self.weights) != len(self.biases):
-            raise PaperReproError("a network needs one bias per weight matrix and at least one layer")
+            raise PaperReproError(
+                "a network needs one bias per weight matrix and at least one layer"
+            )
         prev = None
         for k, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             if w.ndim != 2 or b.ndim != 1 or w.shape[0] != b.shape[0]:
@@ -63,7 +65,7 @@ class ReluNetwork:
         return tuple(int(w.shape[0]) for w in self.weights[:-1])
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """Logits in float64. ``x``: ``[n_0]`` or ``[batch, n_0]`` → ``[n_L]`` or ``[batch, n_L]``."""
+        """Float64 logits: ``x`` ``[n_0]`` or ``[batch, n_0]`` → ``[n_L]`` or ``[batch, n_L]``."""
         z = np.asarray(x, dtype=np.float64)
         for k, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             z = z @ w.T + b

@@ -11,8 +11,20 @@ from typing import Any
 
 from paper_repro.config import REPO_ROOT
 
-PACKAGES = ("paper_repro", "torch", "numpy", "scipy", "highspy", "pysmt", "z3-solver",
-            "maraboupy", "onnx", "onnxruntime", "snakemake", "papermill")
+PACKAGES = (
+    "paper_repro",
+    "torch",
+    "numpy",
+    "scipy",
+    "highspy",
+    "pysmt",
+    "z3-solver",
+    "maraboupy",
+    "onnx",
+    "onnxruntime",
+    "snakemake",
+    "papermill",
+)
 
 
 def versions() -> dict[str, str]:
@@ -29,8 +41,14 @@ def versions() -> dict[str, str]:
 def git_commit() -> str:
     """The repository's HEAD commit, or ``"unknown"`` outside a git checkout."""
     try:
-        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                             text=True, timeout=5, check=False)
+        res = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return res.stdout.strip() or "unknown"

@@ -45,8 +45,8 @@ class Method(enum.StrEnum):
 class Stage:
     """One phase of adversarial training at radius ``eps`` for ``epochs`` passes.
 
-    During the first ``ramp_epochs`` of the stage ε grows linearly from the previous stage's ε (0 for
-    the first stage) to ``eps``: small MLPs trained at ε = 0.3 from the start collapse to chance.
+    During the first ``ramp_epochs`` of the stage ε grows linearly from the previous stage's ε
+    (0 for the first stage) to ``eps``: small MLPs trained at ε = 0.3 from the start collapse.
     """
 
     eps: float
@@ -90,12 +90,26 @@ class TrainOptions:
             return cls(m, (Stage(0.0, sec["epochs"]),), sec["lr"], batch)
         if m is Method.PGD:
             stage = Stage(sec["eps"], sec["epochs"], sec["ramp_epochs"])
-            return cls(m, (stage,), sec["lr"], batch, sec["steps"],
-                       step_size=sec["step_size"], init_from_vanilla=sec["init"] == "vanilla")
+            return cls(
+                m,
+                (stage,),
+                sec["lr"],
+                batch,
+                sec["steps"],
+                step_size=sec["step_size"],
+                init_from_vanilla=sec["init"] == "vanilla",
+            )
         stages = tuple(Stage(s["eps"], s["epochs"], s.get("ramp_epochs", 0)) for s in sec["stages"])
-        return cls(m, stages, sec["lr"], batch, sec["steps"],
-                   step_size_fraction=sec["step_size_fraction"],
-                   pairing_weight=sec["pairing_weight"], init_from_vanilla=sec["init"] == "vanilla")
+        return cls(
+            m,
+            stages,
+            sec["lr"],
+            batch,
+            sec["steps"],
+            step_size_fraction=sec["step_size_fraction"],
+            pairing_weight=sec["pairing_weight"],
+            init_from_vanilla=sec["init"] == "vanilla",
+        )
 
 
 def _batches(n: int, batch: int, gen: torch.Generator) -> Iterator[torch.Tensor]:

@@ -89,7 +89,8 @@ class IteratedFGSM:
     """Targeted iterated FGSM from a random start (Pahlavan et al., Sec. 3; Kurakin et al.).
 
     ``x^{i+1} = clip_{x,ε}(x^i − α·sign(∇_x CE(f(x^i), y′)))`` towards the target labels ``y′``.
-    With ``targets=None`` in the call, targets are drawn uniformly from the classes other than ``y``.
+    With ``targets=None`` in the call, targets are drawn uniformly from the classes other
+    than ``y``.
     """
 
     eps: float

@@ -17,7 +17,8 @@ from paper_repro.query import Query
 
 
 class Verdict(enum.StrEnum):
-    """``adversarial``: a witness exists (returned); ``robust``: proven none; ``unknown``: gave up."""
+    """``adversarial``: a witness exists (returned); ``robust``: proven none; ``unknown``:
+    gave up (timeout or solver error)."""
 
     ADVERSARIAL = "adversarial"
     ROBUST = "robust"

@@ -1,0 +1,43 @@
+# The two commands: `make repro` (the pipeline) and `make test` (the test suite).
+# Both create or reuse .venv; no conda needed.
+PYTHON ?= python3.11
+VENV ?= .venv
+CORES ?= 2
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export PATH := $(BIN):$(PATH)
+
+.PHONY: repro test lint format install report clean-results
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (set PYTHON=...)"; exit 2; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first and pinned: any other version pulls gigabytes of CUDA packages.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+repro: $(STAMP)
+	snakemake --cores $(CORES)
+
+report: $(STAMP)
+	snakemake --report results/report.html
+
+test: $(STAMP)
+	ruff check paper_repro tests benchmarks
+	ruff format --check paper_repro tests benchmarks
+	$(BIN)/python -m pytest -n $(CORES) -m "not slow"
+
+lint: $(STAMP)
+	ruff check paper_repro tests benchmarks
+	snakemake --lint
+
+format: $(STAMP)
+	ruff format paper_repro tests benchmarks
+	ruff check --fix paper_repro tests benchmarks
+
+clean-results:
+	rm -rf results .snakemake
