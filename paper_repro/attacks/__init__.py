@@ -1,8 +1,27 @@
 """Adversarial attacks as small callables configured by dataclasses (torchattacks-style).
 
-Every attack maps ``(model, x [B,784] in [0,1], y [B]) -> x_adv [B,784]`` in [0,1].
+Untargeted attacks map ``(model, x [B,784] in [0,1], y [B]) -> x_adv [B,784]`` in [0,1]; the
+targeted minimal-distance attacks take ``targets [B]`` as well and return a result record
+(adversarial inputs, float64-verified success flags and distances).
 """
 
+from paper_repro.attacks.carlini_wagner import CarliniWagnerL1, CarliniWagnerLinf, CWResult
+from paper_repro.attacks.closest_fgsm import ClosestFGSM, ClosestFGSMResult, all_target_pairs
+from paper_repro.attacks.common import Norm, distance, is_targeted_adversarial, targeted_margin
 from paper_repro.attacks.gradient import FGSM, PGD, IteratedFGSM
 
-__all__ = ["FGSM", "PGD", "IteratedFGSM"]
+__all__ = [
+    "FGSM",
+    "PGD",
+    "CWResult",
+    "CarliniWagnerL1",
+    "CarliniWagnerLinf",
+    "ClosestFGSM",
+    "ClosestFGSMResult",
+    "IteratedFGSM",
+    "Norm",
+    "all_target_pairs",
+    "distance",
+    "is_targeted_adversarial",
+    "targeted_margin",
+]

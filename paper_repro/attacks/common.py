@@ -1,0 +1,99 @@
+"""Shared pieces of the targeted attacks: input checks, the float64 success test and distances.
+
+Success is decided the way the exact solvers decide it (Carlini et al., Sec. 2 and Sec. 4: an
+adversarial input ``x′`` for target ``t`` has ``argmax F(x′) = t``), with ties resolved *for* the
+target and in float64 on the network: ``Z(x′)_t ≥ max_{j≠t} Z(x′)_j``.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+
+import torch
+from torch import nn
+
+from paper_repro.errors import PaperReproError
+
+
+class Norm(enum.Enum):
+    """Distance metric of a minimal-adversarial query (pixel values in [0, 1])."""
+
+    LINF = "linf"
+    L1 = "l1"
+
+
+def check_batch(x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None = None) -> None:
+    """Validate a batch: ``x`` ``[B, d]`` finite in [0, 1], ``y``/``targets`` ``[B]`` integers.
+
+    Raises:
+        PaperReproError: empty batch, wrong shapes, values outside [0, 1], or a target equal to
+            the example's label.
+    """
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise PaperReproError(
+            f"attacks expect a non-empty batch [B, d], got shape {tuple(x.shape)}"
+        )
+    if not torch.isfinite(x).all() or x.min() < 0.0 or x.max() > 1.0:
+        raise PaperReproError("attack inputs must be finite pixel values in [0, 1]")
+    if y.shape != (x.shape[0],):
+        raise PaperReproError(f"labels must have shape [{x.shape[0]}], got {tuple(y.shape)}")
+    if targets is not None:
+        if targets.shape != (x.shape[0],):
+            raise PaperReproError(
+                f"targets must have shape [{x.shape[0]}], got {tuple(targets.shape)}"
+            )
+        same = (targets == y).nonzero().flatten()
+        if same.numel() > 0:
+            raise PaperReproError(
+                f"target equals the label for example(s) {same[:5].tolist()}: a targeted "
+                "adversarial example needs a target class different from the label"
+            )
+
+
+def float64_copy(model: nn.Module) -> nn.Module:
+    """A float64 copy of ``model`` in eval mode (the reference for every success decision)."""
+    return copy.deepcopy(model).double().eval()
+
+
+@torch.no_grad()
+def targeted_margin(model64: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``Z(x)_t − max_{j≠t} Z(x)_j`` in float64, shape ``[B]`` (≥ 0 means adversarial for ``t``).
+
+    Args:
+        model64: a float64 model, e.g. from :func:`float64_copy`.
+        x: ``[B, d]`` inputs (any float dtype; converted to float64).
+        targets: ``[B]`` target classes.
+    """
+    z = model64(x.double())
+    zt = z.gather(1, targets.view(-1, 1)).squeeze(1)
+    others = z.scatter(1, targets.view(-1, 1), float("-inf"))
+    return zt - others.max(dim=1).values
+
+
+def is_targeted_adversarial(
+    model64: nn.Module, x: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
+    """``[B]`` bool: ``Z(x)_t ≥ max_{j≠t} Z(x)_j`` in float64 (ties count for the target)."""
+    return targeted_margin(model64, x, targets) >= 0.0
+
+
+def distance(x: torch.Tensor, x_adv: torch.Tensor, norm: Norm) -> torch.Tensor:
+    """Per-row distance ``‖x_adv − x‖`` in float64, shape ``[B]``, in [0,1] pixel units.
+
+    For :attr:`Norm.L1` one pixel going from black to white counts 1 (Dathathri et al., Sec. 2).
+    """
+    diff = (x_adv.double() - x.double()).abs()
+    if norm is Norm.LINF:
+        return diff.max(dim=1).values
+    if norm is Norm.L1:
+        return diff.sum(dim=1)
+    raise PaperReproError(f"unknown norm {norm!r}")
+
+
+def logit_hinge(z: torch.Tensor, targets: torch.Tensor, kappa: float) -> torch.Tensor:
+    """CW's targeted loss ``g(x′) = max(max_{i≠t} Z_i − Z_t + κ, 0)`` per row (Carlini et al.,
+    Sec. 2; Carlini & Wagner 2017, objective f_6), shape ``[B]``."""
+    zt = z.gather(1, targets.view(-1, 1)).squeeze(1)
+    others = z.scatter(1, targets.view(-1, 1), float("-inf")).max(dim=1).values
+    return torch.clamp(others - zt + kappa, min=0.0)
