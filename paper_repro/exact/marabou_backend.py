@@ -1,0 +1,171 @@
+"""The fixed-δ query answered by Marabou (maraboupy 2.0.0, the successor of Reluplex).
+
+The network is written straight into a ``MarabouCore.InputQuery``: input variables ``x′`` with
+bounds ``[max(0, x−δ), min(1, x+δ)]`` (exact for L∞; for L1 extra variables ``p, q ≥ 0`` with
+``x′ − p + q = x`` and ``Σ p + q ≤ δ``), one equation per affine neuron, one ``ReLU`` constraint per
+hidden neuron, and for a target ``t`` the inequalities ``Z_t − Z_j ≥ 0`` for all ``j ≠ t``.
+Untargeted queries run one Marabou query per target class. A ``sat`` answer is accepted only if
+its witness passes the exact rational check (:func:`paper_repro.exact.smt.exact_margin` and an
+exact distance check); otherwise the answer is ``unknown``.
+
+Caveat: Marabou works in floating point with tolerances (~1e-9), so its ``unsat`` (→ ``robust``) is
+not an exact-arithmetic proof the way the SMT path is.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from fractions import Fraction
+
+import numpy as np
+
+from paper_repro.errors import PaperReproError
+from paper_repro.exact.decide import Decider, Decision, Verdict
+from paper_repro.exact.smt import exact_margin
+from paper_repro.query import Norm, Query
+
+
+def _build(query: Query, delta: float, target: int, margin: float = 0.0):
+    """The ``InputQuery`` "∃x′ within δ classified as ``target``" and the ``x′`` variables."""
+    from maraboupy import MarabouCore
+
+    net, x, n = query.network, query.x, query.network.input_dim
+    ipq = MarabouCore.InputQuery()
+    count = 0
+
+    def new_vars(k: int) -> list[int]:
+        nonlocal count
+        out = list(range(count, count + k))
+        count += k
+        return out
+
+    xin = new_vars(n)
+    pq = new_vars(2 * n) if query.norm == Norm.L1 else []
+    hidden = [(new_vars(w.shape[0]), new_vars(w.shape[0])) for w in net.weights[:-1]]
+    logits = new_vars(net.num_classes)
+    ipq.setNumberOfVariables(count)
+    lo = np.maximum(0.0, x - delta)
+    hi = np.minimum(1.0, x + delta)
+    for i, v in enumerate(xin):
+        ipq.setLowerBound(v, float(lo[i]))
+        ipq.setUpperBound(v, float(hi[i]))
+        ipq.markInputVariable(v, i)
+    if pq:
+        budget = MarabouCore.Equation(MarabouCore.Equation.LE)
+        for i in range(n):
+            p, q = pq[i], pq[n + i]
+            ipq.setLowerBound(p, 0.0)
+            ipq.setUpperBound(p, float(1.0 - x[i]))
+            ipq.setLowerBound(q, 0.0)
+            ipq.setUpperBound(q, float(x[i]))
+            eq = MarabouCore.Equation(MarabouCore.Equation.EQ)  # x′ − p + q = x
+            eq.addAddend(1.0, xin[i])
+            eq.addAddend(-1.0, p)
+            eq.addAddend(1.0, q)
+            eq.setScalar(float(x[i]))
+            ipq.addEquation(eq)
+            budget.addAddend(1.0, p)
+            budget.addAddend(1.0, q)
+        budget.setScalar(float(delta))
+        ipq.addEquation(budget)
+    prev = xin
+    for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+        outs = hidden[k][0] if k < len(hidden) else logits
+        for j, o in enumerate(outs):
+            eq = MarabouCore.Equation(MarabouCore.Equation.EQ)  # o − W_j · prev = b_j
+            eq.addAddend(1.0, o)
+            for i, v in enumerate(prev):
+                if w[j, i] != 0.0:
+                    eq.addAddend(-float(w[j, i]), v)
+            eq.setScalar(float(b[j]))
+            ipq.addEquation(eq)
+        if k < len(hidden):
+            for h, z in zip(*hidden[k], strict=True):
+                ipq.setLowerBound(z, 0.0)
+                MarabouCore.addReluConstraint(ipq, h, z)
+            prev = hidden[k][1]
+    for j, v in enumerate(logits):
+        ipq.markOutputVariable(v, j)
+        if j != target:
+            eq = MarabouCore.Equation(MarabouCore.Equation.GE)  # Z_t − Z_j ≥ margin
+            eq.addAddend(1.0, logits[target])
+            eq.addAddend(-1.0, v)
+            eq.setScalar(float(margin))
+            ipq.addEquation(eq)
+    return ipq, xin
+
+
+def _exact_dist(query: Query, witness: np.ndarray) -> Fraction:
+    pairs = zip(witness, query.x, strict=True)
+    diffs = [abs(Fraction(float(a)) - Fraction(float(b))) for a, b in pairs]
+    return max(diffs) if query.norm == Norm.LINF else sum(diffs, Fraction(0))
+
+
+def _repaired(query: Query, raw: np.ndarray, delta: float) -> np.ndarray | None:
+    """Pull Marabou's float witness (tolerance ~1e-9) exactly into ``[0,1]^n`` ∩ the δ-ball, and
+    return it if it is exactly adversarial (rational margin ≥ 0), else ``None``."""
+    x = query.x
+    w = np.clip(raw, 0.0, 1.0)
+    bound = Fraction(float(delta))
+    for _ in range(4):
+        if _exact_dist(query, w) <= bound:
+            break
+        if query.norm == Norm.LINF:
+            w = np.clip(w, x - delta, x + delta)
+            far = np.array([abs(Fraction(float(a)) - Fraction(float(b))) > bound
+                            for a, b in zip(w, x, strict=True)])  # fmt: skip
+            w = np.where(far, np.nextafter(w, x), w)
+        else:
+            scale = float(bound / _exact_dist(query, w)) * (1.0 - 1e-12)
+            w = np.clip(x + (w - x) * scale, 0.0, 1.0)
+    if _exact_dist(query, w) > bound or exact_margin(query, w)[0] < 0:
+        return None
+    return w
+
+
+def marabou_decider(verbosity: int = 0) -> Decider:
+    """A :data:`Decider` backed by Marabou (see the module docstring for the encoding).
+
+    Timeouts are whole seconds in Marabou (rounded up); the budget is shared across the
+    per-target queries of an untargeted question.
+    """
+    try:
+        from maraboupy import MarabouCore
+    except ImportError as exc:  # pragma: no cover - maraboupy is a dependency
+        raise PaperReproError(f"maraboupy is not available: {exc}") from None
+
+    def decide(query: Query, delta: float, timeout_s: float) -> Decision:
+        if not (delta >= 0 and math.isfinite(delta)):
+            raise PaperReproError(f"the radius δ must be finite and ≥ 0, got {delta}")
+        t0 = time.perf_counter()
+        unknown = ""
+        for target in query.targets():
+            scale = 1.0 + float(np.abs(query.network.forward(query.x)).max())
+            for margin in (0.0, 1e-7 * scale):  # retry with slack if the tie witness fails
+                left = timeout_s - (time.perf_counter() - t0)
+                if left <= 0:
+                    return Decision(Verdict.UNKNOWN, None, time.perf_counter() - t0, "timeout")
+                ipq, xin = _build(query, float(delta), target, margin)
+                options = MarabouCore.Options()
+                options._timeoutInSeconds = max(1, math.ceil(left))
+                options._verbosity = verbosity
+                options._numWorkers = 1
+                options._numBlasThreads = 1
+                code, vals, _stats = MarabouCore.solve(ipq, options, "")
+                if code != "sat":
+                    if code != "unsat":
+                        unknown = f"Marabou returned {code} for target {target}"
+                    elif margin > 0:
+                        unknown = f"Marabou sat for target {target}, no exactly verified witness"
+                    break
+                raw = np.array([vals[v] for v in xin], dtype=np.float64)
+                witness = _repaired(query, raw, delta)
+                if witness is not None:
+                    return Decision(Verdict.ADVERSARIAL, witness, time.perf_counter() - t0)
+                unknown = f"Marabou sat for target {target}, no exactly verified witness"
+        if unknown:
+            return Decision(Verdict.UNKNOWN, None, time.perf_counter() - t0, unknown)
+        return Decision(Verdict.ROBUST, None, time.perf_counter() - t0)
+
+    return decide
