@@ -8,19 +8,22 @@ target and in float64 on the network: ``Z(x′)_t ≥ max_{j≠t} Z(x′)_j``.
 from __future__ import annotations
 
 import copy
-import enum
 
 import torch
 from torch import nn
 
 from paper_repro.errors import PaperReproError
+from paper_repro.query import Norm
 
-
-class Norm(enum.Enum):
-    """Distance metric of a minimal-adversarial query (pixel values in [0, 1])."""
-
-    LINF = "linf"
-    L1 = "l1"
+__all__ = [
+    "Norm",
+    "check_batch",
+    "distance",
+    "float64_copy",
+    "is_targeted_adversarial",
+    "logit_hinge",
+    "targeted_margin",
+]
 
 
 def check_batch(x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None = None) -> None:
