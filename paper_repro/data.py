@@ -257,7 +257,14 @@ def load_test(
 
 
 def load_test_image(index: int, directory: str | Path | None = None) -> tuple[np.ndarray, int]:
-    """Genuine MNIST test image ``index`` as float64 ``[784]`` in [0,1] and its label."""
+    """Genuine MNIST test image ``index`` as float64 ``[784]`` in [0,1] and its label.
+
+    ``directory`` defaults to the configured ``data.dir`` (or ``$PAPER_REPRO_DATA_DIR``).
+    """
+    if directory is None:
+        from paper_repro.config import load_config, resolve_path
+
+        directory = resolve_path(load_config()["data"]["dir"])
     split = load_mnist("test", directory, download=True)
     if not 0 <= index < len(split):
         raise PaperReproError(f"MNIST test index {index} out of range 0..{len(split) - 1}")

@@ -107,7 +107,8 @@ def load_model(path: str | Path) -> tuple[MLP, dict[str, Any]]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt files
-        raise PaperReproError(f"cannot read model {path}: {exc}") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PaperReproError(f"cannot read model {path}: {first[:200]}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise PaperReproError(f"{path} is not a paper_repro model file ({FORMAT})")
     model = MLP(tuple(payload["hidden"]))
