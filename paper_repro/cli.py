@@ -37,8 +37,11 @@ def _write_json(path: str | Path, payload: dict[str, Any]) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
     from paper_repro import data, models, provenance
     from paper_repro.config import resolve_path
+    from paper_repro.evaluate import clean_accuracy
     from paper_repro.train import TrainOptions, train_model
 
     cfg = _config(args)
@@ -62,9 +65,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     model, info = train_model(hidden, options, train_split, cfg["seed"], init, args.progress)
     import torch
 
-    from paper_repro.evaluate import _accuracy
+    from paper_repro.evaluate import clean_accuracy
 
-    clean = _accuracy(
+    clean = clean_accuracy(
         model, torch.from_numpy(test_split.images), torch.from_numpy(test_split.labels)
     )
     meta = {
@@ -110,7 +113,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     pgd = PGD(ecfg["pgd"]["eps"], ecfg["pgd"]["steps"], ecfg["pgd"]["step_size"])
     row = evaluate_model(model, test_split, ecfg["fgsm_eps"], pgd, cfg["seed"])
     onnx_path = Path(args.onnx) if args.onnx else Path(args.model).with_suffix(".onnx")
-    row["onnx_clean_acc"] = onnx_accuracy(onnx_path, test_split) if onnx_path.is_file() else None
+    row["onnx_clean_acc"] = (
+        onnxclean_accuracy(onnx_path, test_split) if onnx_path.is_file() else None
+    )
     row.update(
         model=Path(args.model).stem,
         arch=meta.get("arch"),

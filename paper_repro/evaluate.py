@@ -34,12 +34,13 @@ TABLE_COLUMNS = (
 )
 
 
-def _accuracy(model: MLP, x: torch.Tensor, y: torch.Tensor) -> float:
+def clean_accuracy(model: MLP, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of ``x`` (``[B, 784]``) that ``model`` classifies as ``y`` (``[B]``)."""
     with torch.no_grad():
         return float((model(x).argmax(dim=1) == y).float().mean().item())
 
 
-def onnx_accuracy(onnx_path: str | Path, data: Split, batch: int = 2048) -> float:
+def onnxclean_accuracy(onnx_path: str | Path, data: Split, batch: int = 2048) -> float:
     """Clean accuracy of an ONNX export on ``data`` (input ``[N, 784]`` float32)."""
     import onnxruntime as ort
 
@@ -68,9 +69,9 @@ def evaluate_model(
         x = torch.from_numpy(data.images[i : i + batch])
         y = torch.from_numpy(data.labels[i : i + batch])
         w = len(y) / len(data)
-        clean += w * _accuracy(model, x, y)
-        adv_f += w * _accuracy(model, fgsm(model, x, y), y)
-        adv_p += w * _accuracy(model, pgd(model, x, y, generator=gen), y)
+        clean += w * clean_accuracy(model, x, y)
+        adv_f += w * clean_accuracy(model, fgsm(model, x, y), y)
+        adv_p += w * clean_accuracy(model, pgd(model, x, y, generator=gen), y)
     return {
         "n_test": len(data),
         "clean_acc": clean,

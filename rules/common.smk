@@ -10,3 +10,10 @@ MODELS = [f"{a}_{m}" for a in config["models"]["archs"] for m in config["models"
 
 # The CLI re-reads the same config files Snakemake was given, in the same order.
 CONFIG_ARGS = " ".join(f"--config {f}" for f in workflow.configfiles)
+
+
+def init_model(wildcards):
+    """pgd/alp fine-tune the vanilla model of the same arch when their config says init: vanilla."""
+    if wildcards.method != "vanilla" and config["training"][wildcards.method]["init"] == "vanilla":
+        return {"init": f"results/models/{wildcards.arch}_vanilla.pt"}
+    return {}

@@ -1,13 +1,6 @@
 # Training the six MLPs and the accuracy table (issue: foundation).
 
 
-def init_model(wildcards):
-    """pgd/alp fine-tune the vanilla model of the same arch when their config says init: vanilla."""
-    if wildcards.method != "vanilla" and config["training"][wildcards.method]["init"] == "vanilla":
-        return {"init": f"results/models/{wildcards.arch}_vanilla.pt"}
-    return {}
-
-
 rule train:
     input:
         unpack(init_model),
@@ -20,6 +13,8 @@ rule train:
                              "training": config["training"]},
         init=lambda wc, input: f"--init {input.init}" if "init" in input.keys() else "",
     threads: config["training"]["threads"]
+    conda:
+        "../environment.yml"
     log:
         "results/logs/train/{arch}_{method}.log",
     benchmark:
@@ -38,6 +33,8 @@ rule evaluate:
     params:
         configs=CONFIG_ARGS,
         settings=lambda wc: {"data": config["data"], "evaluation": config["evaluation"]},
+    conda:
+        "../environment.yml"
     log:
         "results/logs/evaluate/{arch}_{method}.log",
     benchmark:
@@ -56,6 +53,8 @@ rule accuracy_table:
             caption="../report/accuracy.rst",
             category="Models",
         ),
+    conda:
+        "../environment.yml"
     log:
         "results/logs/accuracy_table.log",
     benchmark:

@@ -81,7 +81,7 @@ def test_genuine_test_set_matches_its_readme(mnist_dir):
     assert hashlib.sha256(raw).hexdigest() == TEST_IMAGES_SHA256
     assert np.bincount(split.labels).tolist() == TEST_LABEL_COUNTS
     assert split.labels[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
-    assert 0.0 <= split.images.min() and split.images.max() <= 1.0
+    assert split.images.min() >= 0.0 and split.images.max() <= 1.0
 
 
 def test_mnist5k_split_is_balanced_disjoint_and_reproducible():

@@ -1,4 +1,4 @@
-"""The Snakemake pipeline: a tiny-config end-to-end run, and an invalid config stops before any job."""
+"""The Snakemake pipeline: a tiny-config end-to-end run; an invalid config stops before any job."""
 
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ def test_tiny_end_to_end(tmp_path, repo_root):
     cfg.write_text(yaml.safe_dump(TINY))
     res = snakemake(repo_root, tmp_path, "--configfile", str(cfg))
     assert res.returncode == 0, res.stderr[-3000:]
-    rows = list(csv.DictReader(open(tmp_path / "results/tables/accuracy.csv")))
+    with open(tmp_path / "results/tables/accuracy.csv") as fh:
+        rows = list(csv.DictReader(fh))
     assert [r["model"] for r in rows] == ["6_alp", "6_pgd", "6_vanilla"]
     for r in rows:
         assert r["test_source"] == "mnist5k:holdout" and r["n_test"] == "50"
