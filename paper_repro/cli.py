@@ -63,9 +63,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     train_split = data.load_train(dcfg["train_source"], ddir, **split_args)
     test_split = data.load_test(dcfg["test_source"], ddir, **split_args)
     model, info = train_model(hidden, options, train_split, cfg["seed"], init, args.progress)
-    import torch
-
-    from paper_repro.evaluate import clean_accuracy
 
     clean = clean_accuracy(
         model, torch.from_numpy(test_split.images), torch.from_numpy(test_split.labels)
@@ -113,9 +110,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     pgd = PGD(ecfg["pgd"]["eps"], ecfg["pgd"]["steps"], ecfg["pgd"]["step_size"])
     row = evaluate_model(model, test_split, ecfg["fgsm_eps"], pgd, cfg["seed"])
     onnx_path = Path(args.onnx) if args.onnx else Path(args.model).with_suffix(".onnx")
-    row["onnx_clean_acc"] = (
-        onnxclean_accuracy(onnx_path, test_split) if onnx_path.is_file() else None
-    )
+    row["onnx_clean_acc"] = onnx_accuracy(onnx_path, test_split) if onnx_path.is_file() else None
     row.update(
         model=Path(args.model).stem,
         arch=meta.get("arch"),

@@ -40,7 +40,7 @@ def clean_accuracy(model: MLP, x: torch.Tensor, y: torch.Tensor) -> float:
         return float((model(x).argmax(dim=1) == y).float().mean().item())
 
 
-def onnxclean_accuracy(onnx_path: str | Path, data: Split, batch: int = 2048) -> float:
+def onnx_accuracy(onnx_path: str | Path, data: Split, batch: int = 2048) -> float:
     """Clean accuracy of an ONNX export on ``data`` (input ``[N, 784]`` float32)."""
     import onnxruntime as ort
 
