@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from scipy.optimize import linprog
 
 from paper_repro.attacks import (
     FGSM,
@@ -163,6 +164,70 @@ def test_cw_l1_beats_linf_attack_in_l1(batch, cw_results):
     l1, linf = cw_results[Norm.L1], cw_results[Norm.LINF]
     l1_of_linf = distance(x, linf.x_adv, Norm.L1)
     assert l1.distance.mean().item() < 0.8 * l1_of_linf.mean().item()
+
+
+def _lp_minimal_distance(model: torch.nn.Linear, x: torch.Tensor, t: int, norm: Norm) -> float:
+    """Exact minimal targeted distance for a linear classifier, by linear programming."""
+    w, b = model.weight.detach().double().numpy(), model.bias.detach().double().numpy()
+    x = x.double().numpy()
+    n = x.size
+    # logit_j(x + δ) ≤ logit_t(x + δ) for every j ≠ t:
+    # (w_j − w_t)·δ ≤ −(w_j − w_t)·x − (b_j − b_t)
+    rows = [(w[j] - w[t], -(w[j] - w[t]) @ x - (b[j] - b[t])) for j in range(10) if j != t]
+    d = np.array([r[0] for r in rows])
+    rhs = np.array([r[1] for r in rows])
+    if norm is Norm.L1:  # δ = p − q with p, q ≥ 0, minimise Σ p + q
+        res = linprog(
+            np.ones(2 * n),
+            A_ub=np.hstack([d, -d]),
+            b_ub=rhs,
+            bounds=[(0, 1 - v) for v in x] + [(0, v) for v in x],
+            method="highs",
+        )
+    else:  # variables (δ, s): |δ_i| ≤ s, minimise s
+        eye = np.eye(n)
+        box = np.vstack([np.hstack([eye, -np.ones((n, 1))]), np.hstack([-eye, -np.ones((n, 1))])])
+        res = linprog(
+            np.r_[np.zeros(n), 1.0],
+            A_ub=np.vstack([np.hstack([d, np.zeros((len(d), 1))]), box]),
+            b_ub=np.r_[rhs, np.zeros(2 * n)],
+            bounds=[(-v, 1 - v) for v in x] + [(0, 1)],
+            method="highs",
+        )
+    assert res.status == 0
+    return float(res.fun)
+
+
+def test_cw_near_exact_minimum_on_a_linear_model(digits):
+    """On a linear classifier the minimal distance is an LP: CW must be ≥ it and close to it."""
+    x_all, y_all = digits
+    torch.manual_seed(0)
+    model = torch.nn.Linear(784, 10)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for i in range(0, 4000, 100):
+        loss = F.cross_entropy(model(x_all[i : i + 100]), y_all[i : i + 100])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    x, y = x_all[4000:4004], y_all[4000:4004]
+    targets = (y + 1 + torch.arange(4)) % 10
+    for attack in (FAST_LINF, FAST_L1):
+        res = attack(model, x, y, targets)
+        norm = res.norm
+        exact = np.array(
+            [_lp_minimal_distance(model, x[i], int(targets[i]), norm) for i in range(4)]
+        )
+        got = res.distance.numpy()
+        assert res.success.all()
+        assert (got >= exact * (1 - 1e-6) - 1e-9).all(), (norm, got, exact)
+        slack = 1.01 if norm is Norm.L1 else 1.10
+        assert (got <= exact * slack + 1e-4).all(), (norm, got, exact)
+    fg = ClosestFGSM()(model, x, y, targets)
+    exact = np.array(
+        [_lp_minimal_distance(model, x[i], int(targets[i]), Norm.LINF) for i in range(4)]
+    )
+    assert (distance(x, fg.x_adv, Norm.LINF).numpy() >= exact * (1 - 1e-6) - 1e-9).all()
 
 
 def test_cw_reports_failure_on_impossible_target():

@@ -152,9 +152,9 @@ class CarliniWagnerLinf:
             inside its τ-box (CW's ``ABORT_EARLY``); slower but closer results when off.
     """
 
-    steps: int = 200
+    steps: int = 100
     lr: float = 5e-3
-    initial_const: float = 1e-2
+    initial_const: float = 0.1
     largest_const: float = 20.0
     const_factor: float = 2.0
     tau_decrease: float = 0.9
@@ -214,7 +214,7 @@ class CarliniWagnerLinf:
             if rows.numel() == 0:
                 break
             round_best = _Best(x[rows].detach().clone(), Norm.LINF)
-            ok = self._optimise(
+            ok, last = self._optimise(
                 model,
                 model64,
                 x0[rows],
@@ -224,6 +224,9 @@ class CarliniWagnerLinf:
                 const[rows],
                 round_best,
             )
+            # rows that never succeeded continue from where the failed optimisation stopped
+            fresh = ~ok & ~torch.isfinite(best.dist[rows])
+            warm[rows[fresh]] = last[fresh]
             best.update(model64, round_best.adv[ok], targets, rows[ok])
             won, lost = rows[ok], rows[~ok]
             last_d[won] = round_best.dist[ok].float()
@@ -255,9 +258,13 @@ class CarliniWagnerLinf:
         tau: torch.Tensor,
         const: torch.Tensor,
         record: _Best,
-    ) -> torch.Tensor:
-        """Run one ``(τ, c)`` optimisation; return ``[b]`` bool: an adversarial iterate with
-        ``‖δ‖∞ ≤ τ`` was reached (CW's success criterion; the warm start alone does not count)."""
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run one ``(τ, c)`` optimisation.
+
+        Returns:
+            ``[b]`` bool: an adversarial iterate with ``‖δ‖∞ ≤ τ`` (+ lr slack) was reached (CW's
+            success criterion; the warm start alone does not count); and the last iterate.
+        """
         v = start.clone().requires_grad_(True)
         opt = torch.optim.Adam([v], lr=self.lr)
         tau_col = tau.view(-1, 1)
@@ -270,7 +277,7 @@ class CarliniWagnerLinf:
             inside = ((v - x0).abs() <= tau_col + self.lr).all(dim=1)
             done |= _record_near(record, model64, v, z, targets) & inside
             if self.abort_early and bool(done.all()):
-                return done
+                return done, v.detach()
             loss = (penalty + const * g).sum()
             opt.zero_grad()
             loss.backward()
@@ -278,7 +285,7 @@ class CarliniWagnerLinf:
             with torch.no_grad():
                 v.clamp_(0.0, 1.0)
         inside = ((v - x0).abs() <= tau_col + self.lr).all(dim=1)
-        return done | (record.update(model64, v, targets) & inside)
+        return done | (record.update(model64, v, targets) & inside), v.detach()
 
 
 def _record_near(
