@@ -17,6 +17,7 @@ from paper_repro.attacks import (
     CarliniWagnerL1,
     CarliniWagnerLinf,
     ClosestFGSM,
+    Criterion,
     IteratedFGSM,
     Norm,
     all_target_pairs,
@@ -290,6 +291,21 @@ def test_closest_fgsm_search_is_valid_and_deterministic(vanilla, batch):
     assert not _float64_is_target(vanilla, below, targets).any()
     assert torch.equal(search(vanilla, x, y, targets).delta, res.delta)
     np.testing.assert_allclose(res.delta_pixels.numpy(), res.delta.numpy() * 255.0)
+
+
+def test_closest_fgsm_misclassified_criterion(vanilla, batch):
+    x, y, targets = batch
+    loose = ClosestFGSM(search_steps=10, criterion=Criterion.MISCLASSIFIED)
+    res = loose(vanilla, x, y, targets)
+    assert res.success.all()
+    z = vanilla.to_network().forward(res.x_adv.double().numpy())
+    top_other = np.where(np.eye(10, dtype=bool)[y.numpy()], -np.inf, z).max(axis=1)
+    assert (top_other >= z[np.arange(len(y)), y.numpy()]).all()
+    z_lo = vanilla.to_network().forward(
+        loose.attack(vanilla, x, targets, res.delta_lower).double().numpy()
+    )
+    top_lo = np.where(np.eye(10, dtype=bool)[y.numpy()], -np.inf, z_lo).max(axis=1)
+    assert (top_lo < z_lo[np.arange(len(y)), y.numpy()]).all()
 
 
 def test_all_target_pairs():

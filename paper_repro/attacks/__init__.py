@@ -6,7 +6,12 @@ targeted minimal-distance attacks take ``targets [B]`` as well and return a resu
 """
 
 from paper_repro.attacks.carlini_wagner import CarliniWagnerL1, CarliniWagnerLinf, CWResult
-from paper_repro.attacks.closest_fgsm import ClosestFGSM, ClosestFGSMResult, all_target_pairs
+from paper_repro.attacks.closest_fgsm import (
+    ClosestFGSM,
+    ClosestFGSMResult,
+    Criterion,
+    all_target_pairs,
+)
 from paper_repro.attacks.common import Norm, distance, is_targeted_adversarial, targeted_margin
 from paper_repro.attacks.gradient import FGSM, PGD, IteratedFGSM
 
@@ -18,6 +23,7 @@ __all__ = [
     "CarliniWagnerLinf",
     "ClosestFGSM",
     "ClosestFGSMResult",
+    "Criterion",
     "IteratedFGSM",
     "Norm",
     "all_target_pairs",
