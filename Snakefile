@@ -1,14 +1,17 @@
 # paper_repro pipeline: data → models → training → evaluation (→ exact search and notebooks).
 # Thin by design: rules live in rules/*.smk, logic in the paper_repro package.
+import os
+
 from snakemake.utils import min_version, validate
 
 min_version("8.0")
 
 
-configfile: "config/config.yaml"
+# Absolute, so `snakemake --directory elsewhere` (tests, benchmarks) still finds the defaults.
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
-validate(config, "config/schema.yaml")
+validate(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
 
 
 include: "rules/common.smk"

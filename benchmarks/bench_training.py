@@ -1,0 +1,82 @@
+"""Benchmark: wall time to train all six models of the quick profile on this machine.
+
+Runs the pipeline's ``train`` jobs (``snakemake --cores N``) in a scratch directory, so
+``results/`` is untouched, then reads each job's Snakemake ``benchmark:`` file.
+Target (issue 2): all six models in ≤ 3 min wall on 2 cores.
+
+    .venv/bin/python benchmarks/bench_training.py --cores 2
+
+Writes ``results/benchmarks/training.md`` (a markdown table) and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--out", default=str(REPO / "results" / "benchmarks" / "training.md"))
+    args = parser.parse_args()
+    bindir = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+        from paper_repro.config import load_config
+
+        cfg = load_config()
+        targets = [
+            f"results/models/{a}_{m}.pt"
+            for a in cfg["models"]["archs"]
+            for m in cfg["models"]["methods"]
+        ]
+        start = time.perf_counter()
+        res = subprocess.run(
+            [
+                str(bindir / "snakemake"),
+                "--snakefile",
+                str(REPO / "Snakefile"),
+                "--directory",
+                tmp,
+                "--cores",
+                str(args.cores),
+                *targets,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={"PATH": f"{bindir}:/usr/bin:/bin"},
+        )
+        wall = time.perf_counter() - start
+        if res.returncode != 0:
+            print(res.stderr[-3000:], file=sys.stderr)
+            return 1
+        rows = []
+        for tsv in sorted((Path(tmp) / "results" / "benchmarks" / "train").glob("*.tsv")):
+            with open(tsv) as fh:
+                rec = next(csv.DictReader(fh, delimiter="\t"))
+            rows.append((tsv.stem, float(rec["s"]), float(rec["max_rss"])))
+    lines = [
+        f"Training wall time, quick profile, `--cores {args.cores}`: **{wall:.0f} s** "
+        f"for {len(rows)} models (target ≤ 180 s).",
+        "",
+        "| model | job seconds | max RSS (MB) |",
+        "|---|---:|---:|",
+        *[f"| {name} | {sec:.1f} | {rss:.0f} |" for name, sec, rss in rows],
+    ]
+    text = "\n".join(lines)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
