@@ -24,7 +24,7 @@ from paper_repro.attacks import (
     distance,
 )
 from paper_repro.errors import PaperReproError
-from paper_repro.models import MLP
+from paper_repro.models import MLP, network_to_torch
 
 torch.set_num_threads(1)
 
@@ -229,6 +229,17 @@ def test_cw_near_exact_minimum_on_a_linear_model(digits):
         [_lp_minimal_distance(model, x[i], int(targets[i]), Norm.LINF) for i in range(4)]
     )
     assert (distance(x, fg.x_adv, Norm.LINF).numpy() >= exact * (1 - 1e-6) - 1e-9).all()
+
+
+def test_attacks_run_a_float64_model(vanilla, batch):
+    """A float64 copy of the network (e.g. from ``network_to_torch``) takes float32 inputs."""
+    x, y, targets = batch
+    model64 = network_to_torch(vanilla.to_network(), dtype=torch.float64)
+    for attack in (CarliniWagnerLinf(steps=20, max_rounds=10), CarliniWagnerL1(steps=30)):
+        res = attack(model64, x[:2], y[:2], targets[:2])
+        assert res.success.all() and res.x_adv.dtype == torch.float32
+    fg = ClosestFGSM(search_steps=4)(model64, x[:2], y[:2], targets[:2])
+    assert fg.success.all() and fg.x_adv.dtype == torch.float32
 
 
 def test_cw_reports_failure_on_impossible_target():

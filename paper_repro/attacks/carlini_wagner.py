@@ -40,6 +40,7 @@ from paper_repro.attacks.common import (
     float64_copy,
     is_targeted_adversarial,
     logit_hinge,
+    model_dtype,
 )
 from paper_repro.errors import PaperReproError
 
@@ -201,7 +202,8 @@ class CarliniWagnerLinf:
         """
         model64, best = _start(model, x, y, targets, Norm.LINF)
         n = x.shape[0]
-        x0 = x.detach().float()
+        work = model_dtype(model)
+        x0 = x.detach().to(work)
         warm = x0.clone()
         tau = torch.ones(n)
         const = torch.full((n,), self.initial_const)
@@ -213,7 +215,7 @@ class CarliniWagnerLinf:
             given = (~torch.isnan(x_start).any(dim=1)).nonzero().flatten()
             good = best.update(model64, x_start[given].clamp(0.0, 1.0), targets, given)
             seeded = given[good & (best.dist[given] > 0)]
-            warm[seeded] = best.adv[seeded].float()
+            warm[seeded] = best.adv[seeded].to(work)
             last_d[seeded] = best.dist[seeded].float()
             tau[seeded] = last_d[seeded] * self.tau_decrease
         halvings = torch.full((n,), self.tau_halvings)
@@ -240,7 +242,7 @@ class CarliniWagnerLinf:
             won, lost = rows[ok], rows[~ok]
             last_d[won] = round_best.dist[ok].float()
             tau[won] = torch.minimum(tau[won], last_d[won]) * self.tau_decrease
-            warm[won] = round_best.adv[ok].float()
+            warm[won] = round_best.adv[ok].to(work)
             won_const[won] = const[won]
             if self.reduce_const:
                 const[won] = const[won] / 2
@@ -348,7 +350,8 @@ class CarliniWagnerL1:
         """Attack ``x`` ``[B, d]`` (labels ``y`` ``[B]``) towards ``targets`` ``[B]``."""
         model64, best = _start(model, x, y, targets, Norm.L1)
         n = x.shape[0]
-        x0 = x.detach().float()
+        work = model_dtype(model)
+        x0 = x.detach().to(work)
         const = torch.full((n,), self.initial_const, dtype=torch.float64)
         lo = torch.zeros(n, dtype=torch.float64)
         hi = torch.full((n,), float("inf"), dtype=torch.float64)
@@ -357,7 +360,7 @@ class CarliniWagnerL1:
             return best.result()
         for _ in range(self.binary_search_steps):
             round_best = _Best(x[rows].detach().clone(), Norm.L1)
-            self._fista(model, model64, x0[rows], targets[rows], const[rows].float(), round_best)
+            self._fista(model, model64, x0[rows], targets[rows], const[rows].to(work), round_best)
             ok = torch.isfinite(round_best.dist)
             best.update(model64, round_best.adv[ok], targets, rows[ok])
             won, lost = rows[ok], rows[~ok]

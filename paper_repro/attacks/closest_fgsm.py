@@ -24,6 +24,7 @@ from paper_repro.attacks.common import (
     check_batch,
     float64_copy,
     is_targeted_adversarial,
+    model_dtype,
     targeted_margin,
 )
 from paper_repro.errors import PaperReproError
@@ -91,11 +92,14 @@ class ClosestFGSM:
             raise PaperReproError(f"step_fraction must be > 0, got {self.step_fraction}")
 
     def noise(self, x: torch.Tensor) -> torch.Tensor:
-        """The fixed start direction ``u`` (``[B, d]``, uniform in [−1, 1]) for this batch."""
+        """The fixed start direction ``u`` (``[B, d]``, uniform in [−1, 1]) for this batch.
+
+        Drawn in float32 whatever the dtype of ``x`` (so float32 and float64 runs agree)."""
         if not self.random_start:
             return torch.zeros_like(x)
         gen = torch.Generator().manual_seed(self.seed)
-        return torch.rand(x.shape, generator=gen, dtype=x.dtype) * 2 - 1
+        u = torch.rand(x.shape, generator=gen, dtype=torch.float32) * 2 - 1
+        return u.to(x.dtype)
 
     def attack(
         self,
@@ -114,9 +118,11 @@ class ClosestFGSM:
         if bool((delta < 0).any()):
             raise PaperReproError("attack radius δ must be ≥ 0")
         nan = torch.isnan(delta)
+        out_dtype = x.dtype
+        x = x.to(model_dtype(model))
         eps = torch.where(nan, torch.zeros_like(delta), delta).to(x.dtype).view(-1, 1)
         lo, hi = torch.clamp(x - eps, min=0.0), torch.clamp(x + eps, max=1.0)
-        u = self.noise(x) if noise is None else noise
+        u = self.noise(x) if noise is None else noise.to(x.dtype)
         x_adv = torch.minimum(torch.maximum(x + eps * u, lo), hi)
         alpha = self.step_fraction * eps
         for _ in range(self.steps):
@@ -124,7 +130,7 @@ class ClosestFGSM:
             loss = F.cross_entropy(model(x_adv), targets, reduction="sum")
             (grad,) = torch.autograd.grad(loss, x_adv)
             x_adv = torch.minimum(torch.maximum(x_adv - alpha * grad.sign(), lo), hi)
-        x_adv = x_adv.detach()
+        x_adv = x_adv.detach().to(out_dtype)
         x_adv[nan] = float("nan")
         return x_adv
 

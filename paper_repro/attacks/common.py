@@ -22,6 +22,7 @@ __all__ = [
     "float64_copy",
     "is_targeted_adversarial",
     "logit_hinge",
+    "model_dtype",
     "targeted_margin",
 ]
 
@@ -52,6 +53,14 @@ def check_batch(x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None =
                 f"target equals the label for example(s) {same[:5].tolist()}: a targeted "
                 "adversarial example needs a target class different from the label"
             )
+
+
+def model_dtype(model: nn.Module) -> torch.dtype:
+    """The floating dtype of ``model``'s parameters (float32 when it has none)."""
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
 
 
 def float64_copy(model: nn.Module) -> nn.Module:
