@@ -125,6 +125,31 @@ def test_nonlinearity_and_activation_pattern():
         ct.nonlinearity(a.astype(int), b.astype(int))
 
 
+def test_switched_relus_batched_matches_patterns():
+    net = ReluNetwork.from_arrays(
+        [np.array([[1.0, 0.0], [0.0, -1.0]]), np.array([[1.0, 1.0]])],
+        [np.array([0.0, 0.5]), np.array([0.0])],
+    )
+    x = np.array([[0.2, 0.1], [0.2, 0.1]])
+    adv = np.array([[0.0, 0.9], [0.3, 0.2]])  # second: (0.3, 0.3) keeps both units active
+    assert ct.switched_relus(net, x, adv).tolist() == [2, 0]
+    with pytest.raises(PaperReproError):
+        ct.switched_relus(net, x, adv[:, :1])
+
+
+def test_with_paper_table1(carlini_records):
+    ours = ct.table1(
+        carlini_records.assign(
+            model=carlini_records["model"].map({"N": "vanilla", "N_bar": "madry"})
+        )
+    )
+    both = ct.with_paper_table1(ours, {"vanilla": "N", "madry": "N_bar"})
+    row = both.set_index(["model", "norm", "subset"]).loc[("N", "linf", "terminated")]
+    assert row["improvement_pct_paper"] == pytest.approx(11.632)
+    assert row["improvement_pct_ours"] == pytest.approx(12.5)
+    assert len(both) == 8  # our 4 L∞ rows matched, the paper's 4 L1 rows unmatched
+
+
 def test_compare_samples():
     a, b = [1, 2, 3, 4, 5], [6, 7, 8, 9, 10]
     mw = ct.compare_samples(a, b)
@@ -253,6 +278,14 @@ def test_table3b_common_subset():
     assert t.loc["baseline", 2] == pytest.approx(1.0) and t.loc["ours", 2] == pytest.approx(1.0)
     alone = dm.table3b({"ours": OURS}, LABELS, targets=(1, 2), delta=5.0, reference=None)
     assert alone.loc["ours", 2] == pytest.approx(3.0)  # (5 + 1)/2
+
+
+def test_figure5_curves():
+    f = dm.figure5_curves({"ours": OURS}, LABELS, deltas=np.array([1.0, 2.5]), targets=(0,))
+    # target 0 over labels 1, 2: ρ = (3, 1)
+    assert f["frequency"].tolist() == [0.5, 0.5]
+    f = dm.figure5_curves({"ours": OURS}, LABELS, deltas=np.array([0.5, 3.0]), targets=(0,))
+    assert f["frequency"].tolist() == [0.0, 1.0]
 
 
 def test_table3c_layout():

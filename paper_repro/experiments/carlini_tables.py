@@ -260,6 +260,36 @@ def activation_pattern(network: ReluNetwork, x: np.ndarray) -> np.ndarray:
     return np.concatenate([z > 0 for z in network.pre_activations(x)])
 
 
+def switched_relus(network: ReluNetwork, x: np.ndarray, x_adv: np.ndarray) -> np.ndarray:
+    """Batched :func:`nonlinearity`: ReLUs switching phase from ``x`` to ``x_adv`` (``[B, n_0]``
+    each, or ``[n_0]``) → counts ``[B]`` (or a 0-d array), float64 forward pass."""
+    a, b = np.asarray(x, dtype=np.float64), np.asarray(x_adv, dtype=np.float64)
+    if a.shape != b.shape or a.shape[-1] != network.input_dim:
+        raise PaperReproError(f"inputs must both be [..., {network.input_dim}]")
+    return nonlinearity(_patterns(network, a), _patterns(network, b))
+
+
+def _patterns(network: ReluNetwork, x: np.ndarray) -> np.ndarray:
+    z, out = x, []
+    for w, b in zip(network.weights[:-1], network.biases[:-1], strict=True):
+        z = z @ w.T + b
+        out.append(z > 0)
+        z = np.maximum(z, 0.0)
+    return np.concatenate(out, axis=-1)
+
+
+def with_paper_table1(ours: pd.DataFrame, names: dict[str, str] | None = None) -> pd.DataFrame:
+    """Put :func:`table1` output beside :data:`PAPER_TABLE1` (columns suffixed ``_ours`` and
+    ``_paper``), matching our model names to the paper's via ``names`` (e.g.
+    ``{"vanilla": "N", "madry": "N_bar"}``); unmatched rows keep NaN on the other side."""
+    ours = ours.copy()
+    if names:
+        ours["model"] = ours["model"].map(lambda m: names.get(m, m))
+    return ours.merge(
+        PAPER_TABLE1, on=["model", "norm", "subset"], how="outer", suffixes=("_ours", "_paper")
+    )
+
+
 class SignificanceTest(enum.StrEnum):
     """Two-sample test for "no statistically significant difference" (Sec. 4.2)."""
 

@@ -127,6 +127,26 @@ def frequency_curve(rho: np.ndarray, deltas: np.ndarray) -> np.ndarray:
     return np.array([frequency(rho, float(v)) for v in d.ravel()]).reshape(d.shape)
 
 
+def figure5_curves(
+    targeted: dict[str, np.ndarray],
+    labels: np.ndarray,
+    deltas: np.ndarray,
+    targets: tuple[int, ...] = (5, 6),
+) -> pd.DataFrame:
+    """Fig. 5 data: targeted frequency φ(δ) per method and target class, long format with
+    columns ``method``, ``target``, ``delta``, ``frequency`` (a fraction in [0, 1])."""
+    d = np.asarray(deltas, dtype=float).ravel()
+    rows = []
+    for method, rho in targeted.items():
+        for t in targets:
+            phi = frequency_curve(targeted_column(rho, labels, t), d)
+            rows += [
+                {"method": method, "target": t, "delta": v, "frequency": f}
+                for v, f in zip(d, phi, strict=True)
+            ]
+    return pd.DataFrame(rows)
+
+
 def table3a(untargeted: dict[str, np.ndarray], delta: float = PAPER_TABLE3A_DELTA) -> pd.DataFrame:
     """Table 3(a): untargeted frequency in % per method (rows), column ``frequency_pct``."""
     rows = [
