@@ -90,6 +90,10 @@ def test_record_validation(carlini_records):
     with pytest.raises(PaperReproError, match="lower > upper"):
         ct.table1(bad)
     bad = carlini_records.copy()
+    bad.loc[0, "cw_distance"] = math.inf
+    with pytest.raises(PaperReproError, match="cw_distance"):
+        ct.table1(bad)
+    bad = carlini_records.copy()
     bad.loc[0, "status"] = "finished"
     with pytest.raises(PaperReproError, match="status"):
         ct.table1(bad)

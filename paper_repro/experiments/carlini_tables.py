@@ -97,6 +97,8 @@ def check_records(df: pd.DataFrame) -> pd.DataFrame:
         out[col] = out[col].astype(float)
         if bool((out[col] < 0).any()) or bool(out[col].isna().any()):
             raise PaperReproError(f"column {col} must hold distances ≥ 0 (no NaN)")
+    if not np.all(np.isfinite(out["cw_distance"])):
+        raise PaperReproError("cw_distance must be finite: drop the instances CW found nothing for")
     if bool((out["lower"] > out["upper"]).any()):
         raise PaperReproError("some records have lower > upper")
     if out.duplicated(["model", "norm", "image", "target"]).any():
@@ -133,6 +135,8 @@ def table1(df: pd.DataFrame, base: ImprovementBase = ImprovementBase.MINIMAL) ->
         One row per (model, norm, subset) with ``points`` (rows used), ``total`` (experiments),
         ``cw`` (mean CW distance), ``minimal`` (mean minimal distance; timeouts at δ_max) and
         ``improvement_pct`` (mean of per-instance ratios). A subset with no rows gets NaN means.
+        Only ``optimal`` rows count as terminated; ``timeout`` and ``error`` rows enter the
+        all-rows sub-row with their last δ_max (:func:`minimal_distance`).
     """
     df = check_records(df)
     df["minimal"] = minimal_distance(df)
