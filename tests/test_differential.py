@@ -25,7 +25,7 @@ import pytest
 
 from paper_repro.exact.decide import Verdict
 from paper_repro.exact.reference import reference_minimal_distance
-from paper_repro.exact.smt import exact_margin, smt_decider
+from paper_repro.exact.smt import check_witness_smt, exact_margin, smt_decider
 from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm, Query, Status
 
@@ -102,6 +102,8 @@ def _check_z3(q: Query, ref_delta: float) -> None:
     step = _step(ref_delta)
     above = decide(q, ref_delta + step, 60)
     assert above.verdict == Verdict.ADVERSARIAL
+    if above.message == "":  # the float64 witness is exactly adversarial within δ
+        assert check_witness_smt(q, above.witness, ref_delta + step)
     if ref_delta - step >= 0:
         assert decide(q, ref_delta - step, 60).verdict == Verdict.ROBUST
 

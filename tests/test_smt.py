@@ -57,9 +57,9 @@ def test_decider_brackets_reference_delta(seed, norm, targeted):
     assert above.verdict == Verdict.ADVERSARIAL
     dist = np.abs(above.witness - q.x)
     assert (dist.max() if norm == "linf" else dist.sum()) <= ref.delta + step + 1e-12
-    if above.message == "":  # the float witness is exactly adversarial within δ
-        assert check_witness_smt(q, above.witness, ref.delta + step)
-        assert exact_margin(q, above.witness)[0] >= 0
+    assert above.message == ""  # the float64 witness itself is exactly adversarial within δ
+    assert check_witness_smt(q, above.witness, ref.delta + step)
+    assert exact_margin(q, above.witness)[0] >= 0
     if ref.delta - step > 0:
         assert decide(q, ref.delta - step, 30).verdict == Verdict.ROBUST
     opt = z3_minimal_distance(q, timeout_s=30)

@@ -5,8 +5,8 @@ bounds ``[max(0, x−δ), min(1, x+δ)]`` (exact for L∞; for L1 extra variable
 ``x′ − p + q = x`` and ``Σ p + q ≤ δ``), one equation per affine neuron, one ``ReLU`` constraint per
 hidden neuron, and for a target ``t`` the inequalities ``Z_t − Z_j ≥ 0`` for all ``j ≠ t``.
 Untargeted queries run one Marabou query per target class. A ``sat`` answer is accepted only if
-its witness passes the exact rational check (:func:`paper_repro.exact.smt.exact_margin` and an
-exact distance check); otherwise the answer is ``unknown``.
+its witness passes the exact rational check (:func:`paper_repro.exact.rational.repair_witness`:
+exact distance and margin); otherwise the answer is ``unknown``.
 
 Caveat: Marabou works in floating point with tolerances (~1e-9), so its ``unsat`` (→ ``robust``) is
 not an exact-arithmetic proof the way the SMT path is.
@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import math
 import time
-from fractions import Fraction
 
 import numpy as np
 
 from paper_repro.errors import PaperReproError
 from paper_repro.exact.decide import Decider, Decision, Verdict
-from paper_repro.exact.smt import exact_margin
+from paper_repro.exact.rational import repair_witness
 from paper_repro.query import Norm, Query
 
 
@@ -96,34 +95,6 @@ def _build(query: Query, delta: float, target: int, margin: float = 0.0):
     return ipq, xin
 
 
-def _exact_dist(query: Query, witness: np.ndarray) -> Fraction:
-    pairs = zip(witness, query.x, strict=True)
-    diffs = [abs(Fraction(float(a)) - Fraction(float(b))) for a, b in pairs]
-    return max(diffs) if query.norm == Norm.LINF else sum(diffs, Fraction(0))
-
-
-def _repaired(query: Query, raw: np.ndarray, delta: float) -> np.ndarray | None:
-    """Pull Marabou's float witness (tolerance ~1e-9) exactly into ``[0,1]^n`` ∩ the δ-ball, and
-    return it if it is exactly adversarial (rational margin ≥ 0), else ``None``."""
-    x = query.x
-    w = np.clip(raw, 0.0, 1.0)
-    bound = Fraction(float(delta))
-    for _ in range(4):
-        if _exact_dist(query, w) <= bound:
-            break
-        if query.norm == Norm.LINF:
-            w = np.clip(w, x - delta, x + delta)
-            far = np.array([abs(Fraction(float(a)) - Fraction(float(b))) > bound
-                            for a, b in zip(w, x, strict=True)])  # fmt: skip
-            w = np.where(far, np.nextafter(w, x), w)
-        else:
-            scale = float(bound / _exact_dist(query, w)) * (1.0 - 1e-12)
-            w = np.clip(x + (w - x) * scale, 0.0, 1.0)
-    if _exact_dist(query, w) > bound or exact_margin(query, w)[0] < 0:
-        return None
-    return w
-
-
 def marabou_decider(verbosity: int = 0) -> Decider:
     """A :data:`Decider` backed by Marabou (see the module docstring for the encoding).
 
@@ -160,7 +131,7 @@ def marabou_decider(verbosity: int = 0) -> Decider:
                         unknown = f"Marabou sat for target {target}, no exactly verified witness"
                     break
                 raw = np.array([vals[v] for v in xin], dtype=np.float64)
-                witness = _repaired(query, raw, delta)
+                witness = repair_witness(query, raw, delta)
                 if witness is not None:
                     return Decision(Verdict.ADVERSARIAL, witness, time.perf_counter() - t0)
                 unknown = f"Marabou sat for target {target}, no exactly verified witness"

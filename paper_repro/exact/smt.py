@@ -34,7 +34,22 @@ from pysmt.typing import REAL
 
 from paper_repro.errors import PaperReproError
 from paper_repro.exact.decide import Decider, Decision, Verdict
+from paper_repro.exact.rational import exact_forward, exact_margin, repair_witness
+from paper_repro.exact.rational import frac as _frac
 from paper_repro.query import Norm, Query
+
+__all__ = [
+    "SmtEncoding",
+    "SmtOptimum",
+    "SmtSolver",
+    "check_witness_smt",
+    "encode",
+    "exact_forward",
+    "exact_margin",
+    "smt_decider",
+    "to_smtlib",
+    "z3_minimal_distance",
+]  # fmt: skip
 
 
 class SmtSolver(enum.StrEnum):
@@ -84,14 +99,6 @@ def _active(env: Environment) -> Iterator[Environment]:
         pop_env()
 
 
-def _frac(v: float | Fraction) -> Fraction:
-    if isinstance(v, Fraction):
-        return v
-    if not np.isfinite(v):
-        raise PaperReproError(f"cannot encode the non-finite value {v}")
-    return Fraction(float(v))
-
-
 def input_box(query: Query, delta: Fraction | None) -> tuple[list[Fraction], list[Fraction]]:
     """Exact per-coordinate box ``[max(0, x−δ), min(1, x+δ)]`` (``[0,1]`` if ``delta`` is None);
     it equals the L∞ region and contains the L1 region."""
@@ -107,6 +114,7 @@ def encode(
     *,
     delta_max: float | Fraction | None = None,
     env: Environment | None = None,
+    margin: float | Fraction = 0,
 ) -> SmtEncoding:
     """The exact formula "∃x′ ∈ [0,1]^n, ‖x′ − x‖ ≤ δ, x′ classified as a target" (see module doc).
 
@@ -115,6 +123,8 @@ def encode(
         delta: the radius δ ≥ 0 (converted exactly), or ``None`` for a free symbol ``delta ≥ 0``
             (used by :func:`z3_minimal_distance`), then optionally capped by ``delta_max``.
         env: the PySMT environment to build in (a fresh one by default).
+        margin: require ``Z_t − Z_j ≥ margin`` instead of ``≥ 0`` (a strengthening used to find
+            witnesses that stay adversarial after rounding to float64; 0 is the query).
     """
     env = env or Environment()
     mgr = env.formula_manager
@@ -202,7 +212,8 @@ def encode(
     cases = []
     for t in query.targets():
         others = [j for j in range(net.num_classes) if j != t]
-        cases.append(mgr.And([mgr.GE(logits[t], logits[j]) for j in others]))
+        gap = mgr.Real(_frac(margin))
+        cases.append(mgr.And([mgr.GE(mgr.Minus(logits[t], logits[j]), gap) for j in others]))
     cons.append(mgr.Or(cases))
     return SmtEncoding(mgr.And(cons), xp, tuple(relus), l1, d_node, env, stable)
 
@@ -232,33 +243,6 @@ def _script(enc: SmtEncoding, check_sat: bool) -> str:
         if check_sat:
             out.write("(check-sat)\n")
         return out.getvalue()
-
-
-def exact_forward(query: Query, xp: list[Fraction]) -> list[list[Fraction]]:
-    """Exact rational activations: ``[z_1, ..., z_{L−1}, logits]`` for input ``xp``."""
-    z = xp
-    out = []
-    net = query.network
-    for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
-        fw = [[_frac(v) for v in row] for row in w]
-        h = [_frac(b[j]) + sum((a * c for a, c in zip(fw[j], z, strict=True)), Fraction(0))
-             for j in range(w.shape[0])]  # fmt: skip
-        z = h if k == len(net.weights) - 1 else [max(v, Fraction(0)) for v in h]
-        out.append(z)
-    return out
-
-
-def exact_margin(query: Query, witness: np.ndarray) -> tuple[Fraction, int]:
-    """``max_t min_{j≠t} (Z_t − Z_j)`` at ``witness`` in exact rationals, and the best ``t``."""
-    xp = [_frac(v) for v in np.asarray(witness, dtype=np.float64).reshape(-1)]
-    logits = exact_forward(query, xp)[-1]
-    best = None
-    for t in query.targets():
-        m = min(logits[t] - logits[j] for j in range(len(logits)) if j != t)
-        if best is None or m > best[0]:
-            best = (m, t)
-    assert best is not None
-    return best
 
 
 def check_witness_smt(query: Query, witness: np.ndarray, delta: float | Fraction) -> bool:
@@ -292,9 +276,11 @@ def smt_decider(solver: SmtSolver | str = SmtSolver.Z3) -> Decider:
     ``z3``: the PySMT formula is converted (PySMT's ``Z3Converter``) into a fresh ``z3.Context``
     and solved by the tactic pipeline ``simplify; solve-eqs; smt`` (``solve-eqs`` eliminates the
     L1 equations ``x′ = x + p − q``: 5–10x faster than PySMT's default z3 solver). Other names
-    go through PySMT's solver factory if installed. The returned witness is the exact rational
-    model rounded to float64; when that rounding breaks a tie, ``message`` says so (the verdict
-    is exact either way). Timeouts give ``unknown``.
+    go through PySMT's solver factory if installed. The witness is the rational model rounded
+    to float64 and pulled exactly into the δ-ball; if rounding breaks a tie, the query is re-solved
+    once with margin ``2^-30·(1 + max|Z(x)|)`` to get a witness that is exactly adversarial in
+    float64; failing that, ``message`` says so (the verdict is exact either way). Timeouts give
+    ``unknown``.
     """
     name = SmtSolver.parse(solver)
 
@@ -312,11 +298,19 @@ def smt_decider(solver: SmtSolver | str = SmtSolver.Z3) -> Decider:
         if verdict != Verdict.ADVERSARIAL:
             msg = "timeout or solver gave up" if verdict == Verdict.UNKNOWN else ""
             return Decision(verdict, None, time.perf_counter() - t0, msg)
-        witness = np.array([float(v) for v in exact])
-        msg = ""
-        if not check_witness_smt(query, witness, delta):
-            msg = "float64 rounding of the exact rational witness is not itself adversarial"
-        return Decision(Verdict.ADVERSARIAL, witness, time.perf_counter() - t0, msg)
+        witness = repair_witness(query, np.array([float(v) for v in exact]), delta)
+        if witness is None:  # rounding broke a tie: look for a point with a little slack
+            scale = 1.0 + float(np.abs(query.network.forward(query.x)).max())
+            enc = encode(query, delta, env=Environment(), margin=Fraction(2**-30) * _frac(scale))
+            left = timeout_s - (time.perf_counter() - t0)
+            strict, exact2 = solve(enc, name.value, left) if left > 0 else (Verdict.UNKNOWN, [])
+            if strict == Verdict.ADVERSARIAL:
+                witness = repair_witness(query, np.array([float(v) for v in exact2]), delta)
+        if witness is None:
+            msg = "exact rational witness; its float64 rounding is not itself adversarial"
+            witness = np.array([float(v) for v in exact])
+            return Decision(Verdict.ADVERSARIAL, witness, time.perf_counter() - t0, msg)
+        return Decision(Verdict.ADVERSARIAL, witness, time.perf_counter() - t0)
 
     return decide
 
