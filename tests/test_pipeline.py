@@ -77,3 +77,19 @@ def test_invalid_config_stops_before_any_job(tmp_path, repo_root):
     assert res.returncode != 0
     assert "-1 is less than the minimum of 0" in res.stdout + res.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_slurm_profile_dry_run_of_the_paper_profile(tmp_path, repo_root):
+    res = snakemake(
+        repo_root,
+        tmp_path,
+        "--profile",
+        str(repo_root / "profiles" / "slurm"),
+        "--configfile",
+        str(repo_root / "config" / "paper.yaml"),
+        "-n",
+    )
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    assert "rule train:" in out or "localrule train:" in out
+    assert not (tmp_path / "results").exists()
