@@ -1,0 +1,423 @@
+"""The triangle-relaxation LP of a minimal-distortion query on HiGHS, with safe dual bounds.
+
+:class:`RelaxedLP` encodes, for one target class ``t`` (Carlini et al., Sec. 3; Wong & Kolter, 2018,
+Eq. 3 for the relaxation; Ehlers, 2017):
+
+* displacement ``e = x′ − x`` with ``|e_i| ≤ δ`` (L∞), or ``e = p − q``, ``p, q ≥ 0``,
+  ``Σ (p + q) ≤ δ`` (L1, no absolute-value ReLUs), and ``x′ ∈ [0,1]`` via column bounds;
+* ``z_k = W_k a_{k−1} + b_k`` and ``a_k`` enclosing ``relu(z_k)`` by ``a ≥ z``, ``a ≥ 0``,
+  ``a ≤ s z + t`` (or exact for stable / branched ReLUs);
+* logits ``y = W_L a_{L−1} + b_L`` and ``y_t − y_j + s ≥ 0`` with an elastic slack ``s ≥ 0`` (cost
+  ``M``) so the LP is always feasible and a dual bound always exists.
+
+The LP minimises ``δ + M s``. Its optimum is only trusted through :func:`safe_dual_bound`, a
+Neumaier–Shcherbina bound computed from the returned dual vector with outward rounding, so a HiGHS
+tolerance cannot make a lower bound unsound. :func:`lp_tighten` uses the same model to tighten
+hidden pre-activation bounds neuron by neuron.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+import scipy.sparse as sp
+
+from paper_repro.bounds.interval import Bounds, InputRegion
+from paper_repro.bounds.symbolic import Phases, relax_layer
+from paper_repro.network import ReluNetwork
+from paper_repro.query import Norm
+
+_U = 2.0**-53
+SLACK_COST = 1e3
+"""``M``: cost per unit of output-constraint violation in the elastic node LP."""
+
+
+def _gamma(k: int) -> float:
+    return k * _U / (1.0 - k * _U)
+
+
+def safe_dual_bound(
+    a: sp.csc_matrix,
+    row_lo: np.ndarray,
+    row_hi: np.ndarray,
+    col_lo: np.ndarray,
+    col_hi: np.ndarray,
+    cost: np.ndarray,
+    y: np.ndarray,
+) -> float:
+    """A rigorous lower bound on ``min cost·v`` s.t. ``row_lo ≤ A v ≤ row_hi``, ``col_lo ≤ v ≤ col_hi``.
+
+    Neumaier & Shcherbina (2004): for any ``y``, ``cost·v = y·(A v) + (cost − Aᵀy)·v``; each term is
+    bounded below with the row and column bounds, and every float operation's error is bounded by
+    ``γ_k Σ|terms|`` (Higham, Thm. 3.1), subtracted twice over. ``y`` need not be optimal.
+    """
+    k = int(np.max(np.diff(a.indptr))) + 2 if a.shape[1] else 2
+    y, row_term = _row_terms(row_lo, row_hi, y)
+    aty, abs_aty = a.T @ y, abs(a).T @ np.abs(y)
+    r_lo, r_hi = _reduced_costs(cost, aty, abs_aty, k)
+    return _total(row_term, r_lo, r_hi, col_lo, col_hi)
+
+
+def _row_terms(row_lo: np.ndarray, row_hi: np.ndarray, y: np.ndarray) -> tuple:
+    """Zero the duals that would multiply an infinite row bound; ``y_i · (row bound)`` terms."""
+    y = np.where((y > 0) & ~np.isfinite(row_lo), 0.0, y)
+    y = np.where((y < 0) & ~np.isfinite(row_hi), 0.0, y)
+    term = np.where(y > 0, y * np.where(y > 0, row_lo, 0.0), 0.0)
+    term = term + np.where(y < 0, y * np.where(y < 0, row_hi, 0.0), 0.0)
+    return y, term
+
+
+def _reduced_costs(cost: np.ndarray, aty: np.ndarray, abs_aty: np.ndarray, k: int) -> tuple:
+    """An interval ``[r_lo, r_hi]`` that contains the exact ``cost − Aᵀy``."""
+    r = cost - aty
+    err = 2.0 * _gamma(k) * (np.abs(cost) + abs_aty)
+    return r - err, r + err
+
+
+def _total(
+    row_term: np.ndarray,
+    r_lo: np.ndarray,
+    r_hi: np.ndarray,
+    col_lo: np.ndarray,
+    col_hi: np.ndarray,
+) -> float:
+    with np.errstate(invalid="ignore"):
+        cands = np.stack([r_lo * col_lo, r_lo * col_hi, r_hi * col_lo, r_hi * col_hi])
+    cands = np.where(np.isnan(cands), 0.0, cands)  # 0 · inf: the coefficient interval is {0}
+    col_term = np.min(cands, axis=0)
+    if not (np.all(np.isfinite(col_term)) and np.all(np.isfinite(row_term))):
+        return -np.inf
+    total = float(np.sum(row_term)) + float(np.sum(col_term))
+    mag = float(np.sum(np.abs(row_term))) + float(np.sum(np.abs(col_term)))
+    return total - 2.0 * _gamma(row_term.size + col_term.size + 2) * mag - 1e-300
+
+
+@dataclass(frozen=True)
+class LPSolution:
+    """One solve: HiGHS status, float optimum, rigorous lower bound, primal point, row duals."""
+
+    optimal: bool
+    value: float
+    safe_bound: float
+    col_value: np.ndarray
+    row_dual: np.ndarray
+
+
+class RelaxedLP:
+    """One HiGHS model of the relaxed query for target ``target`` (see the module docstring).
+
+    Column layout: displacement (``[n]`` for L∞, ``[2n]`` = (p, q) for L1), ``δ``, ``s``, then per
+    hidden layer ``z_k`` and ``a_k``, then the logits ``y``. Call :meth:`configure` before solving.
+    """
+
+    def __init__(
+        self, network: ReluNetwork, x: np.ndarray, norm: Norm, target: int, min_delta: bool = True
+    ) -> None:
+        self.network, self.x, self.norm, self.target = network, np.asarray(x, float), norm, target
+        self.min_delta = min_delta
+        n = network.input_dim
+        hidden = network.hidden_sizes
+        ndisp = n if norm == Norm.LINF else 2 * n
+        self.delta_col, self.slack_col = ndisp, ndisp + 1
+        col = ndisp + 2
+        self.z_cols, self.a_cols = [], []
+        for h in hidden:
+            self.z_cols.append(np.arange(col, col + h))
+            self.a_cols.append(np.arange(col + h, col + 2 * h))
+            col += 2 * h
+        self.y_cols = np.arange(col, col + network.num_classes)
+        self.ncol = col + network.num_classes
+        self._build(ndisp)
+        self.highs = highspy.Highs()
+        self.highs.setOptionValue("output_flag", False)
+        self.highs.setOptionValue("presolve", "off")
+        self.highs.setOptionValue("threads", 1)
+        self._pass_model()
+
+    def _build(self, ndisp: int) -> None:
+        net, x, n = self.network, self.x, self.network.input_dim
+        blocks, lo, hi = [], [], []
+
+        def add(rows: sp.spmatrix, rlo: np.ndarray, rhi: np.ndarray) -> None:
+            blocks.append(sp.csr_matrix(rows))
+            lo.append(np.asarray(rlo, float))
+            hi.append(np.asarray(rhi, float))
+
+        def cols(idx: np.ndarray, vals: np.ndarray) -> sp.csr_matrix:
+            m = len(idx)
+            return sp.csr_matrix((vals, (np.arange(m), idx)), shape=(m, self.ncol))
+
+        eye = np.ones(n)
+        if self.norm == Norm.LINF:  # e_i − δ ≤ 0 (only where x_i < 1); e_i + δ ≥ 0 (x_i > 0)
+            for sign, keep in ((-1.0, x < 1.0), (1.0, x > 0.0)) if self.min_delta else ():
+                idx = np.flatnonzero(keep)
+                rows = cols(idx, eye[idx]) + sign * cols(
+                    np.full(len(idx), self.delta_col), eye[idx]
+                )
+                rlo, rhi = (-np.inf, 0.0) if sign < 0 else (0.0, np.inf)
+                add(rows, np.full(len(idx), rlo), np.full(len(idx), rhi))
+            disp = sp.csr_matrix(sp.eye(n, self.ncol))
+        else:  # Σ p + Σ q − δ ≤ 0
+            row = np.zeros((1, self.ncol))
+            row[0, :ndisp], row[0, self.delta_col] = 1.0, -1.0
+            add(row, [-np.inf], [0.0])
+            disp = sp.hstack([sp.eye(n), -sp.eye(n), sp.csr_matrix((n, self.ncol - 2 * n))])
+        prev = disp  # maps columns to the previous layer's activations (x′ − x for layer 1)
+        self.up_rows: list[np.ndarray] = []
+        n_rows = sum(b.shape[0] for b in blocks)
+        for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+            m = w.shape[0]
+            out_cols = self.z_cols[k] if k < len(self.z_cols) else self.y_cols
+            rows = cols(out_cols, np.ones(m)) - sp.csr_matrix(w) @ prev
+            rhs = b.copy()
+            if k == 0:  # z_1 − W_1 e = b_1 + W_1 x, rounded: an interval row
+                rhs = b + w @ x
+                err = 4.0 * _gamma(n + 2) * (np.abs(w) @ np.abs(x) + np.abs(b)) + 1e-300
+                add(rows, rhs - err, rhs + err)
+            else:
+                add(rows, rhs, rhs)
+            n_rows += m
+            if k < len(self.z_cols):
+                zc, ac = self.z_cols[k], self.a_cols[k]
+                add(cols(ac, np.ones(m)) - cols(zc, np.ones(m)), np.zeros(m), np.full(m, np.inf))
+                add(cols(ac, np.ones(m)), np.full(m, -np.inf), np.zeros(m))  # a − s z ≤ t
+                self.up_rows.append(np.arange(n_rows + m, n_rows + 2 * m))
+                n_rows += 2 * m
+                prev = cols(ac, np.ones(m))
+        t = self.target
+        others = np.array([j for j in range(net.num_classes) if j != t])
+        rows = cols(np.full(len(others), self.y_cols[t]), np.ones(len(others)))
+        rows = rows - cols(self.y_cols[others], np.ones(len(others)))
+        rows = rows + cols(np.full(len(others), self.slack_col), np.ones(len(others)))
+        self.out_rows = np.arange(n_rows, n_rows + len(others))
+        add(rows, np.zeros(len(others)), np.full(len(others), np.inf))
+        self.base = sp.vstack(blocks).tocsc()
+        self.row_lo, self.row_hi = np.concatenate(lo), np.concatenate(hi)
+        self.col_lo, self.col_hi = np.zeros(self.ncol), np.zeros(self.ncol)
+        self.slopes = [np.zeros(len(z)) for z in self.z_cols]
+        self.cost = self.objective_delta()
+        self.base_t = self.base.T.tocsr()
+        self.abs_base_t = abs(self.base_t)
+        self.max_col_nnz = int(np.max(np.diff(self.base.indptr))) + 3
+
+    def _pass_model(self) -> None:
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = self.ncol, self.base.shape[0]
+        lp.col_cost_, lp.col_lower_, lp.col_upper_ = self.cost, self.col_lo, self.col_hi
+        lp.row_lower_, lp.row_upper_ = self.row_lo, self.row_hi
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = self.base.indptr
+        lp.a_matrix_.index_ = self.base.indices
+        lp.a_matrix_.value_ = self.base.data
+        self.highs.passModel(lp)
+
+    def matrix(self) -> sp.csc_matrix:
+        """The current constraint matrix (base plus the ``−s`` slopes of the ``a ≤ s z + t`` rows)."""
+        rows = np.concatenate(self.up_rows) if self.up_rows else np.zeros(0, int)
+        zc = np.concatenate(self.z_cols) if self.z_cols else np.zeros(0, int)
+        slopes = np.concatenate(self.slopes) if self.slopes else np.zeros(0)
+        extra = sp.csc_matrix((-slopes, (rows, zc)), shape=self.base.shape)
+        return (self.base + extra).tocsc()
+
+    def configure(
+        self,
+        radius: float,
+        bounds: Bounds,
+        fixed: Phases | None,
+        slack: bool = True,
+        delta_lo: float = 0.0,
+    ) -> None:
+        """Set the region ``R(x, radius)``, sound ``bounds`` (valid on it) and branched phases.
+
+        ``slack=False`` pins ``s = 0`` (the exact, non-elastic LP, used by heuristics);
+        ``delta_lo`` restricts the node to distances ``δ ≥ delta_lo`` (a δ-interval split).
+        """
+        self._probe_bounds(radius, delta_lo, self.col_lo, self.col_hi)
+        y_lo, y_hi = bounds[-1]
+        gap = np.max(np.delete(y_hi, self.target)) - y_lo[self.target]
+        self.col_hi[self.slack_col] = max(1.0, float(gap) + 1.0) if slack else 0.0
+        self.col_lo[self.y_cols], self.col_hi[self.y_cols] = y_lo, y_hi
+        for k, (zc, ac) in enumerate(zip(self.z_cols, self.a_cols, strict=True)):
+            lo, hi = bounds[k]
+            fk = None if fixed is None else fixed[k]
+            r = relax_layer(lo, hi, fk)
+            self.col_lo[zc], self.col_hi[zc] = lo, hi
+            inactive = r.slope == 0.0
+            self.col_lo[ac] = np.where(inactive, 0.0, np.maximum(lo, 0.0))
+            self.col_hi[ac] = np.where(inactive, 0.0, np.maximum(hi, 0.0))
+            self.row_hi[self.up_rows[k]] = r.intercept
+            changed = np.flatnonzero(r.slope != self.slopes[k])
+            for i in changed:
+                self.highs.changeCoeff(int(self.up_rows[k][i]), int(zc[i]), -float(r.slope[i]))
+            self.slopes[k] = r.slope
+        self.highs.changeColsBounds(
+            self.ncol, np.arange(self.ncol, dtype=np.int32), self.col_lo, self.col_hi
+        )
+        rows = np.concatenate(self.up_rows) if self.up_rows else np.zeros(0, int)
+        self.highs.changeRowsBounds(
+            len(rows), rows.astype(np.int32), self.row_lo[rows], self.row_hi[rows]
+        )
+
+    def _probe_bounds(
+        self, radius: float, delta_lo: float, col_lo: np.ndarray, col_hi: np.ndarray
+    ) -> None:
+        """Write the displacement and ``δ`` column bounds for ``R(x, radius)`` into the arrays."""
+        region = InputRegion(self.x, radius, self.norm)
+        down = np.nextafter(self.x - region.lo, np.inf)
+        up = np.nextafter(region.hi - self.x, np.inf)
+        n = self.network.input_dim
+        if self.norm == Norm.LINF:
+            col_lo[:n], col_hi[:n] = -down, up
+        else:
+            col_lo[: 2 * n] = 0.0
+            col_hi[:n], col_hi[n : 2 * n] = up, down
+        col_hi[self.delta_col] = np.nextafter(radius, np.inf)
+        col_lo[self.delta_col] = min(delta_lo, radius) if self.min_delta else col_hi[self.delta_col]
+
+    def set_probe(self, radius: float, delta_lo: float = 0.0) -> None:
+        """Change only the input region's radius (other bounds stay those of :meth:`configure`)."""
+        self._probe_bounds(radius, delta_lo, self.col_lo, self.col_hi)
+        m = self.delta_col + 1
+        self.highs.changeColsBounds(
+            m, np.arange(m, dtype=np.int32), self.col_lo[:m], self.col_hi[:m]
+        )
+
+    def dual_ray(self) -> np.ndarray | None:
+        """HiGHS's Farkas ray after an infeasible solve (either sign may be the proof), or None."""
+        _status, has_ray, ray = self.highs.getDualRay()
+        ray = np.asarray(ray, float)
+        return ray if has_ray and ray.size == self.base.shape[0] else None
+
+    def parametric_root(self, y: np.ndarray, cap: float, farkas: bool = False) -> float:
+        """Largest ``δ ≤ cap`` such that the dual ``y`` proves ``min s > 0`` on ``R(x, δ')`` for all
+        ``δ′ < δ`` (fixed-radius mode): a rigorous lower bound on the node's minimal distance.
+
+        The Neumaier–Shcherbina bound of ``y`` is a non-increasing function of the radius (only the
+        displacement and ``δ`` columns depend on it), so its last positive point is found by
+        bisection. Returns ``0.0`` if ``y`` proves nothing and ``inf`` if it holds up to ``cap``.
+        With ``farkas=True``, ``y`` is an infeasibility ray and the objective is taken as 0 (a
+        positive bound then proves the LP empty).
+        """
+        y, row_term = self._row_terms(y)
+        aty, abs_aty = self._aty(y)
+        cost = np.zeros(self.ncol) if farkas else self.cost
+        r_lo, r_hi = _reduced_costs(cost, aty, abs_aty, self.max_col_nnz)
+        col_lo, col_hi = self.col_lo.copy(), self.col_hi.copy()
+
+        def bound(radius: float) -> float:
+            self._probe_bounds(radius, 0.0, col_lo, col_hi)
+            return _total(row_term, r_lo, r_hi, col_lo, col_hi)
+
+        if bound(cap) > 0.0:
+            return np.inf
+        if not bound(0.0) > 0.0:
+            return 0.0
+        lo, hi = 0.0, cap
+        while hi - lo > 1e-12 * max(1.0, cap):
+            mid = (lo + hi) / 2.0
+            if bound(mid) > 0.0:
+                lo = mid
+            else:
+                hi = mid
+        return lo
+
+    def _row_terms(self, y: np.ndarray) -> tuple:
+        return _row_terms(self.row_lo, self.row_hi, y)
+
+    def _aty(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``Aᵀy`` and ``|A|ᵀ|y|`` for the current matrix (base plus the relaxation slopes)."""
+        aty, abs_aty = self.base_t @ y, self.abs_base_t @ np.abs(y)
+        for k, zc in enumerate(self.z_cols):
+            yk = y[self.up_rows[k]]
+            aty[zc] -= self.slopes[k] * yk
+            abs_aty[zc] += np.abs(self.slopes[k] * yk)
+        return aty, abs_aty
+
+    def set_output_rows(self, enabled: bool, margin: float = 0.0) -> None:
+        """Enforce ``y_t − y_j + s ≥ margin`` (``enabled``) or drop the output rows (bound tightening)."""
+        rows = self.out_rows
+        self.row_lo[rows] = margin if enabled else -np.inf
+        self.highs.changeRowsBounds(
+            len(rows), rows.astype(np.int32), self.row_lo[rows], self.row_hi[rows]
+        )
+
+    def set_cost(self, cost: np.ndarray) -> None:
+        """Replace the objective (minimised), ``[ncol]``."""
+        self.cost = np.asarray(cost, float).copy()
+        self.highs.changeColsCost(self.ncol, np.arange(self.ncol, dtype=np.int32), self.cost)
+
+    def objective_delta(self) -> np.ndarray:
+        """The node objective: ``δ + M s`` (``min_delta``) or ``s`` (fixed-radius probes)."""
+        c = np.zeros(self.ncol)
+        if self.min_delta:
+            c[self.delta_col], c[self.slack_col] = 1.0, SLACK_COST
+        else:
+            c[self.slack_col] = 1.0
+        return c
+
+    def solve(self, time_limit: float, basis: highspy.HighsBasis | None = None) -> LPSolution:
+        """Run HiGHS (warm start from ``basis`` or the previous one) → point and safe bound."""
+        h = self.highs
+        if basis is not None:
+            h.setBasis(basis)
+        # HiGHS's clock runs across calls: the limit is absolute in its run time.
+        h.setOptionValue("time_limit", h.getRunTime() + max(1e-3, float(time_limit)))
+        h.run()
+        status = h.getModelStatus()
+        sol = h.getSolution()
+        y = np.asarray(sol.row_dual, float)
+        xv = np.asarray(sol.col_value, float)
+        optimal = status == highspy.HighsModelStatus.kOptimal
+        value = h.getInfo().objective_function_value if optimal else -np.inf
+        if y.size != self.base.shape[0] or not sol.dual_valid:
+            return LPSolution(optimal, value, -np.inf, xv, np.zeros(self.base.shape[0]))
+        yz, row_term = self._row_terms(y)
+        aty, abs_aty = self._aty(yz)
+        r_lo, r_hi = _reduced_costs(self.cost, aty, abs_aty, self.max_col_nnz)
+        bound = _total(row_term, r_lo, r_hi, self.col_lo, self.col_hi)
+        return LPSolution(optimal, value, bound, xv, y)
+
+    def displacement(self, col_value: np.ndarray) -> np.ndarray:
+        """``x′ − x`` from a primal point, ``[n]``."""
+        n = self.network.input_dim
+        if self.norm == Norm.LINF:
+            return col_value[:n].copy()
+        return col_value[:n] - col_value[n : 2 * n]
+
+
+def lp_tighten(
+    lp: RelaxedLP, radius: float, bounds: Bounds, deadline: float, first_layer: int = 1
+) -> Bounds:
+    """Tighten unstable hidden pre-activation bounds of layers ``≥ first_layer`` by LP (min and max).
+
+    Each new bound is a :func:`safe_dual_bound`, so the result is sound on ``R(x, radius)``. Layer 0
+    is already exact from :func:`~paper_repro.bounds.interval.linear_range`. Stops at ``deadline``
+    (``time.monotonic()``) with the bounds so far.
+    """
+    out = [(lo.copy(), hi.copy()) for lo, hi in bounds]
+    lp.set_output_rows(False)
+    try:
+        for k in range(first_layer, len(lp.z_cols)):
+            lp.configure(radius, out, None)
+            lo, hi = out[k]
+            for i in np.flatnonzero((lo < 0) & (hi > 0)):
+                for sign in (1.0, -1.0):
+                    if time.monotonic() > deadline:
+                        return out
+                    c = np.zeros(lp.ncol)
+                    c[lp.z_cols[k][i]] = sign
+                    lp.set_cost(c)
+                    res = lp.solve(deadline - time.monotonic())
+                    if sign > 0:
+                        lo[i] = max(lo[i], res.safe_bound)
+                    else:
+                        hi[i] = min(hi[i], -res.safe_bound)
+                    if lo[i] >= 0 or hi[i] <= 0:
+                        break
+    finally:
+        lp.set_output_rows(True)
+        lp.set_cost(lp.objective_delta())
+    return out

@@ -1,0 +1,124 @@
+"""Symbolic (backward, CROWN/DeepPoly-style) pre-activation bounds with optional fixed ReLU phases.
+
+Each ReLU ``a = max(z, 0)`` with ``z ∈ [l, u]``, ``l < 0 < u`` is enclosed by the triangle relaxation
+(Ehlers, 2017; Wong & Kolter, 2018, Eq. 3): ``α z ≤ a ≤ s (z − l)`` with ``s = u / (u − l)`` and
+``α ∈ {0, 1}`` (the adaptive lower line). A layer's pre-activations are bounded by substituting these
+lines backwards to a linear function of the input, whose exact range over the query region is given by
+:func:`paper_repro.bounds.interval.linear_range`. Branch-and-bound nodes pass ``fixed`` phases
+(``+1`` active, ``−1`` inactive, ``0`` free) that make the corresponding ReLUs linear.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from paper_repro.bounds.interval import REL_MARGIN, Bounds, InputRegion, linear_range
+from paper_repro.network import ReluNetwork
+
+Phases = list[np.ndarray]
+"""Per hidden layer, int8 ``[n_k]``: ``+1`` fixed active, ``−1`` fixed inactive, ``0`` free."""
+
+
+@dataclass(frozen=True)
+class ReluRelaxation:
+    """Linear enclosure ``alpha·z ≤ a ≤ slope·z + intercept`` of one hidden layer, each ``[n_k]``."""
+
+    alpha: np.ndarray
+    slope: np.ndarray
+    intercept: np.ndarray
+
+
+def relax_layer(lo: np.ndarray, hi: np.ndarray, fixed: np.ndarray | None = None) -> ReluRelaxation:
+    """Triangle relaxation for pre-activation bounds ``[lo, hi]`` (``[n]``) and fixed phases.
+
+    Stable or fixed ReLUs get the exact line (``a = z`` or ``a = 0``). The intercept is rounded up
+    so the upper line stays above ``relu`` at both ends of ``[lo, hi]`` despite float rounding.
+    """
+    fx = np.zeros(lo.shape, dtype=np.int8) if fixed is None else fixed
+    inactive = (hi <= 0.0) | (fx < 0)
+    active = ~inactive & ((lo >= 0.0) | (fx > 0))
+    unstable = ~inactive & ~active
+    width = np.where(unstable, hi - lo, 1.0)
+    slope = np.where(unstable, hi / width, np.where(active, 1.0, 0.0))
+    at_lo = -slope * lo
+    at_hi = hi - slope * hi
+    intercept = np.where(unstable, np.maximum(at_lo, at_hi), 0.0)
+    intercept = np.where(unstable, intercept + 4e-16 * (np.abs(lo) + np.abs(hi)) + 1e-300, 0.0)
+    alpha = np.where(active, 1.0, np.where(unstable & (hi > -lo), 1.0, 0.0))
+    return ReluRelaxation(alpha=alpha, slope=slope, intercept=intercept)
+
+
+def apply_phases(lo: np.ndarray, hi: np.ndarray, fixed: np.ndarray | None) -> tuple:
+    """Restrict ``[lo, hi]`` to the fixed phases (active ⇒ ``z ≥ 0``, inactive ⇒ ``z ≤ 0``)."""
+    if fixed is None:
+        return lo, hi
+    return np.where(fixed > 0, np.maximum(lo, 0.0), lo), np.where(
+        fixed < 0, np.minimum(hi, 0.0), hi
+    )
+
+
+def symbolic_bounds(
+    network: ReluNetwork,
+    region: InputRegion,
+    prior: Bounds | None = None,
+    fixed: Phases | None = None,
+) -> Bounds:
+    """Backward symbolic bounds on every affine layer's outputs, intersected with ``prior``.
+
+    Args:
+        network: the ReLU MLP.
+        region: the input region ``R(x, δ)``.
+        prior: sound bounds to intersect with (e.g. IBP or LP-tightened bounds for a radius ≥ δ).
+        fixed: branch-and-bound phase splits; hidden-layer bounds are clipped to them.
+
+    Returns:
+        ``[(lo_k, hi_k)]`` for every affine layer (hidden pre-activations, then logits). A node whose
+        splits are infeasible shows up as some ``lo > hi``.
+    """
+    n_layers = len(network.weights)
+    mag = np.abs(network.weights[0]) @ np.maximum(np.abs(region.lo), np.abs(region.hi))
+    mag = mag + np.abs(network.biases[0])
+    out: Bounds = []
+    relax: list[ReluRelaxation] = []
+    for k in range(n_layers):
+        w, b = network.weights[k], network.biases[k]
+        if k == 0:
+            lo, hi = linear_range(w, b, region)
+        else:
+            mag = np.abs(w) @ mag + np.abs(b)
+            lo, hi = _backward(network, k, relax, region)
+            pad = REL_MARGIN * mag
+            lo, hi = lo - pad, hi + pad
+        if prior is not None:
+            lo, hi = np.maximum(lo, prior[k][0]), np.minimum(hi, prior[k][1])
+        if k < n_layers - 1:
+            fk = None if fixed is None else fixed[k]
+            lo, hi = apply_phases(lo, hi, fk)
+            relax.append(relax_layer(lo, hi, fk))
+        out.append((lo, hi))
+    return out
+
+
+def _backward(
+    network: ReluNetwork, k: int, relax: list[ReluRelaxation], region: InputRegion
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of layer ``k``'s outputs from the relaxations of hidden layers ``0..k−1``."""
+    w, b = network.weights[k], network.biases[k]
+    a_up, c_up = w.copy(), b.copy()
+    a_lo, c_lo = w.copy(), b.copy()
+    for j in range(k - 1, -1, -1):
+        r = relax[j]
+        pos, neg = np.maximum(a_up, 0.0), np.minimum(a_up, 0.0)
+        c_up = c_up + pos @ r.intercept
+        a_up = pos * r.slope + neg * r.alpha
+        pos, neg = np.maximum(a_lo, 0.0), np.minimum(a_lo, 0.0)
+        c_lo = c_lo + neg @ r.intercept
+        a_lo = pos * r.alpha + neg * r.slope
+        wj, bj = network.weights[j], network.biases[j]
+        c_up, a_up = c_up + a_up @ bj, a_up @ wj
+        c_lo, a_lo = c_lo + a_lo @ bj, a_lo @ wj
+    lo, _ = linear_range(a_lo, c_lo, region)
+    _, hi = linear_range(a_up, c_up, region)
+    return lo, hi

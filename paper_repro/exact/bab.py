@@ -1,0 +1,349 @@
+"""Branch-and-bound that minimises ``δ = ‖x′ − x‖`` directly (the default exact engine).
+
+Every node is a set of ReLU phase splits. Its bound is the triangle-relaxation LP
+``min δ`` over ``R(x, U)`` (:class:`paper_repro.bounds.lp.RelaxedLP`), where ``U`` is the incumbent's
+distance: the LP optimum, made rigorous by a Neumaier–Shcherbina dual bound, is a lower bound on the
+distance of every adversarial example in the subtree that is closer than ``U``. The LP point run
+through the true network, and the exact LP of its linear region, give incumbents (checked exactly).
+As ``U`` shrinks the pre-activation bounds are recomputed on the smaller region, so more ReLUs become
+stable. Nodes are explored best-first; the branching ReLU is the one whose relaxation row carries the
+largest dual weight times its triangle height. This is the BaB scheme of Bunel et al. (2018) applied
+to Carlini et al.'s minimal-distortion objective instead of their binary search over δ.
+
+:meth:`BabEngine.decide` is the fixed-δ form (a :data:`~paper_repro.exact.decide.Decider`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from paper_repro.bounds.interval import Bounds, InputRegion, count_unstable, interval_bounds
+from paper_repro.bounds.lp import RelaxedLP, lp_tighten
+from paper_repro.bounds.symbolic import Phases, symbolic_bounds
+from paper_repro.exact.decide import Decision, Verdict
+from paper_repro.exact.incumbent import attack_incumbent
+from paper_repro.exact.witness import ExactNetwork, Witness, check_witness, repair
+from paper_repro.query import Norm, Query
+
+
+@dataclass(frozen=True)
+class BabOptions:
+    """Knobs of the branch-and-bound.
+
+    Attributes:
+        tolerance: stop when ``upper − lower ≤ tolerance`` (same units as δ).
+        lp_tighten: LP-tighten hidden bounds (layers ≥ 2) whenever the region is recomputed.
+        retighten_ratio: recompute bounds when ``U`` falls below this fraction of their radius.
+        newton_steps: fixed-radius LP solves per node (Newton steps on the radius, from below).
+    """
+
+    tolerance: float = 1e-4
+    lp_tighten: bool = True
+    retighten_ratio: float = 0.8
+    attack: bool = True
+    seed: int = 0
+    max_nodes: int | None = None
+    newton_steps: int = 6
+
+
+@dataclass(order=True)
+class _Node:
+    """A subtree: ReLU splits ``fixed``; ``hint``: the parent's dual weights for branching."""
+
+    lb: float
+    depth_key: int
+    seq: int
+    target: int = field(compare=False)
+    fixed: Phases = field(compare=False)
+    basis: object = field(compare=False, default=None)
+    hint: list | None = field(compare=False, default=None)
+
+
+@dataclass
+class BabOutcome:
+    """Raw result: ``lower ≤ δ* ≤ upper`` (``best`` achieves ``upper``), nodes, finished flag."""
+
+    lower: float
+    best: Witness | None
+    nodes: int
+    finished: bool
+    unstable: int
+    attack: Witness | None
+
+
+class BabEngine:
+    """Branch-and-bound for one :class:`~paper_repro.query.Query`; holds its own HiGHS models."""
+
+    REGION_MARGIN = 1e-9
+    """Output / phase margin used when solving a linear region's exact LP for a witness."""
+
+    def __init__(self, query: Query, options: BabOptions | None = None) -> None:
+        self.q = query
+        self.opt = options or BabOptions()
+        self.net, self.x, self.norm = query.network, query.x, query.norm
+        far = np.maximum(self.x, 1.0 - self.x)
+        self.domain = float(far.max() if self.norm == Norm.LINF else far.sum())
+        self.lps: dict[int, RelaxedLP] = {}
+        self.region_lps: dict[int, RelaxedLP] = {}
+        self.best: Witness | None = None
+        self.nodes = 0
+        self.base: Bounds | None = None
+        self.base_radius = np.inf
+        self.tried: set[bytes] = set()
+        self.exact = ExactNetwork(self.net)
+
+    # ---------------------------------------------------------------- incumbents and bounds
+    def offer(self, w: Witness | None) -> None:
+        """Keep ``w`` if it is closer than the incumbent."""
+        if w is not None and (self.best is None or w.distance < self.best.distance):
+            self.best = w
+
+    def _lp(self, target: int) -> RelaxedLP:
+        """The fixed-radius probe LP (objective ``min s``) of ``target``."""
+        if target not in self.lps:
+            self.lps[target] = RelaxedLP(self.net, self.x, self.norm, target, min_delta=False)
+        return self.lps[target]
+
+    def _region_lp(self, target: int) -> RelaxedLP:
+        """The ``min δ`` LP of ``target``, used for exact linear-region solves."""
+        if target not in self.region_lps:
+            self.region_lps[target] = RelaxedLP(self.net, self.x, self.norm, target)
+        return self.region_lps[target]
+
+    def _refresh_base(self, radius: float, deadline: float) -> None:
+        """Sound bounds on ``R(x, radius)``: IBP ∩ symbolic (∩ LP-tightened)."""
+        region = InputRegion(self.x, radius, self.norm)
+        bounds = symbolic_bounds(self.net, region, interval_bounds(self.net, region))
+        if self.opt.lp_tighten and len(self.net.hidden_sizes) > 1:
+            lp = self._lp(self.q.targets()[0])
+            budget = min(deadline, time.monotonic() + max(0.0, deadline - time.monotonic()) / 4)
+            bounds = lp_tighten(lp, radius, bounds, budget)
+            bounds = symbolic_bounds(self.net, region, bounds)
+        self.base, self.base_radius = bounds, radius
+
+    def _cap(self, delta: float | None) -> float:
+        cap = self.domain if delta is None else delta
+        return cap if self.best is None else min(cap, self.best.distance)
+
+    def _heuristics(self, target: int, lp: RelaxedLP, col: np.ndarray, radius: float) -> None:
+        """Incumbents from the LP point and from the exact LP of its linear region."""
+        xp = np.clip(self.x + lp.displacement(col), 0.0, 1.0)
+        logits = self.net.forward(xp)
+        if logits[target] >= logits.max() - 1e-9:
+            self.offer(repair(self.exact, self.x, xp, target, self.norm))
+        pattern = [np.where(z >= 0, 1, -1).astype(np.int8) for z in self.net.pre_activations(xp)]
+        key = bytes([target]) + b"".join(p.tobytes() for p in pattern)
+        if key in self.tried or not pattern:
+            return
+        self.tried.add(key)
+        self.offer(self._region_witness(target, pattern, radius))
+
+    def _region_witness(self, target: int, pattern: Phases, radius: float) -> Witness | None:
+        """Solve ``min δ`` exactly inside one activation region (all ReLUs fixed), then check."""
+        assert self.base is not None
+        m = self.REGION_MARGIN
+        bounds = [(lo.copy(), hi.copy()) for lo, hi in self.base]
+        for k, p in enumerate(pattern):
+            lo, hi = bounds[k]
+            if np.any((p > 0) & (hi < m)) or np.any((p < 0) & (lo > -m)):
+                return None
+            bounds[k] = (
+                np.where(p > 0, np.maximum(lo, m), lo),
+                np.where(p < 0, np.minimum(hi, -m), hi),
+            )
+        lp = self._region_lp(target)
+        lp.configure(radius, bounds, pattern, slack=False)
+        lp.set_output_rows(True, margin=m)
+        try:
+            sol = lp.solve(1.0)
+        finally:
+            lp.set_output_rows(True, margin=0.0)
+        if not sol.optimal:
+            return None
+        xp = np.clip(self.x + lp.displacement(sol.col_value), 0.0, 1.0)
+        return repair(self.exact, self.x, xp, target, self.norm)
+
+    @staticmethod
+    def _branch_choice(weights: list[np.ndarray] | None, bounds: Bounds, fixed: Phases):
+        """The free unstable ReLU maximising (dual weight of its triangle row) × (triangle height);
+        ties and missing duals fall back to the height ``−l·u/(u − l)`` alone."""
+        best, best_score = None, -1.0
+        for k in range(len(fixed)):
+            lo, hi = bounds[k]
+            free = (lo < 0) & (hi > 0) & (fixed[k] == 0)
+            if not free.any():
+                continue
+            height = np.where(free, -lo * hi / np.where(free, hi - lo, 1.0), 0.0)
+            dual = 0.0 if weights is None else weights[k]
+            score = np.where(free, dual * height + 1e-9 * height, -1.0)
+            i = int(np.argmax(score))
+            if score[i] > best_score:
+                best, best_score = (k, i), float(score[i])
+        return best
+
+    # ---------------------------------------------------------------- the search
+    def search(self, deadline: float, delta: float | None = None) -> BabOutcome:
+        """Best-first BaB until ``upper − lower ≤ tolerance`` (``delta=None``) or, for a fixed
+        ``delta``, until a witness within ``delta`` is found or every node's bound exceeds it."""
+        tol = self.opt.tolerance if delta is None else 0.0
+        targets = self.q.targets()
+        attack = self._attack() if self.opt.attack and delta is None else None
+        self._refresh_base(self._cap(delta), deadline)
+        assert self.base is not None
+        unstable = count_unstable(self.base)
+        if self.best is not None:  # polish the first incumbent inside its own linear region
+            pattern = [
+                np.where(z >= 0, 1, -1).astype(np.int8)
+                for z in self.net.pre_activations(self.best.x)
+            ]
+            if pattern:
+                self.offer(self._region_witness(self.best.target, pattern, self._cap(delta)))
+        seq = itertools.count()
+        fixed0 = [np.zeros(h, np.int8) for h in self.net.hidden_sizes]
+        heap = [_Node(0.0, 0, next(seq), t, fixed0) for t in targets]
+        closed = np.inf  # smallest bound of a subtree closed without reaching the incumbent
+        finished = False
+
+        def prunable(lb: float) -> bool:
+            if lb > self._cap(delta):
+                return True
+            return self.best is not None and lb >= self.best.distance - tol
+
+        def close(lb: float) -> float:
+            return min(closed, lb) if lb <= self._cap(delta) else closed
+
+        while True:
+            if not heap:
+                finished = True
+                break
+            out_of_nodes = self.opt.max_nodes is not None and self.nodes >= self.opt.max_nodes
+            if time.monotonic() > deadline or out_of_nodes:
+                break
+            if delta is not None and self.best is not None and self.best.distance <= delta:
+                break
+            node = heapq.heappop(heap)
+            if prunable(node.lb):
+                closed = close(node.lb)
+                continue
+            children = self._process(node, delta, deadline)
+            if children is None:
+                continue  # empty subtree
+            lb, kids = children
+            if prunable(lb) or not kids:
+                closed = close(lb)
+                continue
+            for kid in kids:
+                kid.seq = next(seq)
+                heapq.heappush(heap, kid)
+        upper = np.inf if self.best is None else self.best.distance
+        open_lb = min((n.lb for n in heap), default=np.inf)
+        lower = min(closed, open_lb, upper)
+        if delta is not None and finished and closed > delta:
+            lower = max(lower, delta)  # every subtree's bound exceeds δ
+        return BabOutcome(lower, self.best, self.nodes, finished, unstable, attack)
+
+    def _attack(self) -> Witness | None:
+        attack = None
+        for t in self.q.targets():
+            w = attack_incumbent(self.q, t, seed=self.opt.seed, seconds=1.0, exact=self.exact)
+            self.offer(w)
+            if w is not None and (attack is None or w.distance < attack.distance):
+                attack = w
+        return attack
+
+    def _process(self, node: _Node, delta: float | None, deadline: float):
+        """Bound one node; returns ``None`` (empty within the cap) or ``(lb, children)``.
+
+        The node bound is found by Newton steps on the radius: solve the fixed-radius LP
+        ``min s`` at the probe ``ρ`` (starting at the parent's bound); while it is infeasible
+        (``s > 0``), its dual proves a rigorous radius ``ρ′ > ρ`` below which the subtree has no
+        adversarial example (:meth:`RelaxedLP.parametric_root`), and ``ρ ← ρ′``.
+        """
+        cap = self._cap(delta)
+        if cap < self.opt.retighten_ratio * self.base_radius:
+            self._refresh_base(cap, deadline)
+        region = InputRegion(self.x, cap, self.norm)
+        bounds = symbolic_bounds(self.net, region, self.base, node.fixed)
+        if any(np.any(lo > hi) for lo, hi in bounds):
+            return None  # the splits contradict sound bounds
+        lp = self._lp(node.target)
+        lp.configure(cap, bounds, node.fixed)
+        lb, probe, basis, sol = node.lb, node.lb, node.basis, None
+        weights = node.hint
+        for _ in range(self.opt.newton_steps):
+            lp.set_probe(probe)
+            sol = lp.solve(max(1e-3, deadline - time.monotonic()), basis)
+            basis = None
+            self.nodes += 1
+            if sol.optimal and sol.col_value[lp.slack_col] <= 1e-9:
+                break  # the relaxation reaches the target within ρ: no better bound here
+            if sol.optimal:
+                root = lp.parametric_root(sol.row_dual, cap)
+            else:  # the splits are infeasible at radius ρ: certify it with the Farkas ray
+                ray = lp.dual_ray()
+                root = lp.parametric_root(sol.row_dual, cap)  # any dual vector gives a bound
+                if ray is not None:
+                    roots = [lp.parametric_root(r, cap, farkas=True) for r in (ray, -ray)]
+                    root = max(root, *roots)
+            if root == np.inf:
+                return None  # no adversarial example within the cap in this subtree
+            weights = [np.abs(sol.row_dual[r]) for r in lp.up_rows]
+            if root <= probe * (1 + 1e-6) + 1e-12:
+                lb = max(lb, root)
+                break
+            lb, probe = max(lb, root), root
+            if self.best is not None and lb >= self.best.distance - self.opt.tolerance:
+                break
+        if sol is not None and sol.optimal:
+            self._heuristics(node.target, lp, sol.col_value, self._cap(delta))
+        choice = self._branch_choice(weights, bounds, node.fixed)
+        if choice is None:  # every ReLU fixed: the LP was exact; its bound is final
+            return lb, []
+        basis = lp.highs.getBasis()
+        k, i = choice
+        depth = node_depth(node.fixed)
+        kids = []
+        for phase in (1, -1):
+            fixed = [f.copy() for f in node.fixed]
+            fixed[k][i] = phase
+            kids.append(_Node(lb, -depth - 1, 0, node.target, fixed, basis, weights))
+        return lb, kids
+
+    def decide(self, delta: float, deadline: float) -> Decision:
+        """Fixed-δ question: is there an adversarial ``x′`` with ``‖x′ − x‖ ≤ delta``?"""
+        start = time.monotonic()
+        out = self.search(deadline, delta=float(delta))
+        took = time.monotonic() - start
+        if out.best is not None and out.best.distance <= delta:
+            return Decision(Verdict.ADVERSARIAL, out.best.x, took)
+        if out.finished and out.lower >= delta:
+            return Decision(Verdict.ROBUST, None, took)
+        return Decision(Verdict.UNKNOWN, None, took, "branch-and-bound ran out of time")
+
+
+def node_depth(fixed: Phases) -> int:
+    """Number of branched ReLUs."""
+    return int(sum(np.count_nonzero(f) for f in fixed))
+
+
+def bab_decider(options: BabOptions | None = None):
+    """A :data:`~paper_repro.exact.decide.Decider` backed by :class:`BabEngine` (fresh per call)."""
+
+    def decide(query: Query, delta: float, timeout: float) -> Decision:
+        engine = BabEngine(query, options)
+        return engine.decide(delta, time.monotonic() + timeout)
+
+    return decide
+
+
+def seed_incumbent(engine: BabEngine, initial: np.ndarray | None) -> None:
+    """Offer a user-supplied adversarial example (checked exactly against every target)."""
+    if initial is None:
+        return
+    for t in engine.q.targets():
+        engine.offer(check_witness(engine.net, engine.x, initial, t, engine.norm))

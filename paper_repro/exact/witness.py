@@ -1,0 +1,178 @@
+"""Independent checks of adversarial witnesses: exact rational arithmetic and float32 torch.
+
+The network's float64 weights are the exact definition of the classifier (a float64 is a dyadic
+rational). :func:`exact_margin` evaluates ``min_{j≠t} (logit_t − logit_j)`` at ``x′`` with no
+rounding at all (big integers over a common power-of-two denominator, returned as a ``Fraction``);
+:func:`exact_distance` computes ``‖x′ − x‖`` exactly. A witness is valid iff ``x′ ∈ [0,1]^n`` and its
+exact margin is ``≥ 0`` (ties count, as in the query's ``logit_t ≥ logit_j``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import torch
+
+from paper_repro.models import network_to_torch
+from paper_repro.network import ReluNetwork
+from paper_repro.query import Norm
+
+
+def _dyadic(values: np.ndarray) -> tuple[list[int], int]:
+    """Exact integers ``m_i`` and shift ``e`` with ``values_i = m_i / 2**e`` (flattened)."""
+    ratios = [float(v).as_integer_ratio() for v in np.asarray(values, np.float64).ravel()]
+    e = max((d.bit_length() - 1 for _, d in ratios), default=0)
+    return [num << (e - (den.bit_length() - 1)) for num, den in ratios], e
+
+
+class ExactNetwork:
+    """The weights of a :class:`ReluNetwork` as exact dyadic integers (converted once)."""
+
+    def __init__(self, network: ReluNetwork) -> None:
+        self.network = network
+        self.layers = [
+            (_dyadic(w), _dyadic(b), w.shape)
+            for w, b in zip(network.weights, network.biases, strict=True)
+        ]
+
+
+def exact_logits(network: ReluNetwork | ExactNetwork, x: np.ndarray) -> list[Fraction]:
+    """The logits at ``x`` (``[n_0]``) computed exactly from the float64 weights, ``[n_L]``."""
+    exact = network if isinstance(network, ExactNetwork) else ExactNetwork(network)
+    z, ez = _dyadic(x)
+    for k, ((wi, ew), (bi, eb), (n_out, n_in)) in enumerate(exact.layers):
+        shift = ew + ez  # scale of w·z; bring b to the same scale
+        if eb > shift:  # rescale products up so the bias fits exactly
+            up = eb - shift
+            z, ez, shift = [v << up for v in z], ez + up, eb
+        new = []
+        for i in range(n_out):
+            row = wi[i * n_in : (i + 1) * n_in]
+            acc = sum(a * v for a, v in zip(row, z, strict=True) if v and a)
+            new.append(acc + (bi[i] << (shift - eb)))
+        if k < len(exact.layers) - 1:
+            new = [max(v, 0) for v in new]
+        z, ez = new, shift
+    return [Fraction(v, 1 << ez) for v in z]
+
+
+def exact_margin(network: ReluNetwork | ExactNetwork, x: np.ndarray, target: int) -> Fraction:
+    """``min_{j≠target} (logit_target − logit_j)`` at ``x``, exactly (≥ 0 ⇔ ``target`` is reached)."""
+    logits = exact_logits(network, x)
+    return min(logits[target] - v for j, v in enumerate(logits) if j != target)
+
+
+def exact_distance(x: np.ndarray, xprime: np.ndarray, norm: Norm) -> Fraction:
+    """``‖x′ − x‖`` (L∞ or L1) in exact rationals."""
+    xs = np.asarray(x, np.float64).ravel()
+    ints, e = _dyadic(np.concatenate([np.asarray(xprime, np.float64).ravel(), xs]))
+    n = xs.size
+    diffs = [abs(a - b) for a, b in zip(ints[:n], ints[n:], strict=True)]
+    total = max(diffs, default=0) if norm == Norm.LINF else sum(diffs)
+    return Fraction(total, 1 << e)
+
+
+def round_up(value: Fraction) -> float:
+    """The smallest float64 ``≥ value``."""
+    f = float(value)
+    return f if Fraction(f) >= value else math.nextafter(f, math.inf)
+
+
+def round_down(value: Fraction) -> float:
+    """The largest float64 ``≤ value``."""
+    f = float(value)
+    return f if Fraction(f) <= value else math.nextafter(f, -math.inf)
+
+
+def float32_margin(network: ReluNetwork, x: np.ndarray, target: int) -> float:
+    """``min_{j≠t} (logit_t − logit_j)`` from the float32 torch copy of the network."""
+    model = network_to_torch(network)
+    with torch.no_grad():
+        logits = model(torch.as_tensor(np.asarray(x), dtype=torch.float32).reshape(1, -1))[0]
+    others = torch.cat([logits[:target], logits[target + 1 :]])
+    return float(logits[target] - others.max())
+
+
+@dataclass(frozen=True)
+class Witness:
+    """A checked adversarial example.
+
+    Attributes:
+        x: ``x′``, ``[n_0]``, in [0, 1].
+        target: the class it reaches (exact margin ≥ 0).
+        distance: ``‖x′ − x‖`` rounded up to float64 (the certified upper bound).
+        margin: exact margin, as a float rounded down.
+    """
+
+    x: np.ndarray
+    target: int
+    distance: float
+    margin: float
+
+
+def check_witness(
+    network: ReluNetwork | ExactNetwork,
+    x: np.ndarray,
+    xprime: np.ndarray,
+    target: int,
+    norm: Norm,
+) -> Witness | None:
+    """A :class:`Witness` if ``x′`` is in [0,1]^n and reaches ``target`` exactly, else ``None``."""
+    xp = np.asarray(xprime, np.float64).reshape(-1)
+    if xp.shape != x.shape or not np.all(np.isfinite(xp)) or xp.min() < 0 or xp.max() > 1:
+        return None
+    margin = exact_margin(network, xp, target)
+    if margin < 0:
+        return None
+    dist = round_up(exact_distance(x, xp, norm))
+    return Witness(x=xp.copy(), target=target, distance=dist, margin=round_down(margin))
+
+
+def repair(
+    network: ReluNetwork | ExactNetwork,
+    x: np.ndarray,
+    xprime: np.ndarray,
+    target: int,
+    norm: Norm,
+) -> Witness | None:
+    """Push a near-adversarial ``x′`` (float margin ≈ 0) over the decision boundary, then check.
+
+    Steps along the local gradient of the worst margin (exact in ``x′``'s linear region), projected
+    to [0,1], with growing step sizes from 1e-12 to 1e-5 (L∞ sign steps; L1 a single coordinate).
+    Returns the first exactly-valid point, or ``None``.
+    """
+    xp = np.clip(np.asarray(xprime, np.float64), 0.0, 1.0)
+    found = check_witness(network, x, xp, target, norm)
+    if found is not None:
+        return found
+    exact = network if isinstance(network, ExactNetwork) else ExactNetwork(network)
+    network = exact.network
+    logits = network.forward(xp)
+    others = [j for j in range(network.num_classes) if j != target]
+    j = others[int(np.argmin(logits[target] - logits[others]))]
+    grad = _margin_gradient(network, xp, target, j)
+    if norm == Norm.LINF:
+        direction = np.sign(grad)
+    else:
+        room = np.where(grad > 0, 1.0 - xp, xp)
+        i = int(np.argmax(np.abs(grad) * (room > 0)))
+        direction = np.zeros_like(xp)
+        direction[i] = np.sign(grad[i])
+    for step in 10.0 ** np.arange(-12.0, -4.5, 1.0):
+        cand = np.clip(xp + step * direction, 0.0, 1.0)
+        found = check_witness(exact, x, cand, target, norm)
+        if found is not None:
+            return found
+    return None
+
+
+def _margin_gradient(network: ReluNetwork, x: np.ndarray, t: int, j: int) -> np.ndarray:
+    """∂(logit_t − logit_j)/∂x at ``x`` (the linear region's gradient), ``[n_0]``."""
+    g = network.weights[-1][t] - network.weights[-1][j]
+    pre = network.pre_activations(x)
+    for k in range(len(pre) - 1, -1, -1):
+        g = (g * (pre[k] > 0)) @ network.weights[k]
+    return g
