@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import io
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -115,6 +116,7 @@ def encode(
     delta_max: float | Fraction | None = None,
     env: Environment | None = None,
     margin: float | Fraction = 0,
+    layer_bounds: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> SmtEncoding:
     """The exact formula "∃x′ ∈ [0,1]^n, ‖x′ − x‖ ≤ δ, x′ classified as a target" (see module doc).
 
@@ -125,6 +127,10 @@ def encode(
         env: the PySMT environment to build in (a fresh one by default).
         margin: require ``Z_t − Z_j ≥ margin`` instead of ``≥ 0`` (a strengthening used to find
             witnesses that stay adversarial after rounding to float64; 0 is the query).
+        layer_bounds: optional *sound* bounds ``(lo, hi)`` on every hidden pre-activation over
+            the region (e.g. :func:`paper_repro.bounds.crown.crown_layer_bounds`, outward
+            rounded); intersected with the exact interval bounds to fix more ReLUs and tighten
+            the redundant chords. The formula stays exact provided these bounds are sound.
     """
     env = env or Environment()
     mgr = env.formula_manager
@@ -183,6 +189,9 @@ def encode(
                 h_lo += fw * (lo[i] if fw > 0 else hi[i])
                 h_hi += fw * (hi[i] if fw > 0 else lo[i])
             h = mgr.Plus([mgr.Real(_frac(b[j])), *summands])
+            if layer_bounds is not None and k < last:
+                h_lo = max(h_lo, _frac(layer_bounds[k][0][j]))
+                h_hi = min(h_hi, _frac(layer_bounds[k][1][j]))
             if k == last:
                 new_terms.append(h)
                 continue
@@ -270,7 +279,7 @@ def check_witness_smt(query: Query, witness: np.ndarray, delta: float | Fraction
     return bool(ground.constant_value())
 
 
-def smt_decider(solver: SmtSolver | str = SmtSolver.Z3) -> Decider:
+def smt_decider(solver: SmtSolver | str = SmtSolver.Z3, crown_stability: bool = False) -> Decider:
     """A :data:`Decider` answering the fixed-δ query exactly with an SMT solver.
 
     ``z3``: the PySMT formula is converted (PySMT's ``Z3Converter``) into a fresh ``z3.Context``
@@ -280,7 +289,9 @@ def smt_decider(solver: SmtSolver | str = SmtSolver.Z3) -> Decider:
     to float64 and pulled exactly into the δ-ball; if rounding breaks a tie, the query is re-solved
     once with margin ``2^-30·(1 + max|Z(x)|)`` to get a witness that is exactly adversarial in
     float64; failing that, ``message`` says so (the verdict is exact either way). Timeouts give
-    ``unknown``.
+    ``unknown`` (enforced with ``z3.Context.interrupt``). ``crown_stability``: also use the sound
+    CROWN layer bounds at δ to drop stable ReLUs (fewer disjunctions; default: exact interval
+    arithmetic only, the simplest specification).
     """
     name = SmtSolver.parse(solver)
 
@@ -289,7 +300,12 @@ def smt_decider(solver: SmtSolver | str = SmtSolver.Z3) -> Decider:
         env = Environment()
         if name != SmtSolver.Z3 and name.value not in env.factory.all_solvers():
             raise PaperReproError(f"SMT solver {name.value} is not installed for PySMT")
-        enc = encode(query, delta, env=env)
+        bounds = None
+        if crown_stability:
+            from paper_repro.bounds.crown import crown_layer_bounds, make_region
+
+            bounds = crown_layer_bounds(query.network, make_region(query.x, delta, query.norm))
+        enc = encode(query, delta, env=env, layer_bounds=bounds)
         left = timeout_s - (time.perf_counter() - t0)
         if left <= 0:
             return Decision(Verdict.UNKNOWN, None, time.perf_counter() - t0, "timeout (encoding)")
@@ -301,7 +317,8 @@ def smt_decider(solver: SmtSolver | str = SmtSolver.Z3) -> Decider:
         witness = repair_witness(query, np.array([float(v) for v in exact]), delta)
         if witness is None:  # rounding broke a tie: look for a point with a little slack
             scale = 1.0 + float(np.abs(query.network.forward(query.x)).max())
-            enc = encode(query, delta, env=Environment(), margin=Fraction(2**-30) * _frac(scale))
+            slack = Fraction(2**-30) * _frac(scale)
+            enc = encode(query, delta, env=Environment(), margin=slack, layer_bounds=bounds)
             left = timeout_s - (time.perf_counter() - t0)
             strict, exact2 = solve(enc, name.value, left) if left > 0 else (Verdict.UNKNOWN, [])
             if strict == Verdict.ADVERSARIAL:
@@ -324,7 +341,12 @@ def _solve_z3(enc: SmtEncoding, _name: str, timeout_s: float) -> tuple[Verdict, 
     tactic = z3.Then("simplify", "solve-eqs", "smt", ctx=ctx)
     s = z3.TryFor(tactic, max(1, int(timeout_s * 1000)), ctx=ctx).solver()
     s.add(conv.convert(enc.formula))
-    res = s.check()
+    timer = threading.Timer(timeout_s + 0.05, ctx.interrupt)  # TryFor alone can overshoot
+    timer.start()
+    try:
+        res = s.check()
+    finally:
+        timer.cancel()
     if res == z3.unsat:
         return Verdict.ROBUST, []
     if res != z3.sat:
