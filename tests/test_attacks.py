@@ -24,7 +24,9 @@ from paper_repro.attacks import (
     distance,
 )
 from paper_repro.errors import PaperReproError
+from paper_repro.exact.reference import reference_minimal_distance
 from paper_repro.models import MLP, network_to_torch
+from paper_repro.query import Query
 
 torch.set_num_threads(1)
 
@@ -229,6 +231,33 @@ def test_cw_near_exact_minimum_on_a_linear_model(digits):
         [_lp_minimal_distance(model, x[i], int(targets[i]), Norm.LINF) for i in range(4)]
     )
     assert (distance(x, fg.x_adv, Norm.LINF).numpy() >= exact * (1 - 1e-6) - 1e-9).all()
+
+
+def test_cw_near_exact_minimum_on_a_tiny_relu_network(digits):
+    """784-4-10 ReLU net: compare with δ* from enumerating all 16 activation patterns."""
+    x_all, y_all = digits
+    torch.manual_seed(0)
+    model = MLP((4,))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(2):
+        for i in range(0, 4000, 100):
+            loss = F.cross_entropy(model(x_all[i : i + 100]), y_all[i : i + 100])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval()
+    keep = (model(x_all[4000:4050]).argmax(1) == y_all[4000:4050]).nonzero().flatten()[:2]
+    x, y = x_all[4000:][keep], y_all[4000:][keep]
+    targets = (y + 1 + torch.arange(2)) % 10
+    net = model.to_network()
+    for attack, slack in ((FAST_LINF, 1.10), (FAST_L1, 1.01)):
+        res = attack(model, x, y, targets)
+        assert res.success.all()
+        for i in range(2):
+            q = Query(net, x[i].double().numpy(), int(y[i]), int(targets[i]), res.norm)
+            exact = reference_minimal_distance(q).delta
+            got = float(res.distance[i])
+            assert exact * (1 - 1e-6) - 1e-9 <= got <= exact * slack + 1e-4, (res.norm, got, exact)
 
 
 def test_attacks_run_a_float64_model(vanilla, batch):
