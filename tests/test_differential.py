@@ -11,7 +11,7 @@ For each case (deterministic seed = case index): 2–16 inputs, 1–3 hidden lay
 * the z3 path (exact rational SMT, :func:`paper_repro.exact.smt.smt_decider`) must answer
   ``adversarial`` at ``δ* + 1e-6`` and ``robust`` at ``δ* − 1e-6`` (``robust`` on the whole box
   when the reference finds no adversarial example). z3 costs ~0.2 s per case, so the default run
-  checks every 5th case (100 cases); ``pytest -m slow tests/test_differential.py`` checks all 500.
+  checks every 10th case (50 cases); ``pytest -m slow tests/test_differential.py`` checks all 500.
 
 Zero disagreements are allowed.
 """
@@ -31,7 +31,7 @@ from paper_repro.query import Norm, Query, Status
 
 N_CASES = 500
 CHUNK = 50
-Z3_EVERY = 5  # default run: z3 on cases 0, 5, 10, ...
+Z3_EVERY = 10  # default run: z3 on cases 0, 10, 20, ...
 AGREE = 1e-6
 
 
@@ -74,9 +74,9 @@ def _exact_distance(q: Query, w: np.ndarray) -> Fraction:
 
 
 def _check_bab(search, q: Query, ref_delta: float) -> None:
-    opts = search.SolveOptions(
-        tolerance=1e-8, precision=1e-8, protocol=search.Protocol.EXACT, timeout=60.0, seed=0
-    )
+    # ask for the precision the comparison needs (the engine's safe LP bounds carry ~1e-7 slack)
+    tol = 0.5 * _step(ref_delta) if np.isfinite(ref_delta) else 1e-7
+    opts = search.SolveOptions(tolerance=tol, protocol=search.Protocol.EXACT, timeout=60.0, seed=0)
     res = search.minimal_adversarial(q, search.Backend.BAB, opts)
     assert res.status == Status.OPTIMAL, res.message
     assert res.lower <= ref_delta + 1e-9, (res.lower, ref_delta)
