@@ -22,6 +22,7 @@ from paper_repro.bounds.outward import BoxRegion, L1Region
 from paper_repro.bounds.radius import (
     BoundMethod,
     RadiusOptions,
+    certified_radii,
     certified_radius,
     is_certified,
     robust_error_bound,
@@ -279,6 +280,18 @@ def test_certified_radius_below_exact_minimal_distance(seed):
             parallel = crown_margins(net, x, 0.05, margin_matrix(3, y),
                                      options=CrownOptions(LowerSlope.PARALLEL)).lower  # fmt: skip
             np.testing.assert_allclose(robust_certificate(net, x, y, 0.05), parallel, atol=1e-9)
+
+
+def test_certified_radii_batch_matches_single_and_zero_for_misclassified():
+    rng = np.random.default_rng(8)
+    net = _net(rng, [4, 5, 3])
+    xs = rng.random((5, 4))
+    preds = np.argmax(net.forward(xs), axis=1)
+    radii = certified_radii(net, xs)
+    assert np.all(radii > 0)
+    assert radii[2] == certified_radius(net, xs[2], int(preds[2])).radius
+    wrong = certified_radii(net, xs, (preds + 1) % 3)
+    assert np.all(wrong == 0.0)
 
 
 def test_robust_error_bound_counts_clean_errors_and_uncertified():

@@ -142,3 +142,25 @@ def robust_error_bound(
             uncertified += 1
     total = xs.shape[0]
     return RobustError((clean_errors + uncertified) / total, clean_errors, uncertified, total, eps)
+
+
+def certified_radii(
+    net: ReluNetwork,
+    xs: np.ndarray,
+    labels: np.ndarray | None = None,
+    options: RadiusOptions = RadiusOptions(),
+) -> np.ndarray:
+    """:func:`certified_radius` for each row of ``xs`` (``[N, n_0]``) → ``[N]`` radii.
+
+    ``labels=None`` certifies the network's own prediction (Wong & Kolter's Eq. 17, "distance to
+    the decision boundary"); with true labels, misclassified points get radius 0.
+    """
+    xs = np.atleast_2d(np.asarray(xs, dtype=np.float64))
+    if labels is None:
+        labels = np.argmax(net.forward(xs), axis=1)
+    labels = np.asarray(labels).reshape(-1)
+    if labels.shape[0] != xs.shape[0]:
+        raise PaperReproError("certified_radii needs one label per example")
+    return np.array(
+        [certified_radius(net, x, int(y), options).radius for x, y in zip(xs, labels, strict=True)]
+    )
