@@ -25,7 +25,7 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from paper_repro.bounds.interval import Bounds, InputRegion
+from paper_repro.bounds.interval import Bounds
 from paper_repro.bounds.symbolic import Phases, relax_layer
 from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm
@@ -77,6 +77,15 @@ def _reduced_costs(cost: np.ndarray, aty: np.ndarray, abs_aty: np.ndarray, k: in
     return r - err, r + err
 
 
+def _col_terms(r_lo, r_hi, col_lo: np.ndarray, col_hi: np.ndarray) -> np.ndarray:
+    """Lower bounds of ``r_j v_j`` for ``r_j ∈ [r_lo, r_hi]``, ``v_j ∈ [col_lo, col_hi]``."""
+    with np.errstate(invalid="ignore"):
+        a = np.minimum(r_lo * col_lo, r_lo * col_hi)
+        b = np.minimum(r_hi * col_lo, r_hi * col_hi)
+    out = np.minimum(a, b)
+    return np.where(np.isnan(out), 0.0, out)  # 0 · inf: the coefficient interval is {0}
+
+
 def _total(
     row_term: np.ndarray,
     r_lo: np.ndarray,
@@ -84,10 +93,7 @@ def _total(
     col_lo: np.ndarray,
     col_hi: np.ndarray,
 ) -> float:
-    with np.errstate(invalid="ignore"):
-        cands = np.stack([r_lo * col_lo, r_lo * col_hi, r_hi * col_lo, r_hi * col_hi])
-    cands = np.where(np.isnan(cands), 0.0, cands)  # 0 · inf: the coefficient interval is {0}
-    col_term = np.min(cands, axis=0)
+    col_term = _col_terms(r_lo, r_hi, col_lo, col_hi)
     if not (np.all(np.isfinite(col_term)) and np.all(np.isfinite(row_term))):
         return -np.inf
     total = float(np.sum(row_term)) + float(np.sum(col_term))
@@ -261,21 +267,34 @@ class RelaxedLP:
             len(rows), rows.astype(np.int32), self.row_lo[rows], self.row_hi[rows]
         )
 
+    def _radius_bounds(self, radii: np.ndarray, delta_lo: float = 0.0) -> tuple:
+        """Bounds of the displacement and ``δ`` columns for each radius, ``[R, δcol + 1]`` each.
+
+        Same rounding as :class:`InputRegion`: the box ends are rounded outwards, then the
+        displacement room ``x − lo`` / ``hi − x`` is rounded up.
+        """
+        r = np.asarray(radii, float).reshape(-1, 1)
+        x = self.x[None, :]
+        box_lo = np.maximum(0.0, np.nextafter(x - r, -np.inf))
+        box_hi = np.minimum(1.0, np.nextafter(x + r, np.inf))
+        down, up = np.nextafter(x - box_lo, np.inf), np.nextafter(box_hi - x, np.inf)
+        m = self.delta_col + 1
+        lo, hi = np.zeros((len(r), m)), np.zeros((len(r), m))
+        n = self.network.input_dim
+        if self.norm == Norm.LINF:
+            lo[:, :n], hi[:, :n] = -down, up
+        else:
+            hi[:, :n], hi[:, n : 2 * n] = up, down
+        hi[:, -1] = np.nextafter(r[:, 0], np.inf)
+        lo[:, -1] = np.minimum(delta_lo, r[:, 0]) if self.min_delta else hi[:, -1]
+        return lo, hi
+
     def _probe_bounds(
         self, radius: float, delta_lo: float, col_lo: np.ndarray, col_hi: np.ndarray
     ) -> None:
         """Write the displacement and ``δ`` column bounds for ``R(x, radius)`` into the arrays."""
-        region = InputRegion(self.x, radius, self.norm)
-        down = np.nextafter(self.x - region.lo, np.inf)
-        up = np.nextafter(region.hi - self.x, np.inf)
-        n = self.network.input_dim
-        if self.norm == Norm.LINF:
-            col_lo[:n], col_hi[:n] = -down, up
-        else:
-            col_lo[: 2 * n] = 0.0
-            col_hi[:n], col_hi[n : 2 * n] = up, down
-        col_hi[self.delta_col] = np.nextafter(radius, np.inf)
-        col_lo[self.delta_col] = min(delta_lo, radius) if self.min_delta else col_hi[self.delta_col]
+        lo, hi = self._radius_bounds(np.array([radius]), delta_lo)
+        col_lo[: lo.shape[1]], col_hi[: hi.shape[1]] = lo[0], hi[0]
 
     def set_probe(self, radius: float, delta_lo: float = 0.0) -> None:
         """Change only the input region's radius (other bounds stay those of :meth:`configure`)."""
@@ -305,24 +324,69 @@ class RelaxedLP:
         aty, abs_aty = self._aty(y)
         cost = np.zeros(self.ncol) if farkas else self.cost
         r_lo, r_hi = _reduced_costs(cost, aty, abs_aty, self.max_col_nnz)
-        col_lo, col_hi = self.col_lo.copy(), self.col_hi.copy()
-
-        def bound(radius: float) -> float:
-            self._probe_bounds(radius, 0.0, col_lo, col_hi)
-            return _total(row_term, r_lo, r_hi, col_lo, col_hi)
-
-        if bound(cap) > 0.0:
-            return np.inf
-        if not bound(0.0) > 0.0:
+        m = self.delta_col + 1  # the columns whose bounds depend on the radius
+        fixed_terms = np.concatenate(
+            [row_term, _col_terms(r_lo[m:], r_hi[m:], self.col_lo[m:], self.col_hi[m:])]
+        )
+        if not np.all(np.isfinite(fixed_terms)):
             return 0.0
-        lo, hi = 0.0, cap
-        while hi - lo > 1e-12 * max(1.0, cap):
-            mid = (lo + hi) / 2.0
-            if bound(mid) > 0.0:
-                lo = mid
-            else:
-                hi = mid
-        return lo
+        const, const_mag = float(np.sum(fixed_terms)), float(np.sum(np.abs(fixed_terms)))
+        gamma = 2.0 * _gamma(row_term.size + self.ncol + 2)
+
+        def bound(radii: np.ndarray) -> np.ndarray:
+            lo, hi = self._radius_bounds(radii)
+            terms = _col_terms(r_lo[:m], r_hi[:m], lo, hi)
+            total = const + terms.sum(axis=1)
+            return total - gamma * (const_mag + np.abs(terms).sum(axis=1)) - 1e-300
+
+        if bound(np.array([cap]))[0] > 0.0:
+            return np.inf
+        guess = self._root_guess(r_lo[:m], r_hi[:m], const, cap)
+        tries = guess * (1.0 - np.logspace(-13, -6, 8)) - np.logspace(-16, -9, 8)
+        tries = np.concatenate([[guess], tries])
+        tries = tries[tries > 0.0]
+        if tries.size:  # verify the float guess rigorously, backing off slightly if needed
+            ok = np.flatnonzero(bound(tries) > 0.0)
+            if ok.size:
+                return float(tries[ok[0]])
+        lo_r, hi_r = 0.0, cap
+        for _ in range(4):  # grid refinement: the bound is non-increasing in the radius
+            grid = np.linspace(lo_r, hi_r, 17)
+            ok = bound(grid) > 0.0
+            if not ok[0]:
+                return lo_r if lo_r > 0.0 else 0.0
+            last = int(np.flatnonzero(ok)[-1])
+            lo_r, hi_r = float(grid[last]), float(grid[min(last + 1, 16)])
+        return lo_r
+
+    def _root_guess(self, r_lo: np.ndarray, r_hi: np.ndarray, const: float, cap: float) -> float:
+        """Float root of ``const − Σ_j s_j min(ρ, c_j)`` (the dual bound's radius dependence)."""
+        n = self.network.input_dim
+        if self.norm == Norm.LINF:
+            loss = [(np.maximum(r_hi[:n], 0.0), self.x), (np.maximum(-r_lo[:n], 0.0), 1.0 - self.x)]
+        else:
+            loss = [
+                (np.maximum(-r_lo[:n], 0.0), 1.0 - self.x),
+                (np.maximum(-r_lo[n : 2 * n], 0.0), self.x),
+            ]
+        slopes = np.concatenate([sl for sl, _ in loss] + [[max(-r_lo[-1], 0.0)]])
+        caps = np.concatenate([c for _, c in loss] + [[np.inf]])
+        order = np.argsort(caps)
+        slopes, caps = slopes[order], caps[order]
+        spent = np.concatenate([[0.0], np.cumsum(slopes * np.where(np.isfinite(caps), caps, 0.0))])
+        rate = np.concatenate([[slopes.sum()], slopes.sum() - np.cumsum(slopes)])
+        starts = np.concatenate([[0.0], caps])
+        ends = np.concatenate([caps, [np.inf]])
+        # on [starts[k], ends[k]] the function is const − spent_k − rate_k ρ
+        with np.errstate(divide="ignore", invalid="ignore"):
+            roots = np.where(
+                rate > 0.0, (const - spent) / rate, np.where(const > spent, np.inf, 0.0)
+            )
+        hit = np.flatnonzero(roots <= ends)
+        if hit.size == 0:
+            return cap
+        k = int(hit[0])
+        return float(min(max(roots[k], starts[k]), cap))
 
     def _row_terms(self, y: np.ndarray) -> tuple:
         return _row_terms(self.row_lo, self.row_hi, y)

@@ -79,8 +79,8 @@ class BabOutcome:
 class BabEngine:
     """Branch-and-bound for one :class:`~paper_repro.query.Query`; holds its own HiGHS models."""
 
-    REGION_MARGIN = 1e-9
-    """Output / phase margin used when solving a linear region's exact LP for a witness."""
+    REGION_MARGINS = (1e-11, 1e-8)
+    """Output / phase margins tried when solving a linear region's exact LP for a witness."""
 
     def __init__(self, query: Query, options: BabOptions | None = None) -> None:
         self.q = query
@@ -112,7 +112,9 @@ class BabEngine:
     def _region_lp(self, target: int) -> RelaxedLP:
         """The ``min δ`` LP of ``target``, used for exact linear-region solves."""
         if target not in self.region_lps:
-            self.region_lps[target] = RelaxedLP(self.net, self.x, self.norm, target)
+            lp = RelaxedLP(self.net, self.x, self.norm, target)
+            lp.highs.setOptionValue("primal_feasibility_tolerance", 1e-10)
+            self.region_lps[target] = lp
         return self.region_lps[target]
 
     def _refresh_base(self, radius: float, deadline: float) -> None:
@@ -137,6 +139,10 @@ class BabEngine:
         if logits[target] >= logits.max() - 1e-9:
             self.offer(repair(self.exact, self.x, xp, target, self.norm))
         pattern = [np.where(z >= 0, 1, -1).astype(np.int8) for z in self.net.pre_activations(xp)]
+        self._try_region(target, pattern, radius)
+
+    def _try_region(self, target: int, pattern: Phases, radius: float) -> None:
+        """Solve the exact LP of one activation region once per (target, pattern)."""
         key = bytes([target]) + b"".join(p.tobytes() for p in pattern)
         if key in self.tried or not pattern:
             return
@@ -144,9 +150,19 @@ class BabEngine:
         self.offer(self._region_witness(target, pattern, radius))
 
     def _region_witness(self, target: int, pattern: Phases, radius: float) -> Witness | None:
-        """Solve ``min δ`` exactly inside one activation region (all ReLUs fixed), then check."""
+        """Solve ``min δ`` exactly inside one activation region (all ReLUs fixed), then check.
+
+        The phase and output constraints get a small margin (``REGION_MARGINS``, tried in order)
+        so that the float LP point is exactly adversarial after at most a tiny repair step.
+        """
+        for m in self.REGION_MARGINS:
+            found = self._region_solve(target, pattern, radius, m)
+            if found is not None:
+                return found
+        return None
+
+    def _region_solve(self, target: int, pattern: Phases, radius: float, m: float):
         assert self.base is not None
-        m = self.REGION_MARGIN
         bounds = [(lo.copy(), hi.copy()) for lo, hi in self.base]
         for k, p in enumerate(pattern):
             lo, hi = bounds[k]
@@ -212,7 +228,7 @@ class BabEngine:
         def prunable(lb: float) -> bool:
             if lb > self._cap(delta):
                 return True
-            return self.best is not None and lb >= self.best.distance - tol
+            return self.best is not None and lb >= self.best.distance - 0.99 * tol
 
         def close(lb: float) -> float:
             return min(closed, lb) if lb <= self._cap(delta) else closed
@@ -303,6 +319,11 @@ class BabEngine:
             self._heuristics(node.target, lp, sol.col_value, self._cap(delta))
         choice = self._branch_choice(weights, bounds, node.fixed)
         if choice is None:  # every ReLU fixed: the LP was exact; its bound is final
+            leaf = [
+                np.where(lo >= 0, 1, np.where(hi <= 0, -1, f)).astype(np.int8)
+                for (lo, hi), f in zip(bounds[:-1], node.fixed, strict=True)
+            ]
+            self._try_region(node.target, leaf, self._cap(delta))
             return lb, []
         basis = lp.highs.getBasis()
         k, i = choice

@@ -1,0 +1,270 @@
+"""Public API: the provably minimal adversarial example of a query (Carlini et al., Sec. 3).
+
+Two protocols:
+
+* ``EXACT`` — minimise ``δ`` directly with the branch-and-bound (:mod:`paper_repro.exact.bab`,
+  default) or the big-M MILP (:mod:`paper_repro.exact.milp`); optimal iff
+  ``upper − lower ≤ tolerance``.
+* ``BINARY_SEARCH`` — Carlini et al.'s protocol around a fixed-δ decider (BaB, MILP, SMT or
+  Marabou): ``δ_max`` from the initial adversarial example, ``δ_min = 0``, bisect until
+  ``δ_max − δ_min ≤ precision``.
+
+Every reported witness has been checked in exact rational arithmetic.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from paper_repro.errors import PaperReproError
+from paper_repro.exact.bab import BabEngine, BabOptions, bab_decider, seed_incumbent
+from paper_repro.exact.decide import Decider, Verdict
+from paper_repro.exact.incumbent import attack_incumbent
+from paper_repro.exact.milp import milp_decider, milp_minimize
+from paper_repro.exact.witness import (
+    ExactNetwork,
+    Witness,
+    check_witness,
+    float32_margin,
+)
+from paper_repro.query import MinAdvResult, Norm, Query, Status
+
+
+class Backend(enum.StrEnum):
+    """Which complete engine answers: ``bab`` (default), ``milp``, ``smt`` (z3) or ``marabou``."""
+
+    BAB = "bab"
+    MILP = "milp"
+    SMT = "smt"
+    MARABOU = "marabou"
+
+
+class Protocol(enum.StrEnum):
+    """``exact``: minimise δ directly; ``binary_search``: Carlini et al.'s bisection on δ."""
+
+    EXACT = "exact"
+    BINARY_SEARCH = "binary_search"
+
+
+@dataclass(frozen=True)
+class SolveOptions:
+    """Options of :func:`minimal_adversarial`.
+
+    Attributes:
+        tolerance: ``EXACT`` stops when ``upper − lower ≤ tolerance`` (distance units).
+        precision: ``BINARY_SEARCH`` stops when ``δ_max − δ_min ≤ precision`` (paper: 1e-3).
+        protocol: see :class:`Protocol`.
+        timeout: wall-clock seconds for the whole query.
+        seed: seed of the initial attack's random starts.
+    """
+
+    tolerance: float = 1e-4
+    precision: float = 1e-3
+    protocol: Protocol = Protocol.EXACT
+    timeout: float = 120.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not (self.tolerance >= 0 and math.isfinite(self.tolerance)):
+            raise PaperReproError(f"tolerance must be finite and ≥ 0, got {self.tolerance}")
+        if not (self.precision > 0 and math.isfinite(self.precision)):
+            raise PaperReproError(f"precision must be finite and > 0, got {self.precision}")
+        if not self.timeout > 0:
+            raise PaperReproError(f"timeout must be > 0 seconds, got {self.timeout}")
+        try:
+            object.__setattr__(self, "protocol", Protocol(self.protocol))
+        except ValueError:
+            raise PaperReproError(
+                f"unknown protocol {self.protocol!r}: expected exact or binary_search"
+            ) from None
+
+
+def _backend(value: Backend | str) -> Backend:
+    try:
+        return Backend(value)
+    except ValueError:
+        choices = ", ".join(b.value for b in Backend)
+        raise PaperReproError(f"unknown backend {value!r}: expected one of {choices}") from None
+
+
+def minimal_adversarial(
+    query: Query,
+    backend: Backend = Backend.BAB,
+    options: SolveOptions = SolveOptions(),
+    initial: np.ndarray | None = None,
+) -> MinAdvResult:
+    """Certified bracket ``lower ≤ δ* ≤ upper`` of the minimal adversarial distance of ``query``.
+
+    Args:
+        query: network, ``x`` (``[n_0]`` in [0,1]), label, target (or untargeted), norm.
+        backend: the engine (``smt``/``marabou`` need ``BINARY_SEARCH``).
+        options: tolerance, precision, protocol, timeout, seed.
+        initial: an optional adversarial example ``[n_0]`` (e.g. from CW); it is checked exactly and
+            used as the first incumbent / ``δ_max``. Without it a targeted attack is run.
+
+    Returns:
+        A :class:`MinAdvResult` whose witness (if any) is exactly adversarial with distance
+        ``upper``; ``lower = upper = inf`` and no witness when no adversarial example exists.
+
+    Raises:
+        PaperReproError: unknown backend/protocol, or an exact-only request for a decider backend.
+    """
+    backend = _backend(backend)
+    if options.protocol == Protocol.BINARY_SEARCH:
+        return binary_search(query, _decider(backend, options), options, initial, str(backend))
+    start = time.monotonic()
+    deadline = start + options.timeout
+    if backend == Backend.BAB:
+        engine = BabEngine(query, BabOptions(tolerance=options.tolerance, seed=options.seed))
+        seed_incumbent(engine, initial)
+        out = engine.search(deadline)
+        extra = {"finished": out.finished, "lp_solves": out.nodes}
+    elif backend == Backend.MILP:
+        first = _initial_witness(query, initial)
+        out = milp_minimize(query, deadline, options.tolerance, first, options.seed)
+        extra = {"finished": out.finished}
+    else:
+        raise PaperReproError(
+            f"backend {backend} only decides fixed-δ questions: use protocol binary_search"
+        )
+    attack = out.attack.distance if out.attack is not None else math.inf
+    return _result(
+        query,
+        out.lower,
+        out.best,
+        attack,
+        start,
+        str(backend),
+        out.unstable,
+        out.nodes,
+        options.tolerance,
+        extra,
+    )
+
+
+def _decider(backend: Backend, options: SolveOptions) -> Decider:
+    if backend == Backend.BAB:
+        return bab_decider(BabOptions(seed=options.seed, attack=False))
+    if backend == Backend.MILP:
+        return milp_decider()
+    try:
+        if backend == Backend.SMT:
+            from paper_repro.exact.smt import smt_decider
+
+            return smt_decider("z3")
+        from paper_repro.exact.marabou_backend import marabou_decider
+
+        return marabou_decider()
+    except ImportError as exc:
+        raise PaperReproError(f"backend {backend} is not available: {exc}") from None
+
+
+def _initial_witness(query: Query, initial: np.ndarray | None) -> Witness | None:
+    if initial is None:
+        return None
+    x0 = np.asarray(initial, dtype=np.float64).reshape(-1)
+    if x0.shape != query.x.shape:
+        raise PaperReproError(f"initial example has {x0.size} values, expected {query.x.size}")
+    exact = ExactNetwork(query.network)
+    found = [check_witness(exact, query.x, x0, t, query.norm) for t in query.targets()]
+    found = [w for w in found if w is not None]
+    return min(found, key=lambda w: w.distance) if found else None
+
+
+def binary_search(
+    query: Query,
+    decider: Decider,
+    options: SolveOptions,
+    initial: np.ndarray | None = None,
+    backend: str = "decider",
+) -> MinAdvResult:
+    """Carlini et al.'s protocol: ``δ_max`` = distance of the initial adversarial example (given,
+    else a targeted attack; else the whole domain is asked once), ``δ_min = 0``; ask the decider at
+    the midpoint until ``δ_max − δ_min ≤ precision``. A decider witness lowers ``δ_max`` to its exact
+    distance; ``robust`` raises ``δ_min``; ``unknown`` or the deadline ends the search with the
+    bracket so far (status ``timeout``)."""
+    start = time.monotonic()
+    deadline = start + options.timeout
+    exact = ExactNetwork(query.network)
+    best = _initial_witness(query, initial)
+    if best is None:
+        for t in query.targets():
+            w = attack_incumbent(query, t, seed=options.seed, seconds=1.0, exact=exact)
+            if w is not None and (best is None or w.distance < best.distance):
+                best = w
+    attack = best.distance if best is not None else math.inf
+    far = np.maximum(query.x, 1.0 - query.x)
+    domain = float(far.max() if query.norm == Norm.LINF else far.sum())
+    lo, calls, message = 0.0, 0, ""
+    hi = best.distance if best is not None else domain
+    if best is None:  # no attack succeeded: ask once whether anything exists at all
+        verdict, best, message = _ask(query, decider, exact, domain, deadline)
+        calls += 1
+        if verdict == Verdict.ROBUST:
+            return _result(query, math.inf, None, attack, start, backend, 0, calls, 0.0, {})
+        hi = best.distance if best is not None else hi
+    while not message and hi - lo > options.precision:
+        mid = (lo + hi) / 2.0
+        verdict, w, message = _ask(query, decider, exact, mid, deadline)
+        calls += 1
+        before = (lo, hi)
+        if verdict == Verdict.ROBUST:
+            lo = mid
+        elif verdict == Verdict.ADVERSARIAL and w is not None:
+            best, hi = w, min(hi, w.distance)
+        if not message and (lo, hi) == before:
+            message = "the decider's witness is farther than δ_max: no progress"
+    lower = lo if best is not None else 0.0
+    res = _result(query, lower, best, attack, start, backend, 0, calls, options.precision, {})
+    return res if not message else _replace(res, Status.TIMEOUT, message)
+
+
+def _ask(query: Query, decider: Decider, exact: ExactNetwork, delta: float, deadline: float):
+    """One decider call → (verdict, checked witness, stop message)."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return Verdict.UNKNOWN, None, "timeout"
+    d = decider(query, float(delta), remaining)
+    if d.verdict == Verdict.UNKNOWN:
+        return d.verdict, None, d.message or "decider gave up"
+    if d.verdict == Verdict.ROBUST:
+        return d.verdict, None, ""
+    found = [check_witness(exact, query.x, d.witness, t, query.norm) for t in query.targets()]
+    found = [w for w in found if w is not None]
+    if not found:
+        return Verdict.UNKNOWN, None, "decider returned a witness that fails the exact check"
+    return d.verdict, min(found, key=lambda w: w.distance), ""
+
+
+def _result(query, lower, best, attack, start, backend, unstable, nodes, tol, extra):
+    upper = math.inf if best is None else best.distance
+    lower = min(float(lower), upper)
+    gap_ok = (upper - lower <= tol) if math.isfinite(upper) else not math.isfinite(lower)
+    status = Status.OPTIMAL if gap_ok else Status.TIMEOUT
+    return MinAdvResult(
+        status=status,
+        lower=lower,
+        upper=upper,
+        witness=None if best is None else best.x.copy(),
+        witness_class=None if best is None else best.target,
+        attack_distance=float(attack),
+        seconds=time.monotonic() - start,
+        backend=backend,
+        unstable_relus=int(unstable),
+        margin_exact=None if best is None else best.margin,
+        margin_float32=None if best is None else float32_margin(query.network, best.x, best.target),
+        nodes=int(nodes),
+        message="" if gap_ok else "time limit reached before the bracket closed",
+        extra=dict(extra),
+    )
+
+
+def _replace(res: MinAdvResult, status: Status, message: str) -> MinAdvResult:
+    from dataclasses import replace
+
+    return replace(res, status=status, message=message)
