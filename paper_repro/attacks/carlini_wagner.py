@@ -143,7 +143,9 @@ class CarliniWagnerLinf:
 
     Attributes:
         steps: Adam steps per ``(τ, c)`` optimisation.
-        lr: Adam learning rate (pixel units, [0,1] scale).
+        lr: largest Adam step size (pixel units, [0,1] scale).
+        lr_tau: the step size of an optimisation is ``min(lr, lr_tau·τ)``, so it shrinks with
+            the distances being resolved.
         initial_const: first ``c`` of every example.
         largest_const: an example stops once its ``c`` would exceed this.
         const_factor: ``c ← c·const_factor`` after a failed optimisation.
@@ -162,6 +164,7 @@ class CarliniWagnerLinf:
 
     steps: int = 100
     lr: float = 5e-3
+    lr_tau: float = 0.05
     initial_const: float = 0.1
     largest_const: float = 20.0
     const_factor: float = 2.0
@@ -179,7 +182,9 @@ class CarliniWagnerLinf:
             raise PaperReproError(
                 "CW L∞ needs steps ≥ 1, max_rounds ≥ 1, refine_steps ≥ 0, tau_halvings ≥ 0"
             )
-        if not (self.lr > 0 and self.initial_const > 0 and self.largest_const > 0):
+        if not (
+            self.lr > 0 and self.lr_tau > 0 and self.initial_const > 0 and self.largest_const > 0
+        ):
             raise PaperReproError("CW L∞ needs lr > 0 and positive constants")
         if not (self.const_factor > 1 and 0 < self.tau_decrease < 1 and self.min_tau >= 0):
             raise PaperReproError("CW L∞ needs const_factor > 1, 0 < tau_decrease < 1")
@@ -201,6 +206,7 @@ class CarliniWagnerLinf:
         (``τ`` starts below their distance), so the result is never farther than them.
         """
         model64, best = _start(model, x, y, targets, Norm.LINF)
+        active = best.dist > 0  # not already classified as the target
         n = x.shape[0]
         work = model_dtype(model)
         x0 = x.detach().to(work)
@@ -219,7 +225,6 @@ class CarliniWagnerLinf:
             last_d[seeded] = best.dist[seeded].float()
             tau[seeded] = last_d[seeded] * self.tau_decrease
         halvings = torch.full((n,), self.tau_halvings)
-        active = ~best.result().success
         for _ in range(self.max_rounds):
             rows = active.nonzero().flatten()
             if rows.numel() == 0:
@@ -276,27 +281,31 @@ class CarliniWagnerLinf:
             ``[b]`` bool: an adversarial iterate with ``‖δ‖∞ ≤ τ`` (+ lr slack) was reached (CW's
             success criterion; the warm start alone does not count); and the last iterate.
         """
-        v = start.clone().requires_grad_(True)
-        opt = torch.optim.Adam([v], lr=self.lr)
-        tau_col = tau.view(-1, 1)
+        # Adam written out so that each row can have its own step size ``min(lr, lr_tau·τ)``
+        lr = torch.clamp(tau * self.lr_tau, max=self.lr).to(x0.dtype).view(-1, 1)
+        v = start.clone()
+        m1, m2 = torch.zeros_like(v), torch.zeros_like(v)
+        b1, b2 = 0.9, 0.999
+        tau_col = tau.to(x0.dtype).view(-1, 1)
         done = torch.zeros(x0.shape[0], dtype=torch.bool)
-        for _ in range(self.steps):
+        for k in range(1, self.steps + 1):
+            v.requires_grad_(True)
             z = model(v)
             penalty = torch.clamp((v - x0).abs() - tau_col, min=0.0).sum(dim=1)
             g = logit_hinge(z, targets, self.kappa)
+            (grad,) = torch.autograd.grad((penalty + const * g).sum(), v)
+            v = v.detach()
             # CW's early abort: (τ, c) succeeded once an iterate inside the τ-box is adversarial
-            inside = ((v - x0).abs() <= tau_col + self.lr).all(dim=1)
+            inside = ((v - x0).abs() <= tau_col + lr).all(dim=1)
             done |= _record_near(record, model64, v, z, targets) & inside
             if self.abort_early and bool(done.all()):
-                return done, v.detach()
-            loss = (penalty + const * g).sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                v.clamp_(0.0, 1.0)
-        inside = ((v - x0).abs() <= tau_col + self.lr).all(dim=1)
-        return done | (record.update(model64, v, targets) & inside), v.detach()
+                return done, v
+            m1.mul_(b1).add_(grad, alpha=1 - b1)
+            m2.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+            step = (m1 / (1 - b1**k)) / ((m2 / (1 - b2**k)).sqrt() + 1e-8)
+            v = (v - lr * step).clamp_(0.0, 1.0)
+        inside = ((v - x0).abs() <= tau_col + lr).all(dim=1)
+        return done | (record.update(model64, v, targets) & inside), v
 
 
 def _record_near(
