@@ -16,9 +16,12 @@ validate(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
 
 include: "rules/common.smk"
 include: "rules/models.smk"
+include: "rules/experiments.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.accuracy_table.output.csv,
+        instance_files(),
+        expand("results/certify/{model}.csv", model=EXPERIMENTS["models"]),

@@ -204,6 +204,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("info", "Show versions, the data directory's contents and the configuration.")
     p.set_defaults(func=cmd_info)
 
+    from paper_repro.experiments import cli_experiments as ce
+
+    p = add(
+        "minimal-image",
+        "Pipeline job: CW start, closest FGSM and certified minimal "
+        "adversarial examples for the 9 targets of one MNIST test image (JSONL).",
+    )
+    ce.add_minimal_arguments(p)
+    p.set_defaults(func=lambda a: ce.run_minimal(a, _config(a)))
+
+    p = add(
+        "certify",
+        "Pipeline job: Wong-Kolter / CROWN certified radii and robust-error "
+        "columns for the first certify.n_test test images (CSV).",
+    )
+    ce.add_certify_arguments(p)
+    p.set_defaults(func=lambda a: ce.run_certify(a, _config(a)))
+
     try:
         from paper_repro.exact import cli_minadv
     except ImportError:

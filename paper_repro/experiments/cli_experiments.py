@@ -1,0 +1,113 @@
+"""``paper-repro minimal-image`` and ``paper-repro certify``: the pipeline's experiment jobs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from paper_repro.errors import PaperReproError
+
+
+def _model_name(path: str) -> str:
+    return Path(path).stem
+
+
+def _test_split(cfg: dict[str, Any]):
+    """The configured evaluation split (genuine MNIST test set, or the mnist5k holdout)."""
+    from paper_repro import data
+    from paper_repro.config import resolve_path
+
+    d = cfg["data"]
+    return data.load_test(
+        d["test_source"],
+        resolve_path(d["dir"]),
+        download=d["download"],
+        holdout=d["mnist5k_holdout"],
+        seed=cfg["seed"],
+    )
+
+
+def _provenance(cfg: dict[str, Any], model: str) -> dict[str, Any]:
+    from paper_repro.provenance import file_sha256, provenance
+
+    return {**provenance(cfg), "model_sha256": file_sha256(model)}
+
+
+def add_minimal_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help=".pt or .onnx model")
+    p.add_argument("--norm", required=True, help="linf or l1")
+    p.add_argument("--image", type=int, required=True, help="MNIST test index")
+    p.add_argument("--out", required=True, help="output .jsonl (written when all targets finish)")
+    p.add_argument("--checkpoint", help="resumable .jsonl (default: OUT with .partial)")
+    p.add_argument("--progress", action="store_true", help="progress bar over targets")
+
+
+def run_minimal(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    """Solve the 9 targets of one image; records stream to the checkpoint, then to ``--out``."""
+    from paper_repro.experiments.minimal_runs import RunSettings, finish, run_image
+    from paper_repro.network import load_network
+    from paper_repro.query import Norm
+
+    norm = Norm.parse(args.norm)
+    network = load_network(args.model)
+    split = _test_split(cfg)
+    if not 0 <= args.image < len(split):
+        raise PaperReproError(
+            f"image {args.image} is not an index of {split.name} (0..{len(split) - 1})"
+        )
+    x, label = split.images[args.image].astype("float64"), int(split.labels[args.image])
+    checkpoint = args.checkpoint or str(Path(args.out).with_suffix(".partial"))
+    recs = run_image(
+        network,
+        _model_name(args.model),
+        x,
+        label,
+        args.image,
+        norm,
+        RunSettings.from_config(cfg),
+        checkpoint,
+        _provenance(cfg, args.model),
+        args.progress,
+    )
+    finish(checkpoint, args.out)
+    optimal = sum(r["status"] == "optimal" for r in recs)
+    seconds = sum(r["seconds"] for r in recs)
+    print(
+        f"{_model_name(args.model)} {norm} image {args.image} (label {label}): "
+        f"{optimal}/{len(recs)} optimal, {seconds:.1f} s in the engine"
+    )
+    return 0
+
+
+def add_certify_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help=".pt or .onnx model")
+    p.add_argument("--out", required=True, help="output .csv, one row per test image")
+    p.add_argument("--progress", action="store_true", help="progress bar over images")
+
+
+def run_certify(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    """Certified radii and per-ε robust-error columns for the first ``certify.n_test`` images."""
+    from paper_repro.experiments.certify_runs import CertifySettings, certify_split
+    from paper_repro.network import load_network
+
+    c = cfg["experiments"]["certify"]
+    split = _test_split(cfg).head(c["n_test"])
+    pgd = cfg["evaluation"]["pgd"]
+    settings = CertifySettings(
+        tuple(c["eps"]), c["radius_tol"], pgd["steps"], pgd["step_size"], cfg["seed"]
+    )
+    table = certify_split(load_network(args.model), split, settings, args.progress)
+    table.insert(0, "model", _model_name(args.model))
+    table["test_source"] = split.name
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix != ".csv":
+        raise PaperReproError(f"--out must be a .csv file, got {out}")
+    table.to_csv(out.with_suffix(".tmp"), index=False)
+    out.with_suffix(".tmp").replace(out)
+    print(
+        f"{_model_name(args.model)}: {int(table['correct'].sum())}/{len(table)} correct, "
+        f"median dual radius {table['radius_dual'].median():.4f} on {split.name}"
+    )
+    return 0

@@ -1,0 +1,193 @@
+"""Per-image experiment jobs: for one model, norm and MNIST test image, every target class gets a
+Carlini–Wagner start (Carlini et al. Sec. 3), Pahlavan et al.'s closest-FGSM adversary (L∞) and a
+certified minimal adversarial example from the exact engine; one JSONL record per target.
+
+Records go to a checkpoint file as each target finishes, so an interrupted job resumes without
+redoing finished targets (nothing finished is lost); the job's declared output is written last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from paper_repro.attacks.carlini_wagner import CarliniWagnerL1, CarliniWagnerLinf
+from paper_repro.attacks.closest_fgsm import ClosestFGSM
+from paper_repro.errors import PaperReproError
+from paper_repro.exact import records
+from paper_repro.exact.search import Backend, Protocol, SolveOptions, minimal_adversarial
+from paper_repro.experiments.carlini_tables import switched_relus
+from paper_repro.models import MLP
+from paper_repro.network import ReluNetwork
+from paper_repro.query import Norm, Query
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How each instance is solved (the ``experiments`` config section).
+
+    Attributes:
+        backend: the complete engine (``bab`` by default).
+        solve: tolerance, precision, protocol, timeout per instance.
+        cw_linf, cw_l1: the Carlini–Wagner attacks giving the initial ``x′_init``.
+        closest_fgsm: Pahlavan et al.'s closest iterated-FGSM search (L∞ runs only).
+    """
+
+    backend: Backend
+    solve: SolveOptions
+    cw_linf: CarliniWagnerLinf
+    cw_l1: CarliniWagnerL1
+    closest_fgsm: ClosestFGSM
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> RunSettings:
+        """Settings from the validated config (``experiments`` and ``seed``)."""
+        ex = cfg["experiments"]
+        solve = SolveOptions(
+            tolerance=ex["tolerance"],
+            precision=ex["precision"],
+            protocol=Protocol(ex["protocol"]),
+            timeout=ex["timeout"],
+            seed=cfg["seed"],
+        )
+        return cls(
+            backend=Backend(ex["backend"]),
+            solve=solve,
+            cw_linf=CarliniWagnerLinf(**ex["cw_linf"]),
+            cw_l1=CarliniWagnerL1(**ex["cw_l1"]),
+            closest_fgsm=ClosestFGSM(**ex["closest_fgsm"], seed=cfg["seed"]),
+        )
+
+
+def _attack_start(
+    model: MLP, x: torch.Tensor, label: int, targets: list[int], norm: Norm, s: RunSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """CW adversarial examples ``[T, 784]`` (NaN rows where none) and distances ``[T]``."""
+    xs = x.repeat(len(targets), 1)
+    ys = torch.full((len(targets),), label, dtype=torch.long)
+    ts = torch.tensor(targets, dtype=torch.long)
+    attack = s.cw_linf if norm is Norm.LINF else s.cw_l1
+    res = attack(model, xs, ys, ts)
+    return res.x_adv.double().numpy(), res.distance.double().numpy()
+
+
+def _closest_fgsm(
+    model: MLP, x: torch.Tensor, label: int, targets: list[int], s: RunSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    xs = x.repeat(len(targets), 1)
+    ys = torch.full((len(targets),), label, dtype=torch.long)
+    res = s.closest_fgsm(model, xs, ys, torch.tensor(targets, dtype=torch.long))
+    return res.x_adv.double().numpy(), res.delta.double().numpy()
+
+
+def run_image(
+    network: ReluNetwork,
+    model_name: str,
+    x: np.ndarray,
+    label: int,
+    image: int,
+    norm: Norm,
+    settings: RunSettings,
+    checkpoint: str | Path,
+    provenance: dict[str, Any],
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Solve every target ``t ≠ label`` for one image; return the records (checkpointed).
+
+    Args:
+        network: the classifier (float64 view).
+        model_name: e.g. ``"24x24_pgd"``, stored in each record's key.
+        x: the image, ``[784]`` in [0, 1].
+        label: its true class.
+        image: its MNIST test index (key field).
+        norm: L∞ or L1.
+        settings: see :class:`RunSettings`.
+        checkpoint: JSONL file that keeps finished targets across interruptions.
+        provenance: versions, config, model hash — stored with every record.
+    """
+    norm = Norm.parse(norm)
+    model = _torch_model(network)
+    targets = [t for t in range(network.num_classes) if t != label]
+    done = records.load_finished(checkpoint)
+
+    def key(t: int) -> dict[str, Any]:
+        return {"model": model_name, "norm": str(norm), "image": int(image), "target": int(t)}
+
+    todo = [t for t in targets if records.key_tuple(key(t)) not in done]
+    if todo:
+        xt = torch.from_numpy(np.asarray(x, dtype=np.float32)).reshape(1, -1)
+        pred = int(np.argmax(network.forward(x)))
+        cw_adv, cw_dist = _attack_start(model, xt, label, todo, norm, settings)
+        if norm is Norm.LINF:
+            fg_adv, fg_delta = _closest_fgsm(model, xt, label, todo, settings)
+        bar = tqdm(todo, desc=f"{model_name} {norm} image {image}", disable=not progress)
+        for i, t in enumerate(bar):
+            start = cw_adv[i] if np.isfinite(cw_dist[i]) else None
+            query = Query(network, x, label, t, norm)
+            t0 = time.perf_counter()
+            result = minimal_adversarial(query, settings.backend, settings.solve, initial=start)
+            extra = dict(result.extra)
+            extra.update(
+                label=int(label),
+                prediction=pred,
+                correct=pred == label,
+                cw_distance=float(cw_dist[i]),
+                cw_adv=None if start is None else start.astype(np.float32).tolist(),
+                total_seconds=time.perf_counter() - t0,
+            )
+            if norm is Norm.LINF:
+                extra.update(
+                    fgsm_delta=float(fg_delta[i]),
+                    fgsm_adv=None
+                    if not np.isfinite(fg_delta[i])
+                    else fg_adv[i].astype(np.float32).tolist(),
+                )
+            if result.witness is not None:
+                extra["switched_relus"] = int(switched_relus(network, x, result.witness))
+            result = dataclasses.replace(result, extra=extra)
+            records.append_record(checkpoint, key(t), result, provenance)
+        done = records.load_finished(checkpoint)
+    return [done[records.key_tuple(key(t))] for t in targets]
+
+
+def _torch_model(network: ReluNetwork) -> MLP:
+    from paper_repro.models import network_to_torch
+
+    return network_to_torch(network, torch.float32)
+
+
+def finish(checkpoint: str | Path, out: str | Path) -> None:
+    """Copy the complete checkpoint to the job's declared output (written last, atomically)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    shutil.copyfile(checkpoint, tmp)
+    tmp.replace(out)
+
+
+def load_records(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """All instance records of the given JSONL files as one DataFrame (one row per instance).
+
+    Columns: the key (model, norm, image, target), the result fields, and the ``extra`` fields
+    (label, correct, cw_distance, fgsm_delta, switched_relus, …) flattened to the top level.
+    """
+    rows = []
+    for p in paths:
+        for rec in records.load_finished(p).values():
+            row = {k: v for k, v in rec.items() if k not in ("key", "extra", "provenance")}
+            row.update(rec.get("extra", {}))
+            row["model_sha256"] = rec.get("provenance", {}).get("model_sha256")
+            rows.append(row)
+    if not rows:
+        raise PaperReproError("no instance records found")
+    return pd.DataFrame(rows).sort_values(["model", "norm", "image", "target"], ignore_index=True)
