@@ -25,6 +25,7 @@ import pytest
 
 from paper_repro.exact.decide import Verdict
 from paper_repro.exact.reference import reference_minimal_distance
+from paper_repro.exact.search import Backend, Protocol, SolveOptions, minimal_adversarial
 from paper_repro.exact.smt import check_witness_smt, exact_margin, smt_decider
 from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm, Query, Status
@@ -73,11 +74,11 @@ def _exact_distance(q: Query, w: np.ndarray) -> Fraction:
     return max(diffs) if q.norm == Norm.LINF else sum(diffs, Fraction(0))
 
 
-def _check_bab(search, q: Query, ref_delta: float) -> None:
+def _check_bab(q: Query, ref_delta: float) -> None:
     # ask for the precision the comparison needs (the engine's safe LP bounds carry ~1e-7 slack)
     tol = 0.5 * _step(ref_delta) if np.isfinite(ref_delta) else 1e-7
-    opts = search.SolveOptions(tolerance=tol, protocol=search.Protocol.EXACT, timeout=60.0, seed=0)
-    res = search.minimal_adversarial(q, search.Backend.BAB, opts)
+    opts = SolveOptions(tolerance=tol, protocol=Protocol.EXACT, timeout=60.0, seed=0)
+    res = minimal_adversarial(q, Backend.BAB, opts)
     assert res.status == Status.OPTIMAL, res.message
     assert res.lower <= ref_delta + 1e-9, (res.lower, ref_delta)
     if not np.isfinite(ref_delta):
@@ -109,17 +110,12 @@ def _check_z3(q: Query, ref_delta: float) -> None:
 
 
 def _run_chunk(chunk: int, z3_all: bool) -> None:
-    try:  # TODO remove this guard once paper_repro/exact/search.py lands
-        from paper_repro.exact import search
-    except ImportError:
-        search = None
     failures = []  # every case is checked; all disagreements are reported together
     for i in range(chunk * CHUNK, (chunk + 1) * CHUNK):
         q = make_case(i)
         ref = reference_minimal_distance(q)
         checks = [("z3", _check_z3)] if z3_all or i % Z3_EVERY == 0 else []
-        if search is not None:
-            checks.append(("bab", lambda q, d, s=search: _check_bab(s, q, d)))
+        checks.append(("bab", _check_bab))
         for name, check in checks:
             try:
                 check(q, ref.delta)
@@ -128,8 +124,6 @@ def _run_chunk(chunk: int, z3_all: bool) -> None:
                 where = f"case {i} ({q.norm}, target={q.target}, reference δ*={ref.delta!r})"
                 failures.append(f"{where} {name}: {first}")
     assert not failures, "\n".join(failures)
-    if search is None:
-        pytest.skip("reference and z3 agreed; BAB part skipped: paper_repro.exact.search missing")
 
 
 @pytest.mark.parametrize("chunk", range(N_CASES // CHUNK))
