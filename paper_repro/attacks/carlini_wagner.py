@@ -28,7 +28,7 @@ along the segment by bisection, which can only shrink the distance.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -39,6 +39,7 @@ from paper_repro.attacks.common import (
     distance,
     float64_copy,
     is_targeted_adversarial,
+    leaky_gradient_copy,
     logit_hinge,
     model_dtype,
 )
@@ -137,6 +138,27 @@ def _start(
     return model64, best
 
 
+def _fallback(
+    attack,
+    model: nn.Module,
+    model64: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    targets: torch.Tensor,
+    best: _Best,
+) -> None:
+    """Retry the rows with no adversarial example on a leaky-gradient copy of the model."""
+    failed = (~torch.isfinite(best.dist)).nonzero().flatten()
+    if attack.fallback_slope <= 0 or failed.numel() == 0:
+        return
+    surrogate = leaky_gradient_copy(model, attack.fallback_slope)
+    if surrogate is None:
+        return
+    retry = replace(attack, fallback_slope=0.0, refine_steps=0)
+    res = retry(surrogate, x[failed], y[failed], targets[failed])
+    best.update(model64, res.x_adv[res.success], targets, failed[res.success])
+
+
 @dataclass(frozen=True)
 class CarliniWagnerLinf:
     """CW's targeted L∞ attack (Carlini & Wagner 2017, Sec. VI-C), batched with per-example τ, c.
@@ -160,6 +182,9 @@ class CarliniWagnerLinf:
         abort_early: end an optimisation once every example in it has an adversarial iterate
             inside its τ-box (CW's ``ABORT_EARLY``); batch-wide, so it rarely fires on big
             batches.
+        fallback_slope: examples left without an adversarial example are attacked again with
+            gradients leaking this slope through inactive ReLUs (:func:`leaky_gradient_copy`;
+            exact forward pass, so success is still decided on the true network); 0 = off.
     """
 
     steps: int = 100
@@ -176,6 +201,7 @@ class CarliniWagnerLinf:
     refine_steps: int = 12
     abort_early: bool = True
     tau_halvings: int = 2
+    fallback_slope: float = 0.1
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.max_rounds < 1 or min(self.refine_steps, self.tau_halvings) < 0:
@@ -261,6 +287,7 @@ class CarliniWagnerLinf:
             active[spent] = False
             active[retry] = True
             active[won] = tau[won] >= self.min_tau
+        _fallback(self, model, model64, x, y, targets, best)
         best.refine(model64, targets, self.refine_steps)
         return best.result()
 
@@ -334,6 +361,7 @@ class CarliniWagnerL1:
         binary_search_steps: values of ``c`` tried per example.
         kappa: confidence κ ≥ 0 inside the hinge ``g``.
         refine_steps: bisection steps pulling the result towards ``x`` (0 = off).
+        fallback_slope: as for :class:`CarliniWagnerLinf`.
     """
 
     steps: int = 300
@@ -342,6 +370,7 @@ class CarliniWagnerL1:
     binary_search_steps: int = 9
     kappa: float = 0.0
     refine_steps: int = 12
+    fallback_slope: float = 0.1
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.binary_search_steps < 1 or self.refine_steps < 0:
@@ -377,6 +406,7 @@ class CarliniWagnerL1:
             lo[lost] = torch.maximum(lo[lost], const[lost])
             bracketed = torch.isfinite(hi[rows])
             const[rows] = torch.where(bracketed, (lo[rows] + hi[rows]) / 2, const[rows] * 10.0)
+        _fallback(self, model, model64, x, y, targets, best)
         best.refine(model64, targets, self.refine_steps)
         return best.result()
 

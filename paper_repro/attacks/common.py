@@ -21,6 +21,7 @@ __all__ = [
     "distance",
     "float64_copy",
     "is_targeted_adversarial",
+    "leaky_gradient_copy",
     "logit_hinge",
     "model_dtype",
     "targeted_margin",
@@ -53,6 +54,49 @@ def check_batch(x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor | None =
                 f"target equals the label for example(s) {same[:5].tolist()}: a targeted "
                 "adversarial example needs a target class different from the label"
             )
+
+
+class _LeakyGradRelu(torch.autograd.Function):
+    """ReLU forward; backward passes ``slope`` times the gradient where the input is ≤ 0."""
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, slope: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(z)
+        ctx.slope = slope
+        return z.clamp(min=0.0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        (z,) = ctx.saved_tensors
+        return grad * torch.where(z > 0, 1.0, ctx.slope).to(grad.dtype), None
+
+
+class LeakyGradientReLU(nn.Module):
+    """Exact ReLU forward with a leaky surrogate gradient (slope ``slope`` on the inactive side)."""
+
+    def __init__(self, slope: float):
+        super().__init__()
+        self.slope = float(slope)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return _LeakyGradRelu.apply(z, self.slope)
+
+
+def leaky_gradient_copy(model: nn.Module, slope: float) -> nn.Module | None:
+    """A copy of ``model`` whose ``nn.ReLU`` modules pass gradient ``slope`` through inactive units.
+
+    The forward pass (hence every logit) is unchanged; only gradients differ, which lets a
+    gradient attack "see" adversarial regions behind ReLUs that are off at ``x``. Returns
+    ``None`` when the model has no ``nn.ReLU`` module to replace.
+    """
+    clone = copy.deepcopy(model)
+    found = False
+    for parent in clone.modules():
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.ReLU):
+                setattr(parent, name, LeakyGradientReLU(slope))
+                found = True
+    return clone.eval() if found else None
 
 
 def model_dtype(model: nn.Module) -> torch.dtype:
