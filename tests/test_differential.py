@@ -8,6 +8,8 @@ For each case (deterministic seed = case index): 2–16 inputs, 1–3 hidden lay
   (:mod:`paper_repro.exact.reference`) must agree on ``δ*`` to 1e-6 (relative above 1); every
   witness is checked exactly (rational margin ≥ 0, rational distance = ``upper``); every
   certified ``lower`` is ≤ the reference ``δ*`` + 1e-9;
+* the certified bounds (CROWN, Wong–Kolter dual) at ε = δ* must not certify the query (an
+  adversarial example lies in the closed ball);
 * the z3 path (exact rational SMT, :func:`paper_repro.exact.smt.smt_decider`) must answer
   ``adversarial`` at ``δ* + 1e-6`` and ``robust`` at ``δ* − 1e-6`` (``robust`` on the whole box
   when the reference finds no adversarial example). z3 costs ~0.2 s per case, so the default run
@@ -23,6 +25,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from paper_repro.bounds.crown import CrownOptions, LowerSlope, crown_margins, margin_matrix
+from paper_repro.bounds.dual import dual_bound
 from paper_repro.exact.decide import Verdict
 from paper_repro.exact.reference import reference_minimal_distance
 from paper_repro.exact.search import Backend, Protocol, SolveOptions, minimal_adversarial
@@ -109,6 +113,19 @@ def _check_z3(q: Query, ref_delta: float) -> None:
         assert decide(q, ref_delta - step, 60).verdict == Verdict.ROBUST
 
 
+def _check_bounds(q: Query, ref_delta: float) -> None:
+    """Soundness of the certified bounds: at ε = δ* an adversarial example lies in the closed
+    ball, so some lower bound on ``Z_label − Z_t`` (t a target) must be ≤ 0."""
+    if not np.isfinite(ref_delta):
+        return
+    c = margin_matrix(q.network.num_classes, q.label, q.targets())
+    for slope in (LowerSlope.ADAPTIVE, LowerSlope.PARALLEL):
+        lower = crown_margins(q.network, q.x, ref_delta, c, q.norm, CrownOptions(slope)).lower
+        assert lower.min() <= 0.0, ("crown", slope, lower)
+    if q.norm == Norm.LINF:
+        assert dual_bound(q.network, q.x, ref_delta, c).certified.min() <= 0.0
+
+
 def _run_chunk(chunk: int, z3_all: bool) -> None:
     failures = []  # every case is checked; all disagreements are reported together
     for i in range(chunk * CHUNK, (chunk + 1) * CHUNK):
@@ -116,6 +133,7 @@ def _run_chunk(chunk: int, z3_all: bool) -> None:
         ref = reference_minimal_distance(q)
         checks = [("z3", _check_z3)] if z3_all or i % Z3_EVERY == 0 else []
         checks.append(("bab", _check_bab))
+        checks.append(("bounds", _check_bounds))
         for name, check in checks:
             try:
                 check(q, ref.delta)
