@@ -402,7 +402,12 @@ def z3_minimal_distance(
     opt.add(z3.parse_smt2_string(script, ctx=ctx))
     d = z3.Real("delta", ctx)
     opt.minimize(d)
-    res = opt.check()
+    timer = threading.Timer(timeout_s + 0.05, ctx.interrupt)
+    timer.start()
+    try:
+        res = opt.check()
+    finally:
+        timer.cancel()
     if res == z3.unsat:
         return SmtOptimum(None, None, "infeasible", time.perf_counter() - t0)
     if res != z3.sat:
