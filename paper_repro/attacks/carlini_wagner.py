@@ -28,135 +28,16 @@ along the segment by bisection, which can only shrink the distance.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from paper_repro.attacks.common import (
-    Norm,
-    check_batch,
-    distance,
-    float64_copy,
-    is_targeted_adversarial,
-    leaky_gradient_copy,
-    logit_hinge,
-    model_dtype,
-)
+from paper_repro.attacks.common import Norm, logit_hinge, model_dtype
+from paper_repro.attacks.tracking import Best, CWResult, fallback, record_near, start
 from paper_repro.errors import PaperReproError
 
-
-@dataclass(frozen=True)
-class CWResult:
-    """Per-example outcome of a targeted attack.
-
-    Attributes:
-        x_adv: ``[B, d]`` adversarial inputs (dtype of ``x``, in [0, 1]); rows of NaN where
-            nothing adversarial was found.
-        distance: ``[B]`` float64 ``‖x_adv − x‖`` in the attack's norm, recomputed from the
-            returned ``x_adv``; ``inf`` where nothing was found.
-        success: ``[B]`` bool, ``Z(x_adv)_t ≥ max_{j≠t} Z(x_adv)_j`` in float64.
-        norm: the distance metric.
-    """
-
-    x_adv: torch.Tensor
-    distance: torch.Tensor
-    success: torch.Tensor
-    norm: Norm
-
-
-_NEAR = 1e-3  # float32 logit margin below which an iterate is re-checked in float64
-
-
-class _Best:
-    """Closest float64-verified adversarial example seen so far, per row."""
-
-    def __init__(self, x: torch.Tensor, norm: Norm):
-        self.x = x
-        self.norm = norm
-        self.adv = torch.full_like(x, float("nan"))
-        self.dist = torch.full((x.shape[0],), float("inf"), dtype=torch.float64)
-
-    def update(
-        self,
-        model64: nn.Module,
-        cand: torch.Tensor,
-        targets: torch.Tensor,
-        rows: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Record adversarial rows of ``cand`` (rows ``rows`` of the batch); return their mask."""
-        rows = torch.arange(self.x.shape[0]) if rows is None else rows
-        if rows.numel() == 0:
-            return torch.zeros(0, dtype=torch.bool)
-        cand = cand.detach().to(self.x.dtype)
-        ok = is_targeted_adversarial(model64, cand, targets[rows])
-        d = distance(self.x[rows], cand, self.norm)
-        better = ok & (d < self.dist[rows])
-        idx = rows[better]
-        self.adv[idx] = cand[better]
-        self.dist[idx] = d[better]
-        return ok
-
-    def refine(self, model64: nn.Module, targets: torch.Tensor, steps: int) -> None:
-        """Bisection on ``s`` for ``x + s·(adv − x)`` adversarial (``s = 1`` is)."""
-        found = torch.isfinite(self.dist) & (self.dist > 0)
-        if steps <= 0 or not found.any():
-            return
-        rows = found.nonzero().flatten()
-        x, adv, t = self.x[rows], self.adv[rows], targets[rows]
-        lo = torch.zeros(rows.numel(), 1, dtype=torch.float64)
-        hi = torch.ones(rows.numel(), 1, dtype=torch.float64)
-        for _ in range(steps):
-            mid = (lo + hi) / 2
-            cand = _segment(x, adv, mid)
-            ok = is_targeted_adversarial(model64, cand, t).view(-1, 1)
-            hi = torch.where(ok, mid, hi)
-            lo = torch.where(ok, lo, mid)
-        cand = _segment(x, adv, hi)
-        ok = is_targeted_adversarial(model64, cand, t)
-        d = distance(x, cand, self.norm)
-        better = ok & (d < self.dist[rows])
-        self.adv[rows[better]] = cand[better]
-        self.dist[rows[better]] = d[better]
-
-    def result(self) -> CWResult:
-        return CWResult(self.adv, self.dist.clone(), torch.isfinite(self.dist), self.norm)
-
-
-def _segment(x: torch.Tensor, adv: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    out = x.double() + s * (adv.double() - x.double())
-    return out.clamp(0.0, 1.0).to(x.dtype)
-
-
-def _start(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor, norm: Norm
-) -> tuple[nn.Module, _Best]:
-    check_batch(x, y, targets)
-    model64 = float64_copy(model)
-    best = _Best(x.detach().clone(), norm)
-    best.update(model64, x, targets)  # an input already classified as t is its own answer (d = 0)
-    return model64, best
-
-
-def _fallback(
-    attack,
-    model: nn.Module,
-    model64: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    targets: torch.Tensor,
-    best: _Best,
-) -> None:
-    """Retry the rows with no adversarial example on a leaky-gradient copy of the model."""
-    failed = (~torch.isfinite(best.dist)).nonzero().flatten()
-    if attack.fallback_slope <= 0 or failed.numel() == 0:
-        return
-    surrogate = leaky_gradient_copy(model, attack.fallback_slope)
-    if surrogate is None:
-        return
-    retry = replace(attack, fallback_slope=0.0, refine_steps=0)
-    res = retry(surrogate, x[failed], y[failed], targets[failed])
-    best.update(model64, res.x_adv[res.success], targets, failed[res.success])
+__all__ = ["CWResult", "CarliniWagnerL1", "CarliniWagnerLinf"]
 
 
 @dataclass(frozen=True)
@@ -231,7 +112,7 @@ class CarliniWagnerLinf:
         :class:`~paper_repro.attacks.ClosestFGSM`; rows verified adversarial seed the search
         (``τ`` starts below their distance), so the result is never farther than them.
         """
-        model64, best = _start(model, x, y, targets, Norm.LINF)
+        model64, best = start(model, x, y, targets, Norm.LINF)
         active = best.dist > 0  # not already classified as the target
         n = x.shape[0]
         work = model_dtype(model)
@@ -255,7 +136,7 @@ class CarliniWagnerLinf:
             rows = active.nonzero().flatten()
             if rows.numel() == 0:
                 break
-            round_best = _Best(x[rows].detach().clone(), Norm.LINF)
+            round_best = Best(x[rows].detach().clone(), Norm.LINF)
             ok, last = self._optimise(
                 model,
                 model64,
@@ -287,7 +168,7 @@ class CarliniWagnerLinf:
             active[spent] = False
             active[retry] = True
             active[won] = tau[won] >= self.min_tau
-        _fallback(self, model, model64, x, y, targets, best)
+        fallback(self, model, model64, x, y, targets, best)
         best.refine(model64, targets, self.refine_steps)
         return best.result()
 
@@ -300,7 +181,7 @@ class CarliniWagnerLinf:
         targets: torch.Tensor,
         tau: torch.Tensor,
         const: torch.Tensor,
-        record: _Best,
+        record: Best,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Run one ``(τ, c)`` optimisation.
 
@@ -324,7 +205,7 @@ class CarliniWagnerLinf:
             v = v.detach()
             # CW's early abort: (τ, c) succeeded once an iterate inside the τ-box is adversarial
             inside = ((v - x0).abs() <= tau_col + lr).all(dim=1)
-            done |= _record_near(record, model64, v, z, targets) & inside
+            done |= record_near(record, model64, v, z, targets) & inside
             if self.abort_early and bool(done.all()):
                 return done, v
             m1.mul_(b1).add_(grad, alpha=1 - b1)
@@ -333,16 +214,6 @@ class CarliniWagnerLinf:
             v = (v - lr * step).clamp_(0.0, 1.0)
         inside = ((v - x0).abs() <= tau_col + lr).all(dim=1)
         return done | (record.update(model64, v, targets) & inside), v
-
-
-def _record_near(
-    record: _Best, model64: nn.Module, v: torch.Tensor, z: torch.Tensor, targets: torch.Tensor
-) -> torch.Tensor:
-    """Float64-check only rows whose float32 margin is within ``_NEAR`` of adversarial."""
-    near = (logit_hinge(z.detach(), targets, 0.0) <= _NEAR).nonzero().flatten()
-    ok = torch.zeros(v.shape[0], dtype=torch.bool)
-    ok[near] = record.update(model64, v[near], targets, near)
-    return ok
 
 
 @dataclass(frozen=True)
@@ -386,7 +257,7 @@ class CarliniWagnerL1:
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor
     ) -> CWResult:
         """Attack ``x`` ``[B, d]`` (labels ``y`` ``[B]``) towards ``targets`` ``[B]``."""
-        model64, best = _start(model, x, y, targets, Norm.L1)
+        model64, best = start(model, x, y, targets, Norm.L1)
         n = x.shape[0]
         work = model_dtype(model)
         x0 = x.detach().to(work)
@@ -397,7 +268,7 @@ class CarliniWagnerL1:
         if rows.numel() == 0:
             return best.result()
         for _ in range(self.binary_search_steps):
-            round_best = _Best(x[rows].detach().clone(), Norm.L1)
+            round_best = Best(x[rows].detach().clone(), Norm.L1)
             self._fista(model, model64, x0[rows], targets[rows], const[rows].to(work), round_best)
             ok = torch.isfinite(round_best.dist)
             best.update(model64, round_best.adv[ok], targets, rows[ok])
@@ -406,7 +277,7 @@ class CarliniWagnerL1:
             lo[lost] = torch.maximum(lo[lost], const[lost])
             bracketed = torch.isfinite(hi[rows])
             const[rows] = torch.where(bracketed, (lo[rows] + hi[rows]) / 2, const[rows] * 10.0)
-        _fallback(self, model, model64, x, y, targets, best)
+        fallback(self, model, model64, x, y, targets, best)
         best.refine(model64, targets, self.refine_steps)
         return best.result()
 
@@ -417,7 +288,7 @@ class CarliniWagnerL1:
         x0: torch.Tensor,
         targets: torch.Tensor,
         const: torch.Tensor,
-        record: _Best,
+        record: Best,
     ) -> None:
         x_prev = x0.clone()
         y = x0.clone()
@@ -425,7 +296,7 @@ class CarliniWagnerL1:
             lr = self.lr * (1.0 - k / self.steps) ** 0.5
             yv = y.clone().requires_grad_(True)
             z = model(yv)
-            _record_near(record, model64, yv, z, targets)
+            record_near(record, model64, yv, z, targets)
             g = logit_hinge(z, targets, self.kappa)
             (grad,) = torch.autograd.grad((const * g).sum(), yv)
             with torch.no_grad():
@@ -435,5 +306,5 @@ class CarliniWagnerL1:
                 y = x_new + (k / (k + 3.0)) * (x_new - x_prev)
                 y.clamp_(0.0, 1.0)
                 x_prev = x_new
-                _record_near(record, model64, x_new, model(x_new), targets)
+                record_near(record, model64, x_new, model(x_new), targets)
         record.update(model64, x_prev, targets)
