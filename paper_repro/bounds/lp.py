@@ -453,19 +453,30 @@ class RelaxedLP:
 
 
 def lp_tighten(
-    lp: RelaxedLP, radius: float, bounds: Bounds, deadline: float, first_layer: int = 1
+    lp: RelaxedLP,
+    radius: float,
+    bounds: Bounds,
+    deadline: float,
+    first_layer: int = 1,
+    adversarial: bool = False,
 ) -> Bounds:
     """Tighten unstable hidden pre-activation bounds of layers ``≥ first_layer`` by LP (min and max).
 
     Each new bound is a :func:`safe_dual_bound`, so the result is sound on ``R(x, radius)``. Layer 0
     is already exact from :func:`~paper_repro.bounds.interval.linear_range`. Stops at ``deadline``
     (``time.monotonic()``) with the bounds so far.
+
+    With ``adversarial=True`` the output rows ``y_t ≥ y_j`` stay in the LP (slack pinned to 0) and
+    every layer is tightened: the bounds then hold for every ``x′ ∈ R(x, radius)`` that reaches
+    the LP's target, which is all a minimal-distance search needs (optimisation-based bound
+    tightening with the adversarial constraint). If that set is empty (a Farkas ray proves it),
+    the first bound is returned crossed (``lo > hi``).
     """
     out = [(lo.copy(), hi.copy()) for lo, hi in bounds]
-    lp.set_output_rows(False)
+    lp.set_output_rows(adversarial)
     try:
-        for k in range(first_layer, len(lp.z_cols)):
-            lp.configure(radius, out, None)
+        for k in range(0 if adversarial else first_layer, len(lp.z_cols)):
+            lp.configure(radius, out, None, slack=not adversarial)
             lo, hi = out[k]
             for i in np.flatnonzero((lo < 0) & (hi > 0)):
                 for sign in (1.0, -1.0):
@@ -475,6 +486,9 @@ def lp_tighten(
                     c[lp.z_cols[k][i]] = sign
                     lp.set_cost(c)
                     res = lp.solve(deadline - time.monotonic())
+                    if adversarial and not res.optimal and _empty(lp, radius):
+                        lo[i], hi[i] = 1.0, -1.0
+                        return out
                     if sign > 0:
                         lo[i] = max(lo[i], res.safe_bound)
                     else:
@@ -485,3 +499,11 @@ def lp_tighten(
         lp.set_output_rows(True)
         lp.set_cost(lp.objective_delta())
     return out
+
+
+def _empty(lp: RelaxedLP, radius: float) -> bool:
+    """True when HiGHS's Farkas ray rigorously proves the current LP infeasible."""
+    ray = lp.dual_ray()
+    if ray is None:
+        return False
+    return any(lp.parametric_root(r, radius, farkas=True) == np.inf for r in (ray, -ray))

@@ -27,7 +27,7 @@ from paper_repro.bounds.lp import RelaxedLP, lp_tighten
 from paper_repro.bounds.symbolic import Phases, symbolic_bounds
 from paper_repro.exact.decide import Decision, Verdict
 from paper_repro.exact.incumbent import attack_incumbent
-from paper_repro.exact.witness import ExactNetwork, Witness, check_witness, repair
+from paper_repro.exact.witness import ExactNetwork, Witness, check_witness, fit_within, repair
 from paper_repro.query import Norm, Query
 
 
@@ -40,6 +40,8 @@ class BabOptions:
         lp_tighten: LP-tighten hidden bounds (layers ≥ 2) whenever the region is recomputed.
         retighten_ratio: recompute bounds when ``U`` falls below this fraction of their radius.
         newton_steps: fixed-radius LP solves per node (Newton steps on the radius, from below).
+        adversarial_tightening: for a targeted query, tighten bounds only over the points of the
+            region that reach the target (:func:`~paper_repro.bounds.lp.lp_tighten`).
     """
 
     tolerance: float = 1e-4
@@ -49,6 +51,7 @@ class BabOptions:
     seed: int = 0
     max_nodes: int | None = None
     newton_steps: int = 6
+    adversarial_tightening: bool = True
 
 
 @dataclass(order=True)
@@ -96,10 +99,13 @@ class BabEngine:
         self.base_radius = np.inf
         self.tried: set[bytes] = set()
         self.exact = ExactNetwork(self.net)
+        self.decide_delta: float | None = None
 
     # ---------------------------------------------------------------- incumbents and bounds
     def offer(self, w: Witness | None) -> None:
-        """Keep ``w`` if it is closer than the incumbent."""
+        """Keep ``w`` if it is closer than the incumbent (in decide mode, pulled within δ)."""
+        if w is not None and self.decide_delta is not None:
+            w = fit_within(self.exact, self.x, w, self.decide_delta, self.norm) or w
         if w is not None and (self.best is None or w.distance < self.best.distance):
             self.best = w
 
@@ -124,7 +130,14 @@ class BabEngine:
         if self.opt.lp_tighten and len(self.net.hidden_sizes) > 1:
             lp = self._lp(self.q.targets()[0])
             budget = min(deadline, time.monotonic() + max(0.0, deadline - time.monotonic()) / 4)
-            bounds = lp_tighten(lp, radius, bounds, budget)
+            targets = self.q.targets()
+            bounds = lp_tighten(
+                lp,
+                radius,
+                bounds,
+                budget,
+                adversarial=self.opt.adversarial_tightening and len(targets) == 1,
+            )
             bounds = symbolic_bounds(self.net, region, bounds)
         self.base, self.base_radius = bounds, radius
 
@@ -338,6 +351,7 @@ class BabEngine:
     def decide(self, delta: float, deadline: float) -> Decision:
         """Fixed-δ question: is there an adversarial ``x′`` with ``‖x′ − x‖ ≤ delta``?"""
         start = time.monotonic()
+        self.decide_delta = float(delta)
         out = self.search(deadline, delta=float(delta))
         took = time.monotonic() - start
         if out.best is not None and out.best.distance <= delta:

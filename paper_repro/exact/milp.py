@@ -24,11 +24,11 @@ from paper_repro.bounds.lp import RelaxedLP, lp_tighten
 from paper_repro.bounds.symbolic import symbolic_bounds
 from paper_repro.exact.decide import Decision, Verdict
 from paper_repro.exact.incumbent import attack_incumbent
-from paper_repro.exact.witness import ExactNetwork, Witness, repair
+from paper_repro.exact.witness import ExactNetwork, Witness, fit_within, repair
 from paper_repro.query import Norm, Query
 
-SAFETY = 1e-6
-"""Absolute margin subtracted from HiGHS's MIP dual bound."""
+SAFETY = 1e-9
+"""Margin (relative to ``1 + |bound|``) subtracted from HiGHS's MIP dual bound."""
 
 
 @dataclass
@@ -61,12 +61,14 @@ def _solve_target(
     deadline: float,
     tolerance: float,
     feasibility: bool,
+    margin: float = 0.0,
 ) -> tuple[highspy.Highs, RelaxedLP, int]:
     """Build and run the MILP for one target on ``R(x, radius)``; returns the solved model."""
     tight = RelaxedLP(query.network, query.x, query.norm, target, min_delta=False)
     bounds = _bounds(query, radius, tight, deadline)
     lp = RelaxedLP(query.network, query.x, query.norm, target, min_delta=True)
     lp.configure(radius, bounds, None, slack=False)
+    lp.set_output_rows(True, margin=margin)
     a = lp.matrix().tolil()
     col_lo, col_hi, cost = lp.col_lo.copy(), lp.col_hi.copy(), np.zeros(lp.ncol)
     if not feasibility:
@@ -176,7 +178,12 @@ def milp_minimize(
         if status != highspy.HighsModelStatus.kOptimal:
             finished = False
         bound = info.mip_dual_bound
-        lower = min(lower, max(0.0, bound - SAFETY) if np.isfinite(bound) else 0.0)
+        if nu == 0:  # no binaries: HiGHS solved an LP and reports no MIP dual bound
+            ok = status == highspy.HighsModelStatus.kOptimal
+            bound = info.objective_function_value if ok else -np.inf
+        lower = min(
+            lower, max(0.0, bound - SAFETY * (1 + abs(bound))) if np.isfinite(bound) else 0.0
+        )
     upper = np.inf if best is None else best.distance
     lower = min(lower, upper)
     return MilpOutcome(lower, best, nodes, finished, unstable, attack)
@@ -191,17 +198,22 @@ def milp_decider():
         exact = ExactNetwork(query.network)
         unknown = False
         for t in query.targets():
-            h, lp, _ = _solve_target(query, t, float(delta), None, deadline, 0.0, True)
-            status = h.getModelStatus()
-            if status == highspy.HighsModelStatus.kInfeasible:
-                continue
-            sol = h.getSolution()
-            if status == highspy.HighsModelStatus.kOptimal and sol.value_valid:
-                xp = np.clip(query.x + lp.displacement(np.asarray(sol.col_value)[: lp.ncol]), 0, 1)
-                w = repair(exact, query.x, xp, t, query.norm)
-                if w is not None and w.distance <= delta:
-                    return Decision(Verdict.ADVERSARIAL, w.x, time.monotonic() - start)
-            unknown = True
+            robust = False
+            for margin in (0.0, 1e-7):  # a point on the boundary may need a strictly inner one
+                h, lp, _ = _solve_target(query, t, float(delta), None, deadline, 0.0, True, margin)
+                status = h.getModelStatus()
+                if status == highspy.HighsModelStatus.kInfeasible:
+                    robust = margin == 0.0  # with the margin, infeasibility proves nothing
+                    break
+                sol = h.getSolution()
+                if status == highspy.HighsModelStatus.kOptimal and sol.value_valid:
+                    v = np.asarray(sol.col_value)[: lp.ncol]
+                    xp = np.clip(query.x + lp.displacement(v), 0, 1)
+                    w = repair(exact, query.x, xp, t, query.norm)
+                    w = None if w is None else fit_within(exact, query.x, w, delta, query.norm)
+                    if w is not None:
+                        return Decision(Verdict.ADVERSARIAL, w.x, time.monotonic() - start)
+            unknown = unknown or not robust
         took = time.monotonic() - start
         if unknown:
             return Decision(

@@ -176,3 +176,20 @@ def _margin_gradient(network: ReluNetwork, x: np.ndarray, t: int, j: int) -> np.
     for k in range(len(pre) - 1, -1, -1):
         g = (g * (pre[k] > 0)) @ network.weights[k]
     return g
+
+
+def fit_within(
+    network: ReluNetwork | ExactNetwork, x: np.ndarray, w: Witness, delta: float, norm: Norm
+) -> Witness | None:
+    """``w`` if its distance is ``≤ delta``; else ``x + c (w.x − x)`` for the largest tried
+    ``c < 1`` that brings it within ``delta`` and stays exactly adversarial (LP points can overshoot
+    the radius by a few ulps); ``None`` if none does."""
+    if w.distance <= delta:
+        return w
+    base = delta / w.distance
+    for shrink in (0.0, 1e-15, 1e-13, 1e-11):
+        cand = np.clip(x + (base * (1.0 - shrink)) * (w.x - x), 0.0, 1.0)
+        found = check_witness(network, x, cand, w.target, norm)
+        if found is not None and found.distance <= delta:
+            return found
+    return None

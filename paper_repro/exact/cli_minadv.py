@@ -1,0 +1,113 @@
+"""``paper-repro minadv``: the provably minimal adversarial example of one input, as JSON.
+
+``paper-repro minadv --model M.pt (--input x.npy | --mnist-index I) [--target T] --norm linf|l1
+[--backend bab|milp|smt|marabou] [--protocol exact|binary_search] [--timeout S] [--tolerance T]
+[--precision P] [--label L] [--json]`` prints one JSON object: the :class:`MinAdvResult` record
+(status, lower, upper, witness as 784 floats or null, seconds, …) plus the query's identity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from paper_repro.errors import PaperReproError
+from paper_repro.exact.records import result_to_dict
+from paper_repro.exact.search import Backend, Protocol, SolveOptions, minimal_adversarial
+from paper_repro.network import load_network
+from paper_repro.query import Norm, Query
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the ``minadv`` options on ``parser``."""
+    parser.add_argument("--model", required=True, help="network file (.pt or .onnx)")
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", help=".npy with 784 values in [0,1]: (784,), (28,28) or (1,28,28)")
+    src.add_argument("--mnist-index", type=int, help="index of a genuine MNIST test image")
+    parser.add_argument("--target", type=int, default=None, help="target class (default: any)")
+    parser.add_argument("--label", type=int, default=None, help="class of x (default: predicted)")
+    parser.add_argument("--norm", required=True, choices=[n.value for n in Norm])
+    parser.add_argument("--backend", default=Backend.BAB.value, choices=[b.value for b in Backend])
+    parser.add_argument(
+        "--protocol", default=Protocol.EXACT.value, choices=[p.value for p in Protocol]
+    )
+    parser.add_argument("--timeout", type=float, default=SolveOptions.timeout, help="seconds")
+    parser.add_argument("--tolerance", type=float, default=SolveOptions.tolerance)
+    parser.add_argument("--precision", type=float, default=SolveOptions.precision)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print JSON (the only output format)")
+
+
+def _load_input(args: argparse.Namespace, n_in: int) -> tuple[np.ndarray, int | None, str]:
+    if args.input is not None:
+        path = Path(args.input)
+        if not path.is_file():
+            raise PaperReproError(f"input file not found: {path}")
+        try:
+            x = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise PaperReproError(f"cannot read {path} as .npy: {exc}") from None
+        if x.shape not in ((n_in,), (28, 28), (1, 28, 28)) or x.size != n_in:
+            raise PaperReproError(
+                f"input {path} has shape {x.shape}: expected ({n_in},), (28, 28) or (1, 28, 28)"
+            )
+        if not np.issubdtype(x.dtype, np.number):
+            raise PaperReproError(f"input {path} is not numeric (dtype {x.dtype})")
+        return np.asarray(x, dtype=np.float64).reshape(-1), None, str(path)
+    try:
+        from paper_repro.data import load_test_image
+    except ImportError:
+        raise PaperReproError("--mnist-index needs paper_repro.data.load_test_image") from None
+    if args.mnist_index < 0:
+        raise PaperReproError(f"--mnist-index must be ≥ 0, got {args.mnist_index}")
+    x, label = load_test_image(args.mnist_index)
+    return np.asarray(x, dtype=np.float64).reshape(-1), int(label), f"mnist-test:{args.mnist_index}"
+
+
+def _json_value(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    if isinstance(v, dict):
+        return {k: _json_value(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_json_value(x) for x in v]
+    return v
+
+
+def run(args: argparse.Namespace) -> int:
+    """Solve the query described by ``args`` and print the JSON record; returns the exit code.
+
+    Raises:
+        PaperReproError: bad model, input, class indices or options.
+    """
+    network = load_network(args.model)
+    x, true_label, source = _load_input(args, network.input_dim)
+    predicted = int(np.argmax(network.forward(x)))
+    label = predicted if args.label is None else int(args.label)
+    query = Query(network, x, label, args.target, Norm.parse(args.norm))
+    options = SolveOptions(
+        tolerance=args.tolerance,
+        precision=args.precision,
+        protocol=args.protocol,
+        timeout=args.timeout,
+        seed=args.seed,
+    )
+    result = minimal_adversarial(query, Backend(args.backend), options)
+    record = {
+        "model": str(args.model),
+        "model_sha256": network.digest(),
+        "input": source,
+        "true_label": true_label,
+        "label": label,
+        "predicted": predicted,
+        "target": args.target,
+        "norm": str(query.norm),
+        "protocol": str(options.protocol),
+        **result_to_dict(result),
+    }
+    print(json.dumps(_json_value(record)))
+    return 0

@@ -1,0 +1,124 @@
+"""Soundness of the bounds behind the exact engine: IBP, symbolic (with phase splits), LP tightening
+and the Neumaier–Shcherbina safe dual bound."""
+
+from __future__ import annotations
+
+import highspy
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from paper_repro.bounds.interval import InputRegion, interval_bounds, linear_range
+from paper_repro.bounds.lp import RelaxedLP, lp_tighten, safe_dual_bound
+from paper_repro.bounds.symbolic import symbolic_bounds
+from paper_repro.network import ReluNetwork
+from paper_repro.query import Norm
+
+
+def _net(rng: np.random.Generator, sizes: list[int]) -> ReluNetwork:
+    ws = [rng.normal(size=(sizes[k + 1], sizes[k])) for k in range(len(sizes) - 1)]
+    bs = [rng.normal(size=sizes[k + 1]) * 0.3 for k in range(len(sizes) - 1)]
+    return ReluNetwork.from_arrays(ws, bs)
+
+
+def _samples(rng, region: InputRegion, count: int) -> np.ndarray:
+    """Points of the region, including corners of the box and L1-ball vertices."""
+    x, lo, hi = region.x, region.lo, region.hi
+    pts = rng.uniform(lo, hi, size=(count, x.size))
+    pts[: count // 3] = np.where(rng.random((count // 3, x.size)) < 0.5, lo, hi)  # box corners
+    if region.norm == Norm.L1:
+        out = []
+        for p in pts:
+            d = p - x
+            s = np.abs(d).sum()
+            out.append(x + d * min(1.0, region.delta / s) if s > 0 else x)
+        for i in range(x.size):  # the ball's vertices along each axis, clipped to the box
+            for sign in (-1, 1):
+                v = x.copy()
+                v[i] = np.clip(x[i] + sign * region.delta, 0.0, 1.0)
+                out.append(v)
+        pts = np.array(out)
+    return pts
+
+
+def _inside(net: ReluNetwork, pts: np.ndarray, bounds) -> None:
+    z = pts
+    for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+        z = z @ w.T + b
+        lo, hi = bounds[k]
+        assert np.all(z >= lo[None, :]) and np.all(z <= hi[None, :]), f"layer {k} escapes"
+        if k < len(net.weights) - 1:
+            z = np.maximum(z, 0.0)
+
+
+@pytest.mark.parametrize("norm", [Norm.LINF, Norm.L1])
+@pytest.mark.parametrize("seed", range(4))
+def test_interval_symbolic_lp_bounds_contain_samples(norm, seed):
+    rng = np.random.default_rng(seed)
+    net = _net(rng, [6, 5, 4, 3])
+    x = rng.random(6)
+    x[0], x[1] = 0.0, 1.0
+    delta = 0.3 if norm == Norm.LINF else 0.8
+    region = InputRegion(x, delta, norm)
+    ibp = interval_bounds(net, region)
+    sym = symbolic_bounds(net, region, ibp)
+    lp = RelaxedLP(net, x, norm, target=0, min_delta=False)
+    tight = lp_tighten(lp, delta, sym, deadline=1e18)
+    pts = _samples(rng, region, 600)
+    for bounds in (ibp, sym, tight):
+        _inside(net, pts, bounds)
+    for (l1, u1), (l2, u2) in zip(ibp, tight, strict=True):  # tightening never loosens
+        assert np.all(l2 >= l1) and np.all(u2 <= u1)
+
+
+def test_symbolic_bounds_respect_phase_splits():
+    rng = np.random.default_rng(7)
+    net = _net(rng, [4, 6, 3])
+    x = rng.random(4)
+    region = InputRegion(x, 0.4, Norm.LINF)
+    base = symbolic_bounds(net, region)
+    lo, hi = base[0]
+    i = int(np.flatnonzero((lo < 0) & (hi > 0))[0])
+    pts = _samples(rng, region, 2000)
+    pre = pts @ net.weights[0].T + net.biases[0]
+    for phase in (1, -1):
+        fixed = [np.zeros(6, np.int8)]
+        fixed[0][i] = phase
+        b = symbolic_bounds(net, region, base, fixed)
+        keep = pts[(pre[:, i] >= 0) if phase > 0 else (pre[:, i] <= 0)]
+        assert len(keep) > 0
+        _inside(net, keep, b)
+        assert (b[0][0][i] >= 0) if phase > 0 else (b[0][1][i] <= 0)
+
+
+def test_l1_linear_range_is_exact_knapsack():
+    """The L1 range of a linear function equals the LP optimum (HiGHS) up to the margin."""
+    rng = np.random.default_rng(3)
+    n = 7
+    a, x = rng.normal(size=(3, n)), rng.random(n)
+    region = InputRegion(x, 0.9, Norm.L1)
+    lo, hi = linear_range(a, np.zeros(3), region)
+    for r in range(3):
+        for sign in (1.0, -1.0):
+            h = highspy.Highs()
+            h.setOptionValue("output_flag", False)
+            # variables p, q ≥ 0 with x′ = x + p − q, Σ(p+q) ≤ δ, 0 ≤ x′ ≤ 1
+            cost = np.concatenate([sign * a[r], -sign * a[r]])
+            h.addVars(2 * n, np.zeros(2 * n), np.concatenate([1 - x, x]))
+            h.changeColsCost(2 * n, np.arange(2 * n, dtype=np.int32), cost)
+            h.addRow(-np.inf, 0.9, 2 * n, np.arange(2 * n, dtype=np.int32), np.ones(2 * n))
+            h.run()
+            opt = sign * h.getInfo().objective_function_value + a[r] @ x
+            target = lo[r] if sign > 0 else hi[r]
+            assert abs(opt - target) < 1e-7
+            assert (target <= opt + 1e-12) if sign > 0 else (target >= opt - 1e-12)
+
+
+def test_safe_dual_bound_is_a_lower_bound_even_for_bad_duals():
+    """min x0 + x1 s.t. x0 + x1 ≥ 1, 0 ≤ x ≤ 2: optimum 1. Any dual gives a bound ≤ 1; the
+    optimal dual gives (nearly) 1."""
+    a = sp.csc_matrix(np.array([[1.0, 1.0]]))
+    args = (np.array([1.0]), np.array([np.inf]), np.zeros(2), np.full(2, 2.0), np.ones(2))
+    assert 1.0 - 1e-12 < safe_dual_bound(a, *args[:4], args[4], np.array([1.0])) <= 1.0
+    for y in (0.0, 0.5, 3.0, -1.0):
+        assert safe_dual_bound(a, *args[:4], args[4], np.array([y])) <= 1.0

@@ -1,0 +1,188 @@
+"""The branch-and-bound engine and the search API on networks whose δ* is known by hand, against
+the MILP and the brute-force reference, plus edge cases (ties, boundary pixels, unreachable
+targets, timeouts, the fixed-δ decider and the binary-search protocol)."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from paper_repro.errors import PaperReproError
+from paper_repro.exact.bab import bab_decider
+from paper_repro.exact.decide import Verdict
+from paper_repro.exact.reference import reference_minimal_distance
+from paper_repro.exact.search import Backend, Protocol, SolveOptions, minimal_adversarial
+from paper_repro.exact.witness import exact_distance, exact_margin
+from paper_repro.network import ReluNetwork
+from paper_repro.query import Norm, Query, Status
+
+TIGHT = SolveOptions(tolerance=1e-8, timeout=30.0)
+
+
+def sum_net() -> ReluNetwork:
+    """y0 = 0.5, y1 = relu(x1) + relu(x2): class 1 iff x1 + x2 ≥ 0.5 on [0,1]^2."""
+    return ReluNetwork.from_arrays(
+        [np.eye(2), np.array([[0.0, 0.0], [1.0, 1.0]])], [np.zeros(2), np.array([0.5, 0.0])]
+    )
+
+
+def kink_net() -> ReluNetwork:
+    """y0 = 0.2, y1 = 4·relu(x1 − 0.625): class 1 iff x1 ≥ 0.675 (a ReLU must switch on)."""
+    return ReluNetwork.from_arrays(
+        [np.array([[1.0, 0.0]]), np.array([[0.0], [4.0]])], [np.array([-0.625]), np.array([0.2, 0])]
+    )
+
+
+def _valid(q: Query, res) -> None:
+    """The witness is exactly adversarial and exactly at distance ``upper``."""
+    assert res.lower <= res.upper
+    w = res.witness
+    assert w is not None and np.all((w >= 0) & (w <= 1))
+    assert exact_margin(q.network, w, res.witness_class) >= 0
+    assert res.margin_exact is not None and res.margin_exact >= 0
+    d = exact_distance(q.x, w, q.norm)
+    assert Fraction(res.upper) >= d and res.upper - float(d) <= 1e-15
+
+
+@pytest.mark.parametrize(("norm", "expected"), [(Norm.LINF, 0.05), (Norm.L1, 0.1)])
+def test_hand_derived_sum_network(norm, expected):
+    q = Query(sum_net(), np.array([0.2, 0.2]), 0, 1, norm)
+    res = minimal_adversarial(q, Backend.BAB, TIGHT)
+    assert res.status == Status.OPTIMAL
+    assert abs(res.upper - expected) < 1e-7 and res.lower <= expected + 1e-12
+    assert res.upper - res.lower <= 1e-8
+    _valid(q, res)
+
+
+@pytest.mark.parametrize("norm", [Norm.LINF, Norm.L1])
+def test_relu_must_switch_and_tie_counts(norm):
+    """δ* = 0.675 − 0.375 = 0.3; at δ* the two logits tie, which counts as adversarial."""
+    q = Query(kink_net(), np.array([0.375, 0.5]), 0, 1, norm)
+    res = minimal_adversarial(q, Backend.BAB, TIGHT)
+    assert res.status == Status.OPTIMAL
+    assert abs(res.upper - 0.3) < 1e-7 and res.lower <= 0.3 + 1e-12
+    _valid(q, res)
+    tie = np.array([0.675, 0.5])  # exactly representable? 0.675 is not, so check the margin sign
+    assert (exact_margin(q.network, tie, 1) >= 0) == (Fraction(0.675) >= Fraction(0.675))
+
+
+def test_boundary_pixels_cannot_move_outside_the_box():
+    """x = (1, 0), class 1 iff x1 + x2 ≥ 1.5: x1 is already at 1, so x2 must reach 0.5."""
+    net = ReluNetwork.from_arrays(
+        [np.eye(2), np.array([[0.0, 0.0], [1.0, 1.0]])], [np.zeros(2), np.array([1.5, 0.0])]
+    )
+    for norm in (Norm.LINF, Norm.L1):
+        q = Query(net, np.array([1.0, 0.0]), 0, 1, norm)
+        res = minimal_adversarial(q, Backend.BAB, TIGHT)
+        assert res.status == Status.OPTIMAL and abs(res.upper - 0.5) < 1e-7
+        _valid(q, res)
+        assert res.witness[0] == 1.0
+
+
+def test_unreachable_target_gives_infinite_bracket():
+    """y1 = −relu(x1) − 1 < 0 = y0 everywhere: no adversarial example exists."""
+    net = ReluNetwork.from_arrays(
+        [np.array([[1.0, 0.0]]), np.array([[0.0], [-1.0]])], [np.zeros(1), np.array([0.0, -1.0])]
+    )
+    for backend in (Backend.BAB, Backend.MILP):
+        q = Query(net, np.array([0.3, 0.6]), 0, 1, Norm.LINF)
+        res = minimal_adversarial(q, backend, TIGHT)
+        assert res.status == Status.OPTIMAL
+        assert math.isinf(res.lower) and math.isinf(res.upper) and res.witness is None
+
+
+def _random_query(seed: int, norm: Norm, hidden=(3, 3), n_in: int = 5, classes: int = 3) -> Query:
+    rng = np.random.default_rng(seed)
+    sizes = [n_in, *hidden, classes]
+    ws = [rng.normal(size=(sizes[k + 1], sizes[k])) for k in range(len(sizes) - 1)]
+    bs = [rng.normal(size=sizes[k + 1]) * 0.2 for k in range(len(sizes) - 1)]
+    x = rng.random(n_in)
+    x[0] = 0.0
+    net = ReluNetwork.from_arrays(ws, bs)
+    bs[-1] = bs[-1] - net.forward(x) + rng.random(classes) * 0.4  # boundary near x
+    net = ReluNetwork.from_arrays(ws, bs)
+    label = int(np.argmax(net.forward(x)))
+    target = None if seed % 2 else (label + 1) % classes
+    return Query(net, x, label, target, norm)
+
+
+@pytest.mark.parametrize("norm", [Norm.LINF, Norm.L1])
+@pytest.mark.parametrize("seed", range(5))
+def test_bab_matches_milp_and_reference(norm, seed):
+    q = _random_query(seed, norm)
+    ref = reference_minimal_distance(q).delta
+    bab = minimal_adversarial(q, Backend.BAB, TIGHT)
+    milp = minimal_adversarial(q, Backend.MILP, SolveOptions(tolerance=1e-7, timeout=30.0))
+    assert bab.status == Status.OPTIMAL and milp.status == Status.OPTIMAL
+    assert bab.lower <= ref + 1e-12
+    if math.isinf(ref):
+        assert math.isinf(bab.upper) and math.isinf(milp.upper)
+        return
+    assert abs(bab.upper - ref) <= 1e-7 * max(1.0, ref)
+    assert abs(milp.upper - ref) <= 1e-6 * max(1.0, ref)
+    _valid(q, bab)
+    _valid(q, milp)
+
+
+def test_bab_larger_network_against_milp():
+    q = _random_query(11, Norm.LINF, hidden=(6, 5), n_in=10, classes=4)
+    bab = minimal_adversarial(q, Backend.BAB, SolveOptions(tolerance=1e-7, timeout=30))
+    milp = minimal_adversarial(q, Backend.MILP, SolveOptions(tolerance=1e-7, timeout=30))
+    assert bab.status == milp.status == Status.OPTIMAL
+    assert abs(bab.upper - milp.upper) <= 1e-6
+    assert bab.lower <= milp.upper + 1e-9 and milp.lower <= bab.upper + 1e-9
+
+
+def test_decider_at_the_boundary():
+    q = Query(kink_net(), np.array([0.375, 0.5]), 0, 1, Norm.LINF)
+    decide = bab_decider()
+    above = decide(q, 0.3 + 1e-9, 10.0)
+    assert above.verdict == Verdict.ADVERSARIAL
+    assert exact_margin(q.network, above.witness, 1) >= 0
+    assert np.max(np.abs(above.witness - q.x)) <= 0.3 + 1e-9
+    assert decide(q, 0.3 - 1e-9, 10.0).verdict == Verdict.ROBUST
+
+
+def test_binary_search_protocol_brackets_delta_star():
+    q = Query(kink_net(), np.array([0.375, 0.5]), 0, 1, Norm.L1)
+    opts = SolveOptions(precision=1e-3, protocol=Protocol.BINARY_SEARCH, timeout=30)
+    for backend in (Backend.BAB, Backend.MILP):
+        res = minimal_adversarial(q, backend, opts)
+        assert res.status == Status.OPTIMAL
+        assert res.lower <= 0.3 + 1e-12 <= res.upper + 2e-12
+        assert res.upper - res.lower <= 1e-3
+        _valid(q, res)
+
+
+def test_timeout_returns_a_valid_bracket():
+    q = _random_query(5, Norm.L1, hidden=(12, 12), n_in=40, classes=6)
+    res = minimal_adversarial(q, Backend.BAB, SolveOptions(tolerance=1e-12, timeout=0.3))
+    assert res.status in (Status.OPTIMAL, Status.TIMEOUT)
+    assert 0.0 <= res.lower <= res.upper
+    if res.witness is not None:
+        _valid(q, res)
+    ref_free = minimal_adversarial(q, Backend.BAB, SolveOptions(tolerance=1e-6, timeout=30))
+    assert res.lower <= ref_free.upper + 1e-12  # the early lower bound is still a lower bound
+
+
+def test_initial_example_is_checked_and_used():
+    q = Query(sum_net(), np.array([0.2, 0.2]), 0, 1, Norm.LINF)
+    res = minimal_adversarial(q, Backend.BAB, TIGHT, initial=np.array([0.6, 0.6]))
+    assert abs(res.upper - 0.05) < 1e-7
+    with pytest.raises(PaperReproError):
+        minimal_adversarial(q, Backend.MILP, TIGHT, initial=np.zeros(3))
+
+
+def test_bad_options_raise_clear_errors():
+    q = Query(sum_net(), np.array([0.2, 0.2]), 0, 1, Norm.LINF)
+    with pytest.raises(PaperReproError, match="backend"):
+        minimal_adversarial(q, "cplex", TIGHT)
+    with pytest.raises(PaperReproError, match="binary_search"):
+        minimal_adversarial(q, Backend.SMT, TIGHT)
+    with pytest.raises(PaperReproError):
+        SolveOptions(timeout=0)
+    with pytest.raises(PaperReproError):
+        SolveOptions(protocol="bisect")
