@@ -14,6 +14,7 @@ from paper_repro.experiments import dathathri_metrics as dm
 from paper_repro.experiments import pahlavan_metrics as pm
 from paper_repro.experiments import wong_kolter_metrics as wk
 from paper_repro.network import ReluNetwork
+from paper_repro.query import MinAdvResult, Norm, Status
 
 TOL = 1e-12
 
@@ -109,6 +110,23 @@ def test_paper_constants_support_per_instance_reading():
     t2 = ct.PAPER_TABLE2.set_index("model")
     factor = t2.loc["N_bar", "minimal"] / t2.loc["N", "minimal"]
     assert factor == pytest.approx(ct.PAPER_ROBUSTNESS_FACTOR, abs=0.05)
+
+
+def test_record_from_result(carlini_records):
+    res = MinAdvResult(
+        status=Status.TIMEOUT,
+        lower=0.02,
+        upper=0.05,
+        witness=None,
+        witness_class=1,
+        attack_distance=0.10,
+        seconds=1.0,
+        backend="test",
+        unstable_relus=0,
+    )
+    row = ct.record_from_result("N", Norm.LINF, 1, 1, res)
+    expected = carlini_records.iloc[2].to_dict()
+    assert row == expected
 
 
 def test_nonlinearity_and_activation_pattern():
@@ -267,6 +285,22 @@ def test_frequency_and_severity():
 LABELS = np.array([0, 1, 2])
 BASELINE = np.array([[np.nan, 3.0, 6.0], [4.0, np.nan, 1.0], [2.0, 8.0, np.nan]])
 OURS = np.array([[np.nan, 2.0, 5.0], [3.0, np.nan, 1.0], [1.0, 7.0, np.nan]])
+
+
+def test_rho_matrix_from_long_records():
+    long = pd.DataFrame(
+        {
+            "image": [7, 7, 3, 3],
+            "label": [0, 0, 1, 1],
+            "target": [1, 2, 0, 2],
+            "rho": [3.0, 6.0, 4.0, np.inf],
+        }
+    )
+    rho, labels, images = dm.rho_matrix(long, num_classes=3)
+    assert images.tolist() == [3, 7] and labels.tolist() == [1, 0]
+    np.testing.assert_array_equal(rho, [[4.0, np.nan, np.inf], [np.nan, 3.0, 6.0]])
+    with pytest.raises(PaperReproError, match="target == label"):
+        dm.rho_matrix(long.assign(target=[0, 2, 0, 2]), num_classes=3)
 
 
 def test_untargeted_and_table3a():

@@ -29,7 +29,7 @@ from scipy import stats
 
 from paper_repro.errors import PaperReproError
 from paper_repro.network import ReluNetwork
-from paper_repro.query import Norm, Status
+from paper_repro.query import MinAdvResult, Norm, Status
 
 RECORD_COLUMNS = ("model", "norm", "image", "target", "cw_distance", "lower", "upper", "status")
 
@@ -73,6 +73,32 @@ PAPER_TABLE2 = pd.DataFrame(
 PAPER_ROBUSTNESS_FACTOR = 4.2  # Sec. 4.2: 0.165 / 0.039 ("by 423 %")
 PAPER_WORSE_COUNT = (7, 35)  # Sec. 4.2: N_bar's minimal distance smaller on 7 of 35 instances
 PAPER_MEAN_DEGRADATION_PCT = 12.8  # Sec. 4.2: average degradation on those 7
+
+
+def record_from_result(
+    model: str,
+    norm: Norm,
+    image: int,
+    target: int,
+    result: MinAdvResult,
+    cw_distance: float | None = None,
+) -> dict[str, object]:
+    """One row of :data:`RECORD_COLUMNS` from an exact-engine answer.
+
+    ``cw_distance`` defaults to ``result.attack_distance`` (the search's first δ_max, which is
+    the CW distance when the engine was seeded with the CW example as in the paper).
+    """
+    cw = result.attack_distance if cw_distance is None else cw_distance
+    return {
+        "model": model,
+        "norm": Norm.parse(norm).value,
+        "image": int(image),
+        "target": int(target),
+        "cw_distance": float(cw),
+        "lower": float(result.lower),
+        "upper": float(result.upper),
+        "status": Status(result.status).value,
+    }
 
 
 def check_records(df: pd.DataFrame) -> pd.DataFrame:

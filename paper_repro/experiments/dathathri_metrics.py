@@ -63,6 +63,32 @@ def check_rho(rho: np.ndarray) -> np.ndarray:
     return r
 
 
+def rho_matrix(
+    df: pd.DataFrame, num_classes: int = 10
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Long records → the ``[N, K]`` matrix the targeted functions take.
+
+    Args:
+        df: columns ``image``, ``label``, ``target``, ``rho`` (one row per attacked pair; a
+            missing pair becomes NaN, ``rho = inf`` means none found).
+
+    Returns:
+        ``(rho [N, K], labels [N], images [N])`` with images in sorted order.
+    """
+    need = ["image", "label", "target", "rho"]
+    if any(c not in df.columns for c in need) or len(df) == 0:
+        raise PaperReproError(f"need a non-empty frame with columns {need}")
+    if bool((df["target"] == df["label"]).any()):
+        raise PaperReproError("a record has target == label")
+    labels = df.groupby("image")["label"].agg(["first", "nunique"])
+    if bool((labels["nunique"] > 1).any()):
+        raise PaperReproError("an image appears with two different labels")
+    wide = df.pivot(index="image", columns="target", values="rho")
+    wide = wide.reindex(columns=range(num_classes))
+    rho = check_rho(wide.to_numpy(dtype=float))
+    return rho, labels.loc[wide.index, "first"].to_numpy(dtype=np.int64), wide.index.to_numpy()
+
+
 def _check_delta(delta: float) -> float:
     if not delta >= 0:
         raise PaperReproError(f"threshold δ must be ≥ 0, got {delta}")
