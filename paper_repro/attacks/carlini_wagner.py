@@ -97,6 +97,8 @@ class CarliniWagnerLinf:
             raise PaperReproError("CW L∞ needs const_factor > 1, 0 < tau_decrease < 1")
         if not self.kappa >= 0:
             raise PaperReproError(f"CW confidence κ must be ≥ 0, got {self.kappa}")
+        if not self.fallback_slope >= 0:
+            raise PaperReproError(f"fallback_slope must be ≥ 0, got {self.fallback_slope}")
 
     def __call__(
         self,
@@ -252,6 +254,8 @@ class CarliniWagnerL1:
             raise PaperReproError("CW L1 needs lr > 0 and initial_const > 0")
         if not self.kappa >= 0:
             raise PaperReproError(f"CW confidence κ must be ≥ 0, got {self.kappa}")
+        if not self.fallback_slope >= 0:
+            raise PaperReproError(f"fallback_slope must be ≥ 0, got {self.fallback_slope}")
 
     def __call__(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, targets: torch.Tensor
