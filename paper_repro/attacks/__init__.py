@@ -3,6 +3,12 @@
 Untargeted attacks map ``(model, x [B,784] in [0,1], y [B]) -> x_adv [B,784]`` in [0,1]; the
 targeted minimal-distance attacks take ``targets [B]`` as well and return a result record
 (adversarial inputs, float64-verified success flags and distances).
+
+* :mod:`~paper_repro.attacks.gradient` — FGSM, PGD, Pahlavan et al.'s targeted iterated FGSM.
+* :mod:`~paper_repro.attacks.carlini_wagner` — CW L∞ and L1 (Carlini et al.'s ``x′_init``).
+* :mod:`~paper_repro.attacks.closest_fgsm` — Pahlavan et al.'s δ bisection ("closest FGSM").
+* :mod:`~paper_repro.attacks.common` / :mod:`~paper_repro.attacks.tracking` — success test
+  (float64, ties count for the target), distances, result bookkeeping.
 """
 
 from paper_repro.attacks.carlini_wagner import CarliniWagnerL1, CarliniWagnerLinf, CWResult
