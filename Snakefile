@@ -17,6 +17,7 @@ validate(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
 include: "rules/common.smk"
 include: "rules/models.smk"
 include: "rules/experiments.smk"
+include: "rules/notebooks.smk"
 
 
 rule all:
@@ -25,3 +26,7 @@ rule all:
         rules.accuracy_table.output.csv,
         instance_files(),
         expand("results/certify/{model}.csv", model=EXPERIMENTS["models"]),
+        rules.carlini_notebook.output,
+        rules.pahlavan_notebook.output,
+        rules.wong_kolter_notebook.output,
+        rules.dathathri_notebook.output,

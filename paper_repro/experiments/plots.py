@@ -126,7 +126,7 @@ def plot_perturbations(
     n = len(captions)
     if n == 0 or not len(x) == len(x_fgsm) == len(x_min) == n:
         raise PaperReproError("need one original, FGSM and minimal image per caption")
-    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.3 * n), squeeze=False)
+    fig, axes = plt.subplots(n, 3, figsize=(9, 2.4 * n), squeeze=False)
     for i in range(n):
         base = np.asarray(x[i], dtype=float)
         axes[i, 0].imshow(base.reshape(28, 28), cmap="gray", vmin=0, vmax=1)
@@ -139,7 +139,8 @@ def plot_perturbations(
                 d = (np.asarray(adv, dtype=float) - base).reshape(28, 28) * pm.PIXELS
                 lim = max(float(np.abs(d).max()), 1e-9)
                 im = ax.imshow(d, cmap="RdBu_r", vmin=-lim, vmax=lim)
-                fig.colorbar(im, ax=ax, fraction=0.046, label="Δ pixels (×255)")
+                bar = fig.colorbar(im, ax=ax, fraction=0.046)
+                bar.set_label("Δ pixels (×255)" if j == 2 else "", fontsize=8)
             ax.set_title(f"{name} perturbation" if i == 0 else "", fontsize=9)
         axes[i, 0].set_title("original" if i == 0 else "", fontsize=9)
         for ax in axes[i]:

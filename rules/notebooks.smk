@@ -1,0 +1,167 @@
+# The four papers' notebooks, executed with papermill on the experiments' results (issue 4).
+# Each notebook reads the instance / certify / accuracy files it lists as inputs, writes its
+# tables to results/tables/{notebook}_*.csv and its figures to figures/{notebook}_*.png, and
+# keeps the executed copy in results/notebooks/. Paths are passed absolute so that
+# `snakemake --directory elsewhere` works (the notebooks chdir to the repository root).
+import json
+
+NB_MODELS = EXPERIMENTS["models"]
+# Pahlavan et al.: vanilla vs adversarial logit pairing, per arch whose two models are configured.
+NB_PAHLAVAN_PAIRS = [
+    [f"{a}_vanilla", f"{a}_alp"]
+    for a in reversed(config["models"]["archs"])
+    if f"{a}_vanilla" in NB_MODELS and f"{a}_alp" in NB_MODELS
+]
+NB_PAHLAVAN_MODELS = [m for pair in NB_PAHLAVAN_PAIRS for m in pair]
+NB_COMMON = {
+    "results_dir": os.path.abspath("results"),
+    "tables_dir": os.path.abspath("results/tables"),
+    "figures_dir": os.path.abspath("figures"),
+    "build_demo": False,
+    "images": EXPERIMENTS["images"],
+}
+
+
+rule carlini_notebook:
+    input:
+        nb="notebooks/carlini.ipynb",
+        instances=instance_files(NB_MODELS, EXPERIMENTS["norms"]),
+    output:
+        nb="results/notebooks/carlini.ipynb",
+        table1="results/tables/carlini_table1.csv",
+        table1_all="results/tables/carlini_table1_all.csv",
+        table2="results/tables/carlini_table2.csv",
+        nonlinearity="results/tables/carlini_nonlinearity.csv",
+        provenance="results/tables/carlini_provenance.csv",
+        examples=report(
+            "figures/carlini_examples.png",
+            caption="../report/carlini.rst",
+            category="Carlini et al.",
+        ),
+        switched=report(
+            "figures/carlini_nonlinearity.png",
+            caption="../report/carlini.rst",
+            category="Carlini et al.",
+        ),
+    params:
+        yaml=json.dumps({**NB_COMMON, "models": NB_MODELS, "norms": EXPERIMENTS["norms"]}),
+    threads: 1
+    conda:
+        "../environment.yml"
+    log:
+        "results/logs/notebooks/carlini.log",
+    benchmark:
+        "results/benchmarks/notebooks/carlini.tsv"
+    shell:
+        "papermill {input.nb} {output.nb} -k python3 -y '{params.yaml}' > {log} 2>&1"
+
+
+rule pahlavan_notebook:
+    input:
+        nb="notebooks/pahlavan.ipynb",
+        instances=instance_files(NB_PAHLAVAN_MODELS, ["linf"]),
+        accuracy="results/tables/accuracy.csv",
+    output:
+        nb="results/notebooks/pahlavan.ipynb",
+        accuracy="results/tables/pahlavan_accuracy.csv",
+        summary="results/tables/pahlavan_summary.csv",
+        pairs="results/tables/pahlavan_pairs.csv",
+        delta_hist="results/tables/pahlavan_delta_hist.csv",
+        mean_delta="results/tables/pahlavan_mean_delta.csv",
+        provenance="results/tables/pahlavan_provenance.csv",
+        cosine=report(
+            "figures/pahlavan_cosine.png",
+            caption="../report/pahlavan.rst",
+            category="Pahlavan et al.",
+        ),
+        heatmaps=report(
+            "figures/pahlavan_heatmaps.png",
+            caption="../report/pahlavan.rst",
+            category="Pahlavan et al.",
+        ),
+        delta_fig=report(
+            "figures/pahlavan_delta_hist.png",
+            caption="../report/pahlavan.rst",
+            category="Pahlavan et al.",
+        ),
+        mean_fig=report(
+            "figures/pahlavan_mean_delta.png",
+            caption="../report/pahlavan.rst",
+            category="Pahlavan et al.",
+        ),
+    params:
+        yaml=json.dumps({**NB_COMMON, "pairs": NB_PAHLAVAN_PAIRS}),
+    threads: 1
+    conda:
+        "../environment.yml"
+    log:
+        "results/logs/notebooks/pahlavan.log",
+    benchmark:
+        "results/benchmarks/notebooks/pahlavan.tsv"
+    shell:
+        "papermill {input.nb} {output.nb} -k python3 -y '{params.yaml}' > {log} 2>&1"
+
+
+rule wong_kolter_notebook:
+    input:
+        nb="notebooks/wong_kolter.ipynb",
+        instances=instance_files(NB_MODELS, ["linf"]),
+        certify=expand("results/certify/{model}.csv", model=NB_MODELS),
+    output:
+        nb="results/notebooks/wong_kolter.ipynb",
+        table1="results/tables/wong_kolter_table1.csv",
+        radius_summary="results/tables/wong_kolter_radius_summary.csv",
+        sandwich="results/tables/wong_kolter_sandwich.csv",
+        provenance="results/tables/wong_kolter_provenance.csv",
+        radius=report(
+            "figures/wong_kolter_radius.png",
+            caption="../report/wong_kolter.rst",
+            category="Wong & Kolter",
+        ),
+        sandwich_fig=report(
+            "figures/wong_kolter_sandwich.png",
+            caption="../report/wong_kolter.rst",
+            category="Wong & Kolter",
+        ),
+    params:
+        yaml=json.dumps(
+            {**NB_COMMON, "models": NB_MODELS, "eps": EXPERIMENTS["certify"]["eps"]}
+        ),
+    threads: 1
+    conda:
+        "../environment.yml"
+    log:
+        "results/logs/notebooks/wong_kolter.log",
+    benchmark:
+        "results/benchmarks/notebooks/wong_kolter.tsv"
+    shell:
+        "papermill {input.nb} {output.nb} -k python3 -y '{params.yaml}' > {log} 2>&1"
+
+
+rule dathathri_notebook:
+    input:
+        nb="notebooks/dathathri.ipynb",
+        instances=instance_files(NB_MODELS, ["l1"]),
+    output:
+        nb="results/notebooks/dathathri.ipynb",
+        table3a="results/tables/dathathri_table3a.csv",
+        table3b="results/tables/dathathri_table3b.csv",
+        table3c="results/tables/dathathri_table3c.csv",
+        curves="results/tables/dathathri_curves.csv",
+        provenance="results/tables/dathathri_provenance.csv",
+        frequency=report(
+            "figures/dathathri_frequency.png",
+            caption="../report/dathathri.rst",
+            category="Dathathri et al.",
+        ),
+    params:
+        yaml=json.dumps({**NB_COMMON, "models": NB_MODELS}),
+    threads: 1
+    conda:
+        "../environment.yml"
+    log:
+        "results/logs/notebooks/dathathri.log",
+    benchmark:
+        "results/benchmarks/notebooks/dathathri.tsv"
+    shell:
+        "papermill {input.nb} {output.nb} -k python3 -y '{params.yaml}' > {log} 2>&1"
