@@ -234,6 +234,8 @@ def test_pahlavan_summary(pahlavan_records):
     assert s["fgsm_robustness_pixels"] == pytest.approx(0.065 * 255, abs=1e-9)
     assert s["exact_robustness_pixels"] == pytest.approx(0.05 * 255, abs=1e-9)
     assert s["ratio"] == pytest.approx((1.5 + 1.0 + 1.25) / 3, abs=1e-9)
+    # differences in pixels: 2.55, 0, 5.1 → one of three within a pixel
+    assert s["within_one_pixel"] == pytest.approx(1 / 3, abs=TOL)
     assert s["cosine_mean"] == pytest.approx(1.3 / 3, abs=1e-9)
     assert s["cosine_min"] == pytest.approx(-0.1, abs=TOL)
     assert s["cosine_negative_fraction"] == pytest.approx(1 / 3, abs=TOL)

@@ -50,6 +50,7 @@ class ClosestFGSMResult:
         delta: smallest radius found at which the attack succeeds (upper end of the final
             bracket); NaN where even ``δ = 1`` fails.
         delta_lower: largest radius at which the attack was seen to fail (lower end; 0 at start).
+            Both are 0 for an input that already meets the success criterion.
         x_adv: ``[B, d]`` the attack's output at ``delta``; NaN rows where none was found.
         success: the attack succeeded at ``delta`` (float64 check, ties count for the target).
     """

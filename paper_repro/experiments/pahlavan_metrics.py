@@ -129,7 +129,9 @@ def network_summary(df: pd.DataFrame) -> pd.DataFrame:
         One row per network: ``pairs`` (image×target rows), ``images``, mean FGSM and exact radius
         per pair in pixels (``fgsm_pixels``, ``exact_pixels``), mean per-image δ-robustness in
         pixels (``fgsm_robustness_pixels``, ``exact_robustness_pixels``), the mean per-pair ratio
-        ``fgsm/exact`` (``ratio``, ≥ 1 for a sound exact solver) and, when a ``cosine`` column is
+        ``fgsm/exact`` (``ratio``, ≥ 1 for a sound exact solver), the fraction of pairs whose FGSM
+        radius is within one pixel (1/255) of the exact one (``within_one_pixel``) and, when a
+        ``cosine`` column is
         present, its mean, minimum and the fraction of negative values.
     """
     df = check_records(df)
@@ -148,6 +150,9 @@ def network_summary(df: pd.DataFrame) -> pd.DataFrame:
             "fgsm_robustness_pixels": float(to_pixels(img["fgsm_delta"].mean())),
             "exact_robustness_pixels": float(to_pixels(img["exact_delta"].mean())),
             "ratio": float((both["fgsm_delta"] / both["exact_delta"]).mean()),
+            "within_one_pixel": float(
+                (to_pixels(both["fgsm_delta"] - both["exact_delta"]) <= 1.0).mean()
+            ),
         }
         if "cosine" in g.columns:
             cos = g["cosine"].dropna()
