@@ -131,8 +131,7 @@ def network_summary(df: pd.DataFrame) -> pd.DataFrame:
         pixels (``fgsm_robustness_pixels``, ``exact_robustness_pixels``), the mean per-pair ratio
         ``fgsm/exact`` (``ratio``, ≥ 1 for a sound exact solver), the fraction of pairs whose FGSM
         radius is within one pixel (1/255) of the exact one (``within_one_pixel``) and, when a
-        ``cosine`` column is
-        present, its mean, minimum and the fraction of negative values.
+        ``cosine`` column is present, its mean, minimum and the fraction of negative values.
     """
     df = check_records(df)
     per_image = image_robustness(df)
