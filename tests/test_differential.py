@@ -100,17 +100,20 @@ def _check_bab(q: Query, ref_delta: float) -> None:
 
 def _check_z3(q: Query, ref_delta: float) -> None:
     decide = smt_decider("z3")
+    limit = 600.0  # generous: a wall-clock timeout must not turn into a flaky "disagreement"
     if not np.isfinite(ref_delta):
         full = 1.0 if q.norm == Norm.LINF else float(q.x.size)
-        assert decide(q, full, 60).verdict == Verdict.ROBUST
+        res = decide(q, full, limit)
+        assert res.verdict == Verdict.ROBUST, (res.verdict, res.message)
         return
     step = _step(ref_delta)
-    above = decide(q, ref_delta + step, 60)
-    assert above.verdict == Verdict.ADVERSARIAL
+    above = decide(q, ref_delta + step, limit)
+    assert above.verdict == Verdict.ADVERSARIAL, (above.verdict, above.message)
     if above.message == "":  # the float64 witness is exactly adversarial within δ
         assert check_witness_smt(q, above.witness, ref_delta + step)
     if ref_delta - step >= 0:
-        assert decide(q, ref_delta - step, 60).verdict == Verdict.ROBUST
+        below = decide(q, ref_delta - step, limit)
+        assert below.verdict == Verdict.ROBUST, (below.verdict, below.message)
 
 
 def _check_bounds(q: Query, ref_delta: float) -> None:
