@@ -92,7 +92,9 @@ def linear_range(
 
 
 def _knapsack(value: np.ndarray, cap: np.ndarray, budget: float) -> np.ndarray:
-    """Per row: max ``Σ value_i t_i`` s.t. ``0 ≤ t_i ≤ cap_i``, ``Σ t_i ≤ budget``. ``[m, n] → [m]``."""
+    """Per row: max ``Σ value_i t_i`` s.t. ``0 ≤ t_i ≤ cap_i``, ``Σ t_i ≤ budget``. ``[m, n]
+    → [m]``.
+    """
     order = np.argsort(-value, axis=1, kind="stable")
     v = np.take_along_axis(value, order, axis=1)
     cp = np.take_along_axis(cap, order, axis=1)
@@ -123,7 +125,9 @@ def interval_bounds(network: ReluNetwork, region: InputRegion) -> Bounds:
 def affine_interval(
     w: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sound bounds of ``w @ z + b`` for ``lo ≤ z ≤ hi`` (``w``: ``[m, n]``; result ``[m]`` each)."""
+    """Sound bounds of ``w @ z + b`` for ``lo ≤ z ≤ hi`` (``w``: ``[m, n]``; result ``[m]``
+    each).
+    """
     mid, rad = (lo + hi) / 2.0, (hi - lo) / 2.0
     centre = w @ mid + b
     spread = np.abs(w) @ rad

@@ -48,7 +48,8 @@ def safe_dual_bound(
     cost: np.ndarray,
     y: np.ndarray,
 ) -> float:
-    """A rigorous lower bound on ``min cost·v`` s.t. ``row_lo ≤ A v ≤ row_hi``, ``col_lo ≤ v ≤ col_hi``.
+    """A rigorous lower bound on ``min cost·v`` s.t. ``row_lo ≤ A v ≤ row_hi``, ``col_lo ≤ v ≤
+    col_hi``.
 
     Neumaier & Shcherbina (2004): for any ``y``, ``cost·v = y·(A v) + (cost − Aᵀy)·v``; each term is
     bounded below with the row and column bounds, and every float operation's error is bounded by
@@ -221,7 +222,9 @@ class RelaxedLP:
         self.highs.passModel(lp)
 
     def matrix(self) -> sp.csc_matrix:
-        """The current constraint matrix (base plus the ``−s`` slopes of the ``a ≤ s z + t`` rows)."""
+        """The current constraint matrix (base plus the ``−s`` slopes of the ``a ≤ s z + t``
+        rows).
+        """
         rows = np.concatenate(self.up_rows) if self.up_rows else np.zeros(0, int)
         zc = np.concatenate(self.z_cols) if self.z_cols else np.zeros(0, int)
         slopes = np.concatenate(self.slopes) if self.slopes else np.zeros(0)
@@ -401,7 +404,9 @@ class RelaxedLP:
         return aty, abs_aty
 
     def set_output_rows(self, enabled: bool, margin: float = 0.0) -> None:
-        """Enforce ``y_t − y_j + s ≥ margin`` (``enabled``) or drop the output rows (bound tightening)."""
+        """Enforce ``y_t − y_j + s ≥ margin`` (``enabled``) or drop the output rows (bound
+        tightening).
+        """
         rows = self.out_rows
         self.row_lo[rows] = margin if enabled else -np.inf
         self.highs.changeRowsBounds(
@@ -460,7 +465,8 @@ def lp_tighten(
     first_layer: int = 1,
     adversarial: bool = False,
 ) -> Bounds:
-    """Tighten unstable hidden pre-activation bounds of layers ``≥ first_layer`` by LP (min and max).
+    """Tighten unstable hidden pre-activation bounds of layers ``≥ first_layer`` by LP (min and
+    max).
 
     Each new bound is a :func:`safe_dual_bound`, so the result is sound on ``R(x, radius)``. Layer 0
     is already exact from :func:`~paper_repro.bounds.interval.linear_range`. Stops at ``deadline``

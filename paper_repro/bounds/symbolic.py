@@ -1,11 +1,12 @@
 """Symbolic (backward, CROWN/DeepPoly-style) pre-activation bounds with optional fixed ReLU phases.
 
-Each ReLU ``a = max(z, 0)`` with ``z ∈ [l, u]``, ``l < 0 < u`` is enclosed by the triangle relaxation
-(Ehlers, 2017; Wong & Kolter, 2018, Eq. 3): ``α z ≤ a ≤ s (z − l)`` with ``s = u / (u − l)`` and
-``α ∈ {0, 1}`` (the adaptive lower line). A layer's pre-activations are bounded by substituting these
-lines backwards to a linear function of the input, whose exact range over the query region is given by
-:func:`paper_repro.bounds.interval.linear_range`. Branch-and-bound nodes pass ``fixed`` phases
-(``+1`` active, ``−1`` inactive, ``0`` free) that make the corresponding ReLUs linear.
+Each ReLU ``a = max(z, 0)`` with ``z ∈ [l, u]``, ``l < 0 < u`` is enclosed by the triangle
+relaxation (Ehlers, 2017; Wong & Kolter, 2018, Eq. 3): ``α z ≤ a ≤ s (z − l)`` with ``s = u / (u −
+l)`` and ``α ∈ {0, 1}`` (the adaptive lower line). A layer's pre-activations are bounded by
+substituting these lines backwards to a linear function of the input, whose exact range over the
+query region is given by :func:`paper_repro.bounds.interval.linear_range`. Branch-and-bound nodes
+pass ``fixed`` phases (``+1`` active, ``−1`` inactive, ``0`` free) that make the corresponding
+ReLUs linear.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ Phases = list[np.ndarray]
 
 @dataclass(frozen=True)
 class ReluRelaxation:
-    """Linear enclosure ``alpha·z ≤ a ≤ slope·z + intercept`` of one hidden layer, each ``[n_k]``."""
+    """Linear enclosure ``alpha·z ≤ a ≤ slope·z + intercept`` of one hidden layer, each
+    ``[n_k]``.
+    """
 
     alpha: np.ndarray
     slope: np.ndarray
@@ -74,7 +77,8 @@ def symbolic_bounds(
         fixed: branch-and-bound phase splits; hidden-layer bounds are clipped to them.
 
     Returns:
-        ``[(lo_k, hi_k)]`` for every affine layer (hidden pre-activations, then logits). A node whose
+        ``[(lo_k, hi_k)]`` for every affine layer (hidden pre-activations, then logits). A node
+        whose
         splits are infeasible shows up as some ``lo > hi``.
     """
     n_layers = len(network.weights)

@@ -1,14 +1,17 @@
 """Branch-and-bound that minimises ``δ = ‖x′ − x‖`` directly (the default exact engine).
 
-Every node is a set of ReLU phase splits. Its bound is the triangle-relaxation LP
-``min δ`` over ``R(x, U)`` (:class:`paper_repro.bounds.lp.RelaxedLP`), where ``U`` is the incumbent's
-distance: the LP optimum, made rigorous by a Neumaier–Shcherbina dual bound, is a lower bound on the
-distance of every adversarial example in the subtree that is closer than ``U``. The LP point run
-through the true network, and the exact LP of its linear region, give incumbents (checked exactly).
-As ``U`` shrinks the pre-activation bounds are recomputed on the smaller region, so more ReLUs become
-stable. Nodes are explored best-first; the branching ReLU is the one whose relaxation row carries the
-largest dual weight times its triangle height. This is the BaB scheme of Bunel et al. (2018) applied
-to Carlini et al.'s minimal-distortion objective instead of their binary search over δ.
+Every node is a set of ReLU phase splits. Its lower bound is the smallest radius ``ρ`` at which the
+node's triangle relaxation (:class:`paper_repro.bounds.lp.RelaxedLP`, bounds computed on ``R(x, U)``
+with ``U`` the incumbent's distance) can reach the target. It is found by Newton steps on ``ρ``: the
+fixed-radius LP ``min s`` (output-constraint slack) is solved at the probe; while ``s > 0`` its
+dual vector, turned into a rigorous Neumaier–Shcherbina bound that is a function of the radius,
+proves a larger radius below which the subtree holds no adversarial example. Infeasible splits are
+certified by HiGHS's Farkas ray the same way. The LP point run through the true network, and the
+exact LP of its linear region, give incumbents (checked exactly). As ``U`` shrinks the
+pre-activation bounds are recomputed on the smaller region. Nodes are explored best-first; the
+branching ReLU maximises (dual weight of its triangle row) × (triangle height). This is the BaB
+scheme of Bunel et al. (2018) applied to Carlini et al.'s minimal-distortion objective instead of
+their binary search over δ.
 
 :meth:`BabEngine.decide` is the fixed-δ form (a :data:`~paper_repro.exact.decide.Decider`).
 """

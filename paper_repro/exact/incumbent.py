@@ -1,10 +1,11 @@
 """First incumbents for the exact engines: a targeted L∞ attack with a bisection over ε.
 
 Carlini et al. (Sec. 3) start every search from an attack's adversarial example (``δ_max``). We use
-targeted iterated FGSM from random starts (Kurakin et al.; the update of :class:`~paper_repro.attacks.
-gradient.IteratedFGSM`) in float64 torch, batched over a grid of radii ε; every candidate is
-checked exactly (:func:`paper_repro.exact.witness.check_witness`), so the result is a valid witness
-whatever the attack does. The L∞ witness is also an L1 witness (with its L1 distance).
+targeted iterated FGSM from random starts (Kurakin et al.; the update of
+:class:`~paper_repro.attacks. gradient.IteratedFGSM`) in float64 torch, batched over a grid of
+radii ε; every candidate is checked exactly (:func:`paper_repro.exact.witness.check_witness`), so
+the result is a valid witness whatever the attack does. The L∞ witness is also an L1 witness (with
+its L1 distance).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Per-instance results as JSON lines, appended as they finish so that a run can resume.
 
-Each line is one JSON object: the key fields (e.g. ``model``, ``norm``, ``image``, ``target``) at the
-top level and again under ``"key"`` (their order defines the key tuple), the result fields of
+Each line is one JSON object: the key fields (e.g. ``model``, ``norm``, ``image``, ``target``) at
+the top level and again under ``"key"`` (their order defines the key tuple), the result fields of
 :class:`~paper_repro.query.MinAdvResult` (``witness`` as a list of floats or ``null``; infinite
 distances as JSON ``Infinity``), and ``"provenance"`` (model hash, versions, options, …).
 """
@@ -62,7 +62,8 @@ def append_record(
     """Append one instance's record to the JSONL file ``path`` (created with its folder).
 
     The line is written with a single ``write`` call, flushed and fsynced, so an interruption
-    leaves at most one truncated last line (which :func:`load_finished` ignores).
+    leaves at most one truncated last line (which :func:`load_finished` ignores; the next append
+    starts on a fresh line).
 
     Raises:
         PaperReproError: ``key`` is empty or collides with a result field name.
@@ -77,6 +78,11 @@ def append_record(
     line = json.dumps(record, allow_nan=True) + "\n"
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
+    if p.exists() and p.stat().st_size > 0:
+        with open(p, "rb") as fh:  # a killed writer may have left a line without its newline
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                line = "\n" + line
     with open(p, "a", encoding="utf-8") as fh:
         fh.write(line)
         fh.flush()

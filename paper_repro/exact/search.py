@@ -185,7 +185,8 @@ def binary_search(
 ) -> MinAdvResult:
     """Carlini et al.'s protocol: ``δ_max`` = distance of the initial adversarial example (given,
     else a targeted attack; else the whole domain is asked once), ``δ_min = 0``; ask the decider at
-    the midpoint until ``δ_max − δ_min ≤ precision``. A decider witness lowers ``δ_max`` to its exact
+    the midpoint until ``δ_max − δ_min ≤ precision``. A decider witness lowers ``δ_max`` to its
+    exact
     distance; ``robust`` raises ``δ_min``; ``unknown`` or the deadline ends the search with the
     bracket so far (status ``timeout``)."""
     start = time.monotonic()

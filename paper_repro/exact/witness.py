@@ -3,8 +3,8 @@
 The network's float64 weights are the exact definition of the classifier (a float64 is a dyadic
 rational). :func:`exact_margin` evaluates ``min_{j≠t} (logit_t − logit_j)`` at ``x′`` with no
 rounding at all (big integers over a common power-of-two denominator, returned as a ``Fraction``);
-:func:`exact_distance` computes ``‖x′ − x‖`` exactly. A witness is valid iff ``x′ ∈ [0,1]^n`` and its
-exact margin is ``≥ 0`` (ties count, as in the query's ``logit_t ≥ logit_j``).
+:func:`exact_distance` computes ``‖x′ − x‖`` exactly. A witness is valid iff ``x′ ∈ [0,1]^n`` and
+its exact margin is ``≥ 0`` (ties count, as in the query's ``logit_t ≥ logit_j``).
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ def exact_logits(network: ReluNetwork | ExactNetwork, x: np.ndarray) -> list[Fra
 
 
 def exact_margin(network: ReluNetwork | ExactNetwork, x: np.ndarray, target: int) -> Fraction:
-    """``min_{j≠target} (logit_target − logit_j)`` at ``x``, exactly (≥ 0 ⇔ ``target`` is reached)."""
+    """``min_{j≠target} (logit_target − logit_j)`` at ``x``, exactly (≥ 0 ⇔ ``target`` is
+    reached).
+    """
     logits = exact_logits(network, x)
     return min(logits[target] - v for j, v in enumerate(logits) if j != target)
 
@@ -141,7 +143,8 @@ def repair(
     """Push a near-adversarial ``x′`` (float margin ≈ 0) over the decision boundary, then check.
 
     Steps along the local gradient of the worst margin (exact in ``x′``'s linear region), projected
-    to [0,1], with step sizes doubling from 1e-13 to ~1.3e-5 (L∞ sign steps; L1 a single coordinate).
+    to [0,1], with step sizes doubling from 1e-13 to ~1.3e-5 (L∞ sign steps; L1 a single
+    coordinate).
     Returns the first exactly-valid point, or ``None``.
     """
     xp = np.clip(np.asarray(xprime, np.float64), 0.0, 1.0)
