@@ -151,13 +151,18 @@ def test_rounding_trap_is_not_certified():
 
 
 def _primal_lp(net, x, eps, c_row, bounds):
-    """Wong & Kolter's LP (Eq. 4) with the triangle relaxation (Eq. 3), box-clipped input."""
+    """Wong & Kolter's LP (Eq. 4) with the triangle relaxation (Eq. 3), box-clipped input.
+
+    Returns the optimum and the optimal dual variables ``α*`` read off HiGHS's marginals of the
+    two lower constraints ``z ≥ 0`` (``μ_1``) and ``z ≥ ẑ`` (``μ_2``): ``α = μ_2 / (μ_1 + μ_2)``.
+    """
     sizes = [net.input_dim] + [2 * h for h in net.hidden_sizes] + [net.num_classes]
     offs = np.cumsum([0, *sizes])
     nvar = offs[-1]
     a_eq, b_eq, a_ub, b_ub = [], [], [], []
     var_bounds = [(max(0.0, v - eps), min(1.0, v + eps)) for v in x]
     z_prev = np.arange(offs[0], offs[1])
+    lower_rows = {}
     for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
         n = w.shape[0]
         zhat = np.arange(offs[k + 1], offs[k + 1] + n)
@@ -183,12 +188,13 @@ def _primal_lp(net, x, eps, c_row, bounds):
                 a_eq.append(row)
                 b_eq.append(0.0)
                 continue
-            for coef_z, coef_h, rhs in [(-1, 0, 0), (-1, 1, 0)]:
+            lower_rows[(k, j)] = (len(a_ub), len(a_ub) + 1)
+            for coef_z, coef_h, rhs in [(-1, 0, 0), (-1, 1, 0)]:  # −z ≤ 0, ẑ − z ≤ 0
                 row = np.zeros(nvar)
                 row[z[j]], row[zhat[j]] = coef_z, coef_h
                 a_ub.append(row)
                 b_ub.append(rhs)
-            row = np.zeros(nvar)
+            row = np.zeros(nvar)  # the chord: (u − l) z − u ẑ ≤ −u l
             row[z[j]], row[zhat[j]] = hi[j] - lo[j], -hi[j]
             a_ub.append(row)
             b_ub.append(-hi[j] * lo[j])
@@ -198,7 +204,34 @@ def _primal_lp(net, x, eps, c_row, bounds):
     res = linprog(cost, A_ub=np.array(a_ub) if a_ub else None, b_ub=b_ub or None,
                   A_eq=np.array(a_eq), b_eq=b_eq, bounds=var_bounds, method="highs")  # fmt: skip
     assert res.status == 0
-    return res.fun
+    alphas = [np.zeros(h) for h in net.hidden_sizes]
+    for (k, j), (r1, r2) in lower_rows.items():
+        mu1, mu2 = res.ineqlin.marginals[r1], res.ineqlin.marginals[r2]
+        alphas[k][j] = mu2 / (mu1 + mu2) if mu1 + mu2 != 0 else 0.0
+    return res.fun, alphas
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_dual_network_at_lp_optimal_alpha_equals_the_lp(seed):
+    """Thm. 1 on 2-hidden-layer nets: J(α*) with α* from the LP's own dual equals the LP optimum;
+    Eq. 8's fixed α gives a (weakly) smaller value."""
+    rng = np.random.default_rng(300 + seed)
+    net = _net(rng, [5, 4, 4, 3])
+    x = rng.random(5)
+    eps = 0.2
+    bounds = dual_layer_bounds(net, x, eps)
+    assert any(((lo < 0) & (hi > 0)).any() for lo, hi in bounds)
+    gaps = []
+    for r in range(2):
+        c = margin_matrix(3, 0)[r : r + 1]
+        lp, alpha = _primal_lp(net, x, eps, c[0], bounds)
+        best = dual_bound(net, x, eps, c, bounds=bounds, alpha=alpha)
+        fixed = dual_bound(net, x, eps, c, bounds=bounds)
+        assert abs(best.value[0] - lp) <= 1e-6 * max(1.0, abs(lp)), (best.value, lp)
+        assert best.certified[0] <= lp + 1e-12
+        assert fixed.value[0] <= lp + 1e-9
+        gaps.append(lp - fixed.value[0])
+    assert max(gaps) > 1e-6  # Eq. 8 is not optimal here, so the α* match is not a coincidence
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -211,7 +244,7 @@ def test_dual_is_below_lp_and_equals_it_at_the_optimal_alpha(seed):
     bounds = dual_layer_bounds(deep, x, eps)
     db = dual_bound(deep, x, eps, c, bounds=bounds)
     for r in range(c.shape[0]):  # weak duality on a 2-hidden-layer net, any α
-        assert db.certified[r] <= _primal_lp(deep, x, eps, c[r], bounds) + 1e-9
+        assert db.certified[r] <= _primal_lp(deep, x, eps, c[r], bounds)[0] + 1e-9
 
     # One hidden layer: J(α) is concave and piecewise linear in α; maximise it exactly by an LP
     # built from J's affine parts (black-box evaluations of dual_bound) and compare (Thm. 1).
@@ -253,7 +286,7 @@ def test_dual_is_below_lp_and_equals_it_at_the_optimal_alpha(seed):
         res = linprog(cost, A_ub=np.array(a_ub), b_ub=b_ub,
                       bounds=[(0, 1)] * u + [(None, None)] * n, method="highs")  # fmt: skip
         best_dual = base_a - res.fun
-        primal = _primal_lp(net, x, eps, c_row[0], bounds)
+        primal = _primal_lp(net, x, eps, c_row[0], bounds)[0]
         fixed = dual_bound(net, x, eps, c_row, bounds=bounds).value[0]
         assert fixed <= primal + 1e-9
         assert abs(best_dual - primal) <= 1e-6 * max(1.0, abs(primal)), (best_dual, primal)
