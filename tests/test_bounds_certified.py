@@ -79,11 +79,10 @@ def test_bounds_contain_sampled_and_exact_adversarial_margins(seed, norm):
         for slope in LowerSlope:
             lower = crown_margins(net, x, eps, c, norm, CrownOptions(slope)).lower
             assert np.all(lower <= true), (slope, eps, lower, true)
-        if norm == "linf":
-            db = dual_bound(net, x, eps, c)
-            assert np.all(db.certified <= true)
-            assert np.all(db.certified <= db.value + 1e-12)
-            np.testing.assert_allclose(db.certified, db.value, rtol=1e-10, atol=1e-10)
+        db = dual_bound(net, x, eps, c, norm=norm)
+        assert np.all(db.certified <= true)
+        assert np.all(db.certified <= db.value + 1e-12)
+        np.testing.assert_allclose(db.certified, db.value, rtol=1e-10, atol=1e-10)
 
 
 def test_layer_bounds_contain_samples_and_eps_zero_is_tight():
@@ -303,7 +302,7 @@ def test_certified_radius_below_exact_minimal_distance(seed):
         list(net.weights), [*net.biases[:-1], net.biases[-1] - net.forward(x) + rng.random(3)]
     )
     y = int(np.argmax(net.forward(x)))
-    for norm, methods in [("linf", list(BoundMethod)), ("l1", [BoundMethod.CROWN])]:
+    for norm, methods in [("linf", list(BoundMethod)), ("l1", list(BoundMethod))]:
         ref = reference_minimal_distance(Query(net, x, y, None, Norm(norm)))
         for method in methods:
             cr = certified_radius(net, x, y, RadiusOptions(method, Norm(norm), tol=1e-7))
@@ -349,8 +348,8 @@ def test_bad_inputs_raise_clear_errors():
     net = _net(rng, [3, 2, 2])
     with pytest.raises(PaperReproError, match="radius"):
         make_region(np.zeros(3), -0.1, "linf")
-    with pytest.raises(PaperReproError, match="L∞ only"):
-        certified_radius(net, np.zeros(3), 0, RadiusOptions(BoundMethod.DUAL, Norm.L1))
+    with pytest.raises(PaperReproError, match="L1"):
+        dual_bound(net, np.zeros(3), 0.5, margin_matrix(2, 0), clip=False, norm="l1")
     with pytest.raises(PaperReproError, match="columns"):
         crown_margins(net, np.zeros(3), 0.1, np.ones((1, 3)))
     with pytest.raises(PaperReproError, match="α"):

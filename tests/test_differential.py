@@ -125,8 +125,7 @@ def _check_bounds(q: Query, ref_delta: float) -> None:
     for slope in (LowerSlope.ADAPTIVE, LowerSlope.PARALLEL):
         lower = crown_margins(q.network, q.x, ref_delta, c, q.norm, CrownOptions(slope)).lower
         assert lower.min() <= 0.0, ("crown", slope, lower)
-    if q.norm == Norm.LINF:
-        assert dual_bound(q.network, q.x, ref_delta, c).certified.min() <= 0.0
+    assert dual_bound(q.network, q.x, ref_delta, c, norm=q.norm).certified.min() <= 0.0
 
 
 def _run_chunk(chunk: int, z3_all: bool) -> None:

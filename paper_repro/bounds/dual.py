@@ -25,9 +25,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from paper_repro.bounds.outward import BoxRegion, SlopeRule, layer_bounds, linear_lower_bound
+from paper_repro.bounds.outward import (
+    BoxRegion,
+    L1Region,
+    Region,
+    SlopeRule,
+    layer_bounds,
+    linear_lower_bound,
+)
 from paper_repro.errors import PaperReproError
 from paper_repro.network import ReluNetwork
+from paper_repro.query import Norm
 
 Alpha = list[np.ndarray]
 """Per hidden layer ``k = 1 … L−1``: ``α_k`` in [0, 1], shape ``[n_k]`` or ``[m, n_k]``."""
@@ -74,12 +82,20 @@ def _nu_from_nu_hat(
 
 
 def dual_layer_bounds(
-    net: ReluNetwork, x: np.ndarray, eps: float, clip: bool = True
+    net: ReluNetwork, x: np.ndarray, eps: float, clip: bool = True, norm: Norm | str = Norm.LINF
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Wong & Kolter's Alg. 1: bounds ``(l_k, u_k)`` of the hidden pre-activations over the L∞
-    ball (∩ [0,1]^n if ``clip``), via ``J`` with ``c = ±I`` layer by layer; sound (outward)."""
-    region = BoxRegion.linf(np.asarray(x, dtype=np.float64).reshape(-1), float(eps), clip=clip)
-    return layer_bounds(net, region, wong_kolter_rule())
+    """Wong & Kolter's Alg. 1: bounds ``(l_k, u_k)`` of the hidden pre-activations over the
+    ε-ball (∩ [0,1]^n if ``clip``), via ``J`` with ``c = ±I`` layer by layer; sound (outward)."""
+    return layer_bounds(net, _region(x, eps, clip, norm), wong_kolter_rule())
+
+
+def _region(x: np.ndarray, eps: float, clip: bool, norm: Norm | str) -> Region:
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    if Norm.parse(norm) == Norm.LINF:
+        return BoxRegion.linf(x, float(eps), clip=clip)
+    if not clip:
+        raise PaperReproError("the L1 dual bound is only implemented intersected with [0,1]^n")
+    return L1Region(x, float(eps))
 
 
 def dual_bound(
@@ -91,6 +107,7 @@ def dual_bound(
     clip: bool = True,
     bounds: list[tuple[np.ndarray, np.ndarray]] | None = None,
     alpha: Alpha | None = None,
+    norm: Norm | str = Norm.LINF,
 ) -> DualBound:
     """``J_ε(x, g(c, α))`` of Thm. 1 for each row of ``c`` (``[m, n_L]``), plus a certified value.
 
@@ -100,6 +117,8 @@ def dual_bound(
         clip: intersect the L∞ ball with [0,1]^n (the query's domain).
         bounds: layer bounds ``(l, u)``; computed by :func:`dual_layer_bounds` if omitted.
         alpha: dual variables per hidden layer (Eq. 8's ``u/(u−l)`` if omitted).
+        norm: ``linf`` (the paper) or ``l1`` (the paper's remark: the input term uses the dual
+            norm ‖·‖∞; here, with the [0,1] box, its exact knapsack minimum).
     """
     x = np.asarray(x, dtype=np.float64).reshape(-1)
     c = np.atleast_2d(np.asarray(c, dtype=np.float64))
@@ -108,7 +127,7 @@ def dual_bound(
     if alpha is not None and len(alpha) != len(net.weights) - 1:
         raise PaperReproError(f"alpha needs one array per hidden layer ({len(net.weights) - 1})")
     if bounds is None:
-        bounds = dual_layer_bounds(net, x, eps, clip)
+        bounds = dual_layer_bounds(net, x, eps, clip, norm)
     nu = -c  # ν_L
     value = np.zeros(c.shape[0])
     for k in range(len(net.weights) - 1, -1, -1):
@@ -120,12 +139,13 @@ def dual_bound(
         nu = _nu_from_nu_hat(nu_hat, lo, hi, None if alpha is None else alpha[k - 1])
         unstable = (lo < 0) & (hi > 0)
         value += (np.where(unstable, lo, 0.0) * np.maximum(nu, 0.0)).sum(axis=1)
-    if clip:
-        box = BoxRegion.linf(x, float(eps), clip=True)
-        value += np.minimum(-nu_hat * box.lo, -nu_hat * box.hi).sum(axis=1)
+    region = _region(x, eps, clip, norm)
+    if isinstance(region, L1Region):  # dual norm ‖·‖∞, with the box: exact knapsack minimum
+        value += region.min_linear(-nu_hat)
+    elif clip:
+        value += np.minimum(-nu_hat * region.lo, -nu_hat * region.hi).sum(axis=1)
     else:
         value += -nu_hat @ x - eps * np.abs(nu_hat).sum(axis=1)
-    region = BoxRegion.linf(x, float(eps), clip=clip)
     certified = linear_lower_bound(
         net, c, len(net.weights), bounds, region, wong_kolter_rule(alpha)
     )
@@ -133,11 +153,17 @@ def dual_bound(
 
 
 def robust_certificate(
-    net: ReluNetwork, x: np.ndarray, label: int, eps: float, clip: bool = True
+    net: ReluNetwork,
+    x: np.ndarray,
+    label: int,
+    eps: float,
+    clip: bool = True,
+    norm: Norm | str = Norm.LINF,
 ) -> np.ndarray:
     """Certified lower bounds on ``Z_label − Z_j`` for ``j ≠ label`` (``[n_L − 1]``): Cor. 1's
     ``J_ε(x, g(e_y 1ᵀ − I))`` without the trivial ``j = y`` entry. All ``> 0`` ⇒ no ``x′`` in the
     ball reaches (or ties) another class."""
     from paper_repro.bounds.crown import margin_matrix
 
-    return dual_bound(net, x, eps, margin_matrix(net.num_classes, label), clip=clip).certified
+    c = margin_matrix(net.num_classes, label)
+    return dual_bound(net, x, eps, c, clip=clip, norm=norm).certified

@@ -23,7 +23,7 @@ from paper_repro.query import Norm
 
 
 class BoundMethod(enum.StrEnum):
-    """``dual``: Wong–Kolter dual network (L∞ only); ``crown``: CROWN (L∞ and L1)."""
+    """``dual``: Wong–Kolter dual network; ``crown``: CROWN (both for L∞ and L1)."""
 
     DUAL = "dual"
     CROWN = "crown"
@@ -72,9 +72,7 @@ def margin_lower_bounds(
     """Sound lower bounds on ``Z_label − Z_j`` (``j ≠ label``, ``[n_L − 1]``) over the ε-ball."""
     c = margin_matrix(net.num_classes, label)
     if options.method == BoundMethod.DUAL:
-        if Norm.parse(options.norm) != Norm.LINF:
-            raise PaperReproError("the dual network bound is implemented for L∞ only; use crown")
-        return dual_bound(net, x, eps, c, clip=options.clip).certified
+        return dual_bound(net, x, eps, c, clip=options.clip, norm=options.norm).certified
     opts = CrownOptions(LowerSlope.ADAPTIVE, clip=options.clip)
     return crown_margins(net, x, eps, c, options.norm, opts).lower
 
