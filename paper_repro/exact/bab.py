@@ -30,6 +30,7 @@ from paper_repro.bounds.lp import RelaxedLP, lp_tighten
 from paper_repro.bounds.symbolic import Phases, symbolic_bounds
 from paper_repro.exact.decide import Decision, Verdict
 from paper_repro.exact.incumbent import attack_incumbent
+from paper_repro.exact.region import region_lp, region_witness
 from paper_repro.exact.witness import ExactNetwork, Witness, check_witness, fit_within, repair
 from paper_repro.query import Norm, Query
 
@@ -85,9 +86,6 @@ class BabOutcome:
 class BabEngine:
     """Branch-and-bound for one :class:`~paper_repro.query.Query`; holds its own HiGHS models."""
 
-    REGION_MARGINS = (1e-11, 1e-8)
-    """Output / phase margins tried when solving a linear region's exact LP for a witness."""
-
     def __init__(self, query: Query, options: BabOptions | None = None) -> None:
         self.q = query
         self.opt = options or BabOptions()
@@ -121,9 +119,7 @@ class BabEngine:
     def _region_lp(self, target: int) -> RelaxedLP:
         """The ``min δ`` LP of ``target``, used for exact linear-region solves."""
         if target not in self.region_lps:
-            lp = RelaxedLP(self.net, self.x, self.norm, target)
-            lp.highs.setOptionValue("primal_feasibility_tolerance", 1e-10)
-            self.region_lps[target] = lp
+            self.region_lps[target] = region_lp(RelaxedLP(self.net, self.x, self.norm, target))
         return self.region_lps[target]
 
     def _refresh_base(self, radius: float, deadline: float) -> None:
@@ -166,39 +162,9 @@ class BabEngine:
         self.offer(self._region_witness(target, pattern, radius))
 
     def _region_witness(self, target: int, pattern: Phases, radius: float) -> Witness | None:
-        """Solve ``min δ`` exactly inside one activation region (all ReLUs fixed), then check.
-
-        The phase and output constraints get a small margin (``REGION_MARGINS``, tried in order)
-        so that the float LP point is exactly adversarial after at most a tiny repair step.
-        """
-        for m in self.REGION_MARGINS:
-            found = self._region_solve(target, pattern, radius, m)
-            if found is not None:
-                return found
-        return None
-
-    def _region_solve(self, target: int, pattern: Phases, radius: float, m: float):
+        """Solve ``min δ`` exactly inside one activation region (all ReLUs fixed), then check."""
         assert self.base is not None
-        bounds = [(lo.copy(), hi.copy()) for lo, hi in self.base]
-        for k, p in enumerate(pattern):
-            lo, hi = bounds[k]
-            if np.any((p > 0) & (hi < m)) or np.any((p < 0) & (lo > -m)):
-                return None
-            bounds[k] = (
-                np.where(p > 0, np.maximum(lo, m), lo),
-                np.where(p < 0, np.minimum(hi, -m), hi),
-            )
-        lp = self._region_lp(target)
-        lp.configure(radius, bounds, pattern, slack=False)
-        lp.set_output_rows(True, margin=m)
-        try:
-            sol = lp.solve(1.0)
-        finally:
-            lp.set_output_rows(True, margin=0.0)
-        if not sol.optimal:
-            return None
-        xp = np.clip(self.x + lp.displacement(sol.col_value), 0.0, 1.0)
-        return repair(self.exact, self.x, xp, target, self.norm)
+        return region_witness(self._region_lp(target), self.exact, pattern, self.base, radius)
 
     @staticmethod
     def _branch_choice(weights: list[np.ndarray] | None, bounds: Bounds, fixed: Phases):

@@ -24,6 +24,7 @@ from paper_repro.bounds.lp import RelaxedLP, lp_tighten
 from paper_repro.bounds.symbolic import symbolic_bounds
 from paper_repro.exact.decide import Decision, Verdict
 from paper_repro.exact.incumbent import attack_incumbent
+from paper_repro.exact.region import region_lp, region_witness
 from paper_repro.exact.witness import ExactNetwork, Witness, fit_within, repair
 from paper_repro.query import Norm, Query
 
@@ -51,6 +52,18 @@ def _bounds(query: Query, radius: float, lp: RelaxedLP, deadline: float) -> Boun
         bounds = lp_tighten(lp, radius, bounds, min(deadline, budget))
         bounds = symbolic_bounds(query.network, region, bounds)
     return bounds
+
+
+def _witness(query, exact, lp: RelaxedLP, bounds, col: np.ndarray, t: int, radius: float):
+    """The MILP point, exactly checked (repaired, or re-solved in its activation region)."""
+    xp = np.clip(query.x + lp.displacement(col[: lp.ncol]), 0.0, 1.0)
+    w = repair(exact, query.x, xp, t, query.norm)
+    if w is None and query.network.hidden_sizes:  # big-M leakage: solve its region exactly
+        pattern = [
+            np.where(z >= 0, 1, -1).astype(np.int8) for z in query.network.pre_activations(xp)
+        ]
+        w = region_witness(region_lp(lp), exact, pattern, bounds, radius)
+    return w
 
 
 def _solve_target(
@@ -113,6 +126,7 @@ def _solve_target(
     if start is not None and not feasibility:
         h.setSolution(_start_vector(query, lp, start, unstable, a.shape[1]))
     h.run()
+    lp.milp_bounds = bounds  # kept for region re-solves of the MILP point
     return h, lp, len(unstable)
 
 
@@ -171,8 +185,8 @@ def milp_minimize(
             continue  # no adversarial example for t within the radius
         sol = h.getSolution()
         if sol.value_valid:
-            xp = np.clip(query.x + lp.displacement(np.asarray(sol.col_value)[: lp.ncol]), 0.0, 1.0)
-            w = repair(exact, query.x, xp, t, query.norm)
+            col = np.asarray(sol.col_value)
+            w = _witness(query, exact, lp, lp.milp_bounds, col, t, radius)
             if w is not None and (best is None or w.distance < best.distance):
                 best = w
         if status != highspy.HighsModelStatus.kOptimal:
@@ -207,9 +221,8 @@ def milp_decider():
                     break
                 sol = h.getSolution()
                 if status == highspy.HighsModelStatus.kOptimal and sol.value_valid:
-                    v = np.asarray(sol.col_value)[: lp.ncol]
-                    xp = np.clip(query.x + lp.displacement(v), 0, 1)
-                    w = repair(exact, query.x, xp, t, query.norm)
+                    col = np.asarray(sol.col_value)
+                    w = _witness(query, exact, lp, lp.milp_bounds, col, t, float(delta))
                     w = None if w is None else fit_within(exact, query.x, w, delta, query.norm)
                     if w is not None:
                         return Decision(Verdict.ADVERSARIAL, w.x, time.monotonic() - start)

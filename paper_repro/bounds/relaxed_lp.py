@@ -1,0 +1,389 @@
+"""The triangle-relaxation LP of a minimal-distortion query on HiGHS, with safe dual bounds.
+
+:class:`RelaxedLP` encodes, for one target class ``t`` (Carlini et al., Sec. 3; Wong & Kolter, 2018,
+Eq. 3 for the relaxation; Ehlers, 2017):
+
+* displacement ``e = x′ − x`` with ``|e_i| ≤ δ`` (L∞), or ``e = p − q``, ``p, q ≥ 0``,
+  ``Σ (p + q) ≤ δ`` (L1, no absolute-value ReLUs), and ``x′ ∈ [0,1]`` via column bounds;
+* ``z_k = W_k a_{k−1} + b_k`` and ``a_k`` enclosing ``relu(z_k)`` by ``a ≥ z``, ``a ≥ 0``,
+  ``a ≤ s z + t`` (or exact for stable / branched ReLUs);
+* logits ``y = W_L a_{L−1} + b_L`` and ``y_t − y_j + s ≥ 0`` with an elastic slack ``s ≥ 0`` (cost
+  ``M``) so the LP is always feasible and a dual bound always exists.
+
+The LP minimises ``δ + M s``. Its optimum is only trusted through :func:`safe_dual_bound`, a
+Neumaier–Shcherbina bound computed from the returned dual vector with outward rounding, so a HiGHS
+tolerance cannot make a lower bound unsound. :func:`lp_tighten` uses the same model to tighten
+hidden pre-activation bounds neuron by neuron.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+import scipy.sparse as sp
+
+from paper_repro.bounds.interval import Bounds
+from paper_repro.bounds.safe import col_terms, gamma, reduced_costs, row_terms, total
+from paper_repro.bounds.symbolic import Phases, relax_layer
+from paper_repro.network import ReluNetwork
+from paper_repro.query import Norm
+
+SLACK_COST = 1e3
+"""``M``: cost per unit of output-constraint violation in the ``min δ`` LP."""
+
+
+@dataclass(frozen=True)
+class LPSolution:
+    """One solve: HiGHS status, float optimum, rigorous lower bound, primal point, row duals."""
+
+    optimal: bool
+    value: float
+    safe_bound: float
+    col_value: np.ndarray
+    row_dual: np.ndarray
+
+
+class RelaxedLP:
+    """One HiGHS model of the relaxed query for target ``target`` (see the module docstring).
+
+    Column layout: displacement (``[n]`` for L∞, ``[2n]`` = (p, q) for L1), ``δ``, ``s``, then per
+    hidden layer ``z_k`` and ``a_k``, then the logits ``y``. Call :meth:`configure` before solving.
+    """
+
+    def __init__(
+        self, network: ReluNetwork, x: np.ndarray, norm: Norm, target: int, min_delta: bool = True
+    ) -> None:
+        self.network, self.x, self.norm, self.target = network, np.asarray(x, float), norm, target
+        self.min_delta = min_delta
+        n = network.input_dim
+        hidden = network.hidden_sizes
+        ndisp = n if norm == Norm.LINF else 2 * n
+        self.delta_col, self.slack_col = ndisp, ndisp + 1
+        col = ndisp + 2
+        self.z_cols, self.a_cols = [], []
+        for h in hidden:
+            self.z_cols.append(np.arange(col, col + h))
+            self.a_cols.append(np.arange(col + h, col + 2 * h))
+            col += 2 * h
+        self.y_cols = np.arange(col, col + network.num_classes)
+        self.ncol = col + network.num_classes
+        self._build(ndisp)
+        self.highs = highspy.Highs()
+        self.highs.setOptionValue("output_flag", False)
+        self.highs.setOptionValue("presolve", "off")
+        self.highs.setOptionValue("threads", 1)
+        self._pass_model()
+
+    def _build(self, ndisp: int) -> None:
+        net, x, n = self.network, self.x, self.network.input_dim
+        blocks, lo, hi = [], [], []
+
+        def add(rows: sp.spmatrix, rlo: np.ndarray, rhi: np.ndarray) -> None:
+            blocks.append(sp.csr_matrix(rows))
+            lo.append(np.asarray(rlo, float))
+            hi.append(np.asarray(rhi, float))
+
+        def cols(idx: np.ndarray, vals: np.ndarray) -> sp.csr_matrix:
+            m = len(idx)
+            return sp.csr_matrix((vals, (np.arange(m), idx)), shape=(m, self.ncol))
+
+        eye = np.ones(n)
+        if self.norm == Norm.LINF:  # e_i − δ ≤ 0 (only where x_i < 1); e_i + δ ≥ 0 (x_i > 0)
+            for sign, keep in ((-1.0, x < 1.0), (1.0, x > 0.0)) if self.min_delta else ():
+                idx = np.flatnonzero(keep)
+                rows = cols(idx, eye[idx]) + sign * cols(
+                    np.full(len(idx), self.delta_col), eye[idx]
+                )
+                rlo, rhi = (-np.inf, 0.0) if sign < 0 else (0.0, np.inf)
+                add(rows, np.full(len(idx), rlo), np.full(len(idx), rhi))
+            disp = sp.csr_matrix(sp.eye(n, self.ncol))
+        else:  # Σ p + Σ q − δ ≤ 0
+            row = np.zeros((1, self.ncol))
+            row[0, :ndisp], row[0, self.delta_col] = 1.0, -1.0
+            add(row, [-np.inf], [0.0])
+            disp = sp.hstack([sp.eye(n), -sp.eye(n), sp.csr_matrix((n, self.ncol - 2 * n))])
+        prev = disp  # maps columns to the previous layer's activations (x′ − x for layer 1)
+        self.up_rows: list[np.ndarray] = []
+        n_rows = sum(b.shape[0] for b in blocks)
+        for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+            m = w.shape[0]
+            out_cols = self.z_cols[k] if k < len(self.z_cols) else self.y_cols
+            rows = cols(out_cols, np.ones(m)) - sp.csr_matrix(w) @ prev
+            rhs = b.copy()
+            if k == 0:  # z_1 − W_1 e = b_1 + W_1 x, rounded: an interval row
+                rhs = b + w @ x
+                err = 4.0 * gamma(n + 2) * (np.abs(w) @ np.abs(x) + np.abs(b)) + 1e-300
+                add(rows, rhs - err, rhs + err)
+            else:
+                add(rows, rhs, rhs)
+            n_rows += m
+            if k < len(self.z_cols):
+                zc, ac = self.z_cols[k], self.a_cols[k]
+                add(cols(ac, np.ones(m)) - cols(zc, np.ones(m)), np.zeros(m), np.full(m, np.inf))
+                add(cols(ac, np.ones(m)), np.full(m, -np.inf), np.zeros(m))  # a − s z ≤ t
+                self.up_rows.append(np.arange(n_rows + m, n_rows + 2 * m))
+                n_rows += 2 * m
+                prev = cols(ac, np.ones(m))
+        t = self.target
+        others = np.array([j for j in range(net.num_classes) if j != t])
+        rows = cols(np.full(len(others), self.y_cols[t]), np.ones(len(others)))
+        rows = rows - cols(self.y_cols[others], np.ones(len(others)))
+        rows = rows + cols(np.full(len(others), self.slack_col), np.ones(len(others)))
+        self.out_rows = np.arange(n_rows, n_rows + len(others))
+        add(rows, np.zeros(len(others)), np.full(len(others), np.inf))
+        self.base = sp.vstack(blocks).tocsc()
+        self.row_lo, self.row_hi = np.concatenate(lo), np.concatenate(hi)
+        self.col_lo, self.col_hi = np.zeros(self.ncol), np.zeros(self.ncol)
+        self.slopes = [np.zeros(len(z)) for z in self.z_cols]
+        self.cost = self.objective_delta()
+        self.base_t = self.base.T.tocsr()
+        self.abs_base_t = abs(self.base_t)
+        self.max_col_nnz = int(np.max(np.diff(self.base.indptr))) + 3
+
+    def _pass_model(self) -> None:
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = self.ncol, self.base.shape[0]
+        lp.col_cost_, lp.col_lower_, lp.col_upper_ = self.cost, self.col_lo, self.col_hi
+        lp.row_lower_, lp.row_upper_ = self.row_lo, self.row_hi
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = self.base.indptr
+        lp.a_matrix_.index_ = self.base.indices
+        lp.a_matrix_.value_ = self.base.data
+        self.highs.passModel(lp)
+
+    def matrix(self) -> sp.csc_matrix:
+        """The current constraint matrix (base plus the ``−s`` slopes of the ``a ≤ s z + t``
+        rows).
+        """
+        rows = np.concatenate(self.up_rows) if self.up_rows else np.zeros(0, int)
+        zc = np.concatenate(self.z_cols) if self.z_cols else np.zeros(0, int)
+        slopes = np.concatenate(self.slopes) if self.slopes else np.zeros(0)
+        extra = sp.csc_matrix((-slopes, (rows, zc)), shape=self.base.shape)
+        return (self.base + extra).tocsc()
+
+    def configure(
+        self,
+        radius: float,
+        bounds: Bounds,
+        fixed: Phases | None,
+        slack: bool = True,
+        delta_lo: float = 0.0,
+    ) -> None:
+        """Set the region ``R(x, radius)``, sound ``bounds`` (valid on it) and branched phases.
+
+        ``slack=False`` pins ``s = 0`` (the exact, non-elastic LP, used by heuristics);
+        ``delta_lo`` restricts the node to distances ``δ ≥ delta_lo`` (a δ-interval split).
+        """
+        self._probe_bounds(radius, delta_lo, self.col_lo, self.col_hi)
+        y_lo, y_hi = bounds[-1]
+        gap = np.max(np.delete(y_hi, self.target)) - y_lo[self.target]
+        self.col_hi[self.slack_col] = max(1.0, float(gap) + 1.0) if slack else 0.0
+        self.col_lo[self.y_cols], self.col_hi[self.y_cols] = y_lo, y_hi
+        for k, (zc, ac) in enumerate(zip(self.z_cols, self.a_cols, strict=True)):
+            lo, hi = bounds[k]
+            fk = None if fixed is None else fixed[k]
+            r = relax_layer(lo, hi, fk)
+            self.col_lo[zc], self.col_hi[zc] = lo, hi
+            inactive = r.slope == 0.0
+            self.col_lo[ac] = np.where(inactive, 0.0, np.maximum(lo, 0.0))
+            self.col_hi[ac] = np.where(inactive, 0.0, np.maximum(hi, 0.0))
+            self.row_hi[self.up_rows[k]] = r.intercept
+            changed = np.flatnonzero(r.slope != self.slopes[k])
+            for i in changed:
+                self.highs.changeCoeff(int(self.up_rows[k][i]), int(zc[i]), -float(r.slope[i]))
+            self.slopes[k] = r.slope
+        self.highs.changeColsBounds(
+            self.ncol, np.arange(self.ncol, dtype=np.int32), self.col_lo, self.col_hi
+        )
+        rows = np.concatenate(self.up_rows) if self.up_rows else np.zeros(0, int)
+        self.highs.changeRowsBounds(
+            len(rows), rows.astype(np.int32), self.row_lo[rows], self.row_hi[rows]
+        )
+
+    def _radius_bounds(self, radii: np.ndarray, delta_lo: float = 0.0) -> tuple:
+        """Bounds of the displacement and ``δ`` columns for each radius, ``[R, δcol + 1]`` each.
+
+        Same rounding as :class:`InputRegion`: the box ends are rounded outwards, then the
+        displacement room ``x − lo`` / ``hi − x`` is rounded up.
+        """
+        r = np.asarray(radii, float).reshape(-1, 1)
+        x = self.x[None, :]
+        box_lo = np.maximum(0.0, np.nextafter(x - r, -np.inf))
+        box_hi = np.minimum(1.0, np.nextafter(x + r, np.inf))
+        down, up = np.nextafter(x - box_lo, np.inf), np.nextafter(box_hi - x, np.inf)
+        m = self.delta_col + 1
+        lo, hi = np.zeros((len(r), m)), np.zeros((len(r), m))
+        n = self.network.input_dim
+        if self.norm == Norm.LINF:
+            lo[:, :n], hi[:, :n] = -down, up
+        else:
+            hi[:, :n], hi[:, n : 2 * n] = up, down
+        hi[:, -1] = np.nextafter(r[:, 0], np.inf)
+        lo[:, -1] = np.minimum(delta_lo, r[:, 0]) if self.min_delta else hi[:, -1]
+        return lo, hi
+
+    def _probe_bounds(
+        self, radius: float, delta_lo: float, col_lo: np.ndarray, col_hi: np.ndarray
+    ) -> None:
+        """Write the displacement and ``δ`` column bounds for ``R(x, radius)`` into the arrays."""
+        lo, hi = self._radius_bounds(np.array([radius]), delta_lo)
+        col_lo[: lo.shape[1]], col_hi[: hi.shape[1]] = lo[0], hi[0]
+
+    def set_probe(self, radius: float, delta_lo: float = 0.0) -> None:
+        """Change only the input region's radius (other bounds stay those of :meth:`configure`)."""
+        self._probe_bounds(radius, delta_lo, self.col_lo, self.col_hi)
+        m = self.delta_col + 1
+        self.highs.changeColsBounds(
+            m, np.arange(m, dtype=np.int32), self.col_lo[:m], self.col_hi[:m]
+        )
+
+    def dual_ray(self) -> np.ndarray | None:
+        """HiGHS's Farkas ray after an infeasible solve (either sign may be the proof), or None."""
+        _status, has_ray, ray = self.highs.getDualRay()
+        ray = np.asarray(ray, float)
+        return ray if has_ray and ray.size == self.base.shape[0] else None
+
+    def parametric_root(self, y: np.ndarray, cap: float, farkas: bool = False) -> float:
+        """Largest ``δ ≤ cap`` such that the dual ``y`` proves ``min s > 0`` on ``R(x, δ')`` for all
+        ``δ′ < δ`` (fixed-radius mode): a rigorous lower bound on the node's minimal distance.
+
+        The Neumaier–Shcherbina bound of ``y`` is a non-increasing function of the radius (only the
+        displacement and ``δ`` columns depend on it), so its last positive point is found by
+        bisection. Returns ``0.0`` if ``y`` proves nothing and ``inf`` if it holds up to ``cap``.
+        With ``farkas=True``, ``y`` is an infeasibility ray and the objective is taken as 0 (a
+        positive bound then proves the LP empty).
+        """
+        y, row_term = self._row_terms(y)
+        aty, abs_aty = self._aty(y)
+        cost = np.zeros(self.ncol) if farkas else self.cost
+        r_lo, r_hi = reduced_costs(cost, aty, abs_aty, self.max_col_nnz)
+        m = self.delta_col + 1  # the columns whose bounds depend on the radius
+        fixed_terms = np.concatenate(
+            [row_term, col_terms(r_lo[m:], r_hi[m:], self.col_lo[m:], self.col_hi[m:])]
+        )
+        if not np.all(np.isfinite(fixed_terms)):
+            return 0.0
+        const, const_mag = float(np.sum(fixed_terms)), float(np.sum(np.abs(fixed_terms)))
+        err = 2.0 * gamma(row_term.size + self.ncol + 2)
+
+        def bound(radii: np.ndarray) -> np.ndarray:
+            lo, hi = self._radius_bounds(radii)
+            terms = col_terms(r_lo[:m], r_hi[:m], lo, hi)
+            total = const + terms.sum(axis=1)
+            return total - err * (const_mag + np.abs(terms).sum(axis=1)) - 1e-300
+
+        if bound(np.array([cap]))[0] > 0.0:
+            return np.inf
+        guess = self._root_guess(r_lo[:m], r_hi[:m], const, cap)
+        tries = guess * (1.0 - np.logspace(-13, -6, 8)) - np.logspace(-16, -9, 8)
+        tries = np.concatenate([[guess], tries])
+        tries = tries[tries > 0.0]
+        if tries.size:  # verify the float guess rigorously, backing off slightly if needed
+            ok = np.flatnonzero(bound(tries) > 0.0)
+            if ok.size:
+                return float(tries[ok[0]])
+        lo_r, hi_r = 0.0, cap
+        for _ in range(4):  # grid refinement: the bound is non-increasing in the radius
+            grid = np.linspace(lo_r, hi_r, 17)
+            ok = bound(grid) > 0.0
+            if not ok[0]:
+                return lo_r if lo_r > 0.0 else 0.0
+            last = int(np.flatnonzero(ok)[-1])
+            lo_r, hi_r = float(grid[last]), float(grid[min(last + 1, 16)])
+        return lo_r
+
+    def _root_guess(self, r_lo: np.ndarray, r_hi: np.ndarray, const: float, cap: float) -> float:
+        """Float root of ``const − Σ_j s_j min(ρ, c_j)`` (the dual bound's radius dependence)."""
+        n = self.network.input_dim
+        if self.norm == Norm.LINF:
+            loss = [(np.maximum(r_hi[:n], 0.0), self.x), (np.maximum(-r_lo[:n], 0.0), 1.0 - self.x)]
+        else:
+            loss = [
+                (np.maximum(-r_lo[:n], 0.0), 1.0 - self.x),
+                (np.maximum(-r_lo[n : 2 * n], 0.0), self.x),
+            ]
+        slopes = np.concatenate([sl for sl, _ in loss] + [[max(-r_lo[-1], 0.0)]])
+        caps = np.concatenate([c for _, c in loss] + [[np.inf]])
+        order = np.argsort(caps)
+        slopes, caps = slopes[order], caps[order]
+        spent = np.concatenate([[0.0], np.cumsum(slopes * np.where(np.isfinite(caps), caps, 0.0))])
+        rate = np.concatenate([[slopes.sum()], slopes.sum() - np.cumsum(slopes)])
+        starts = np.concatenate([[0.0], caps])
+        ends = np.concatenate([caps, [np.inf]])
+        # on [starts[k], ends[k]] the function is const − spent_k − rate_k ρ
+        with np.errstate(divide="ignore", invalid="ignore"):
+            roots = np.where(
+                rate > 0.0, (const - spent) / rate, np.where(const > spent, np.inf, 0.0)
+            )
+        hit = np.flatnonzero(roots <= ends)
+        if hit.size == 0:
+            return cap
+        k = int(hit[0])
+        return float(min(max(roots[k], starts[k]), cap))
+
+    def _row_terms(self, y: np.ndarray) -> tuple:
+        return row_terms(self.row_lo, self.row_hi, y)
+
+    def _aty(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``Aᵀy`` and ``|A|ᵀ|y|`` for the current matrix (base plus the relaxation slopes)."""
+        aty, abs_aty = self.base_t @ y, self.abs_base_t @ np.abs(y)
+        for k, zc in enumerate(self.z_cols):
+            yk = y[self.up_rows[k]]
+            aty[zc] -= self.slopes[k] * yk
+            abs_aty[zc] += np.abs(self.slopes[k] * yk)
+        return aty, abs_aty
+
+    def set_output_rows(self, enabled: bool, margin: float = 0.0) -> None:
+        """Enforce ``y_t − y_j + s ≥ margin`` (``enabled``) or drop the output rows (bound
+        tightening).
+        """
+        rows = self.out_rows
+        self.row_lo[rows] = margin if enabled else -np.inf
+        self.highs.changeRowsBounds(
+            len(rows), rows.astype(np.int32), self.row_lo[rows], self.row_hi[rows]
+        )
+
+    def set_cost(self, cost: np.ndarray) -> None:
+        """Replace the objective (minimised), ``[ncol]``."""
+        self.cost = np.asarray(cost, float).copy()
+        self.highs.changeColsCost(self.ncol, np.arange(self.ncol, dtype=np.int32), self.cost)
+
+    def objective_delta(self) -> np.ndarray:
+        """The node objective: ``δ + M s`` (``min_delta``) or ``s`` (fixed-radius probes)."""
+        c = np.zeros(self.ncol)
+        if self.min_delta:
+            c[self.delta_col], c[self.slack_col] = 1.0, SLACK_COST
+        else:
+            c[self.slack_col] = 1.0
+        return c
+
+    def solve(self, time_limit: float, basis: highspy.HighsBasis | None = None) -> LPSolution:
+        """Run HiGHS (warm start from ``basis`` or the previous one) → point and safe bound."""
+        h = self.highs
+        if basis is not None:
+            h.setBasis(basis)
+        # HiGHS's clock runs across calls: the limit is absolute in its run time.
+        h.setOptionValue("time_limit", h.getRunTime() + max(1e-3, float(time_limit)))
+        h.run()
+        status = h.getModelStatus()
+        sol = h.getSolution()
+        y = np.asarray(sol.row_dual, float)
+        xv = np.asarray(sol.col_value, float)
+        optimal = status == highspy.HighsModelStatus.kOptimal
+        value = h.getInfo().objective_function_value if optimal else -np.inf
+        if y.size != self.base.shape[0] or not sol.dual_valid:
+            return LPSolution(optimal, value, -np.inf, xv, np.zeros(self.base.shape[0]))
+        yz, row_term = self._row_terms(y)
+        aty, abs_aty = self._aty(yz)
+        r_lo, r_hi = reduced_costs(self.cost, aty, abs_aty, self.max_col_nnz)
+        bound = total(row_term, r_lo, r_hi, self.col_lo, self.col_hi)
+        return LPSolution(optimal, value, bound, xv, y)
+
+    def displacement(self, col_value: np.ndarray) -> np.ndarray:
+        """``x′ − x`` from a primal point, ``[n]``."""
+        n = self.network.input_dim
+        if self.norm == Norm.LINF:
+            return col_value[:n].copy()
+        return col_value[:n] - col_value[n : 2 * n]

@@ -1,0 +1,68 @@
+"""Exact witnesses from one activation region: with every ReLU phase fixed the network is affine, so
+``min ‖x′ − x‖`` over the region (intersected with the target's cell) is a plain LP. Its float
+solution is made exactly adversarial by small phase/output margins and, if needed, a repair step
+(:func:`paper_repro.exact.witness.repair`); the result is always checked exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from paper_repro.bounds.interval import Bounds
+from paper_repro.bounds.relaxed_lp import RelaxedLP
+from paper_repro.bounds.symbolic import Phases
+from paper_repro.exact.witness import ExactNetwork, Witness, repair
+
+REGION_MARGINS = (1e-11, 1e-8)
+"""Output / phase margins tried in order."""
+
+
+def region_lp(lp: RelaxedLP) -> RelaxedLP:
+    """Prepare a ``min δ`` :class:`RelaxedLP` for region solves (tight primal feasibility)."""
+    lp.highs.setOptionValue("primal_feasibility_tolerance", 1e-10)
+    return lp
+
+
+def region_witness(
+    lp: RelaxedLP,
+    exact: ExactNetwork,
+    pattern: Phases,
+    bounds: Bounds,
+    radius: float,
+) -> Witness | None:
+    """The closest exactly-checked adversarial example (for ``lp.target``) inside the activation
+    region ``pattern`` (``±1`` per hidden ReLU) within ``R(x, radius)``, or ``None``.
+
+    Args:
+        lp: a ``min δ`` LP (``min_delta=True``) of the query and target; reconfigured here.
+        exact: the network in exact form.
+        pattern: the phases, one int8 array per hidden layer.
+        bounds: sound pre-activation bounds on ``R(x, radius)`` (restricting the LP).
+        radius: the region radius.
+    """
+    for m in REGION_MARGINS:
+        found = _solve(lp, exact, pattern, bounds, radius, m)
+        if found is not None:
+            return found
+    return None
+
+
+def _solve(lp, exact, pattern, bounds, radius, m) -> Witness | None:
+    bounds = [(lo.copy(), hi.copy()) for lo, hi in bounds]
+    for k, p in enumerate(pattern):
+        lo, hi = bounds[k]
+        if np.any((p > 0) & (hi < m)) or np.any((p < 0) & (lo > -m)):
+            return None
+        bounds[k] = (
+            np.where(p > 0, np.maximum(lo, m), lo),
+            np.where(p < 0, np.minimum(hi, -m), hi),
+        )
+    lp.configure(radius, bounds, pattern, slack=False)
+    lp.set_output_rows(True, margin=m)
+    try:
+        sol = lp.solve(1.0)
+    finally:
+        lp.set_output_rows(True, margin=0.0)
+    if not sol.optimal:
+        return None
+    xp = np.clip(lp.x + lp.displacement(sol.col_value), 0.0, 1.0)
+    return repair(exact, lp.x, xp, lp.target, lp.norm)
