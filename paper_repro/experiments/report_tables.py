@@ -100,11 +100,20 @@ def save_table(table: pd.DataFrame, directory: str | Path, name: str) -> Path:
 # --- Carlini et al. -------------------------------------------------------------------------
 
 
-def finite_cw(df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Rows whose CW attack found an example (Carlini's tables need ``x′_init``), and how many
-    rows were dropped for having none."""
-    ok = np.isfinite(df["cw_distance"].astype(float))
-    return df[ok].reset_index(drop=True), int((~ok).sum())
+def carlini_instances(df: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
+    """The rows Carlini et al.'s tables use, and how many rows were dropped for each reason.
+
+    Their targets are the classes other than the network's prediction ``F(x)``; our jobs use the
+    classes other than the label, so for a misclassified image the target equal to the
+    prediction (δ* = 0, no search) is dropped. Rows whose CW attack found nothing are dropped
+    too (the search needs ``x′_init``).
+
+    Returns:
+        ``(rows, dropped_no_cw, dropped_trivial)``.
+    """
+    trivial = df["target"] == df["prediction"]
+    ok = np.isfinite(df["cw_distance"].astype(float)) & ~trivial
+    return df[ok].reset_index(drop=True), int((~ok & ~trivial).sum()), int(trivial.sum())
 
 
 def carlini_table1(df: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
