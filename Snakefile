@@ -8,7 +8,10 @@ min_version("8.0")
 
 
 # Absolute, so `snakemake --directory elsewhere` (tests, benchmarks) still finds the defaults.
-configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+DEFAULT_CONFIG = os.path.join(workflow.basedir, "config", "config.yaml")
+
+
+configfile: DEFAULT_CONFIG
 
 
 validate(config, os.path.join(workflow.basedir, "config", "schema.yaml"))

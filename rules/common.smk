@@ -8,9 +8,17 @@ wildcard_constraints:
 
 MODELS = [f"{a}_{m}" for a in config["models"]["archs"] for m in config["models"]["methods"]]
 
-# The CLI re-reads the same config files Snakemake was given, in the same order; relative to the
-# working directory so that a moved or re-cloned repo does not look like a change of settings.
-CONFIG_ARGS = " ".join(f"--config {os.path.relpath(f)}" for f in workflow.configfiles)
+# The CLI re-reads the config files Snakemake merged, in Snakemake's order (the Snakefile's default,
+# then each --configfile), relative to the working directory so that a moved or re-cloned repo does
+# not look like a change of settings. `--config key=value` overrides would not reach the jobs.
+if workflow.config_settings.config:
+    raise ValueError(
+        "paper_repro forwards config files to its jobs, not --config key=value overrides: "
+        "put the overrides in a YAML file and pass it with --configfile FILE"
+    )
+_CONFIG_FILES = [] if workflow.config_settings.replace_workflow_config else [DEFAULT_CONFIG]
+_CONFIG_FILES += [str(f) for f in workflow.config_settings.configfiles]
+CONFIG_ARGS = " ".join(f"--config {os.path.relpath(f)}" for f in _CONFIG_FILES)
 
 
 def init_model(wildcards):

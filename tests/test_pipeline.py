@@ -46,6 +46,16 @@ TINY = {
         },
     },
     "evaluation": {"n_test": 50, "pgd": {"steps": 3}},
+    "experiments": {
+        "models": ["6_vanilla", "6_pgd"],
+        "norms": ["linf", "l1"],
+        "images": [0],
+        "timeout": 30,
+        "cw_linf": {"steps": 20},
+        "cw_l1": {"steps": 30, "binary_search_steps": 3},
+        "closest_fgsm": {"steps": 5, "search_steps": 4},
+        "certify": {"n_test": 5, "radius_tol": 0.01},
+    },
 }
 
 
@@ -61,6 +71,18 @@ def test_tiny_end_to_end(tmp_path, repo_root):
         assert r["test_source"] == "mnist5k:holdout" and r["n_test"] == "50"
         assert r["clean_acc"] == r["onnx_clean_acc"]  # ONNX export classifies identically
         assert 0.0 <= float(r["fgsm_acc"]) <= 1.0
+    instances = sorted((tmp_path / "results/instances").rglob("*.jsonl"))
+    assert len(instances) == 4  # 2 models x 2 norms x 1 image
+    for path in instances:
+        recs = [json.loads(line) for line in path.read_text().splitlines()]
+        assert len(recs) == 9 and {r["target"] for r in recs} == set(range(10)) - {
+            recs[0]["extra"]["label"]
+        }
+        for r in recs:
+            assert r["lower"] <= r["upper"] + 1e-12
+            assert r["witness"] is None or r["margin_exact"] >= 0
+    certified = (tmp_path / "results/certify/6_pgd.csv").read_text().splitlines()
+    assert len(certified) == 1 + 5
     meta = json.loads((tmp_path / "results/eval/6_pgd.json").read_text())
     assert meta["provenance"]["config"]["models"]["archs"] == ["6"]
     for kind in ("logs/train", "benchmarks/train"):
