@@ -19,8 +19,8 @@ from paper_repro.exact.smt import (
     exact_margin,
     smt_decider,
     to_smtlib,
-    z3_minimal_distance,
 )
+from paper_repro.exact.smt_optimize import z3_minimal_distance
 from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm, Query
 

@@ -41,15 +41,14 @@ from paper_repro.query import Norm, Query
 
 __all__ = [
     "SmtEncoding",
-    "SmtOptimum",
     "SmtSolver",
     "check_witness_smt",
     "encode",
+    "encoding_to_smtlib",
     "exact_forward",
     "exact_margin",
     "smt_decider",
     "to_smtlib",
-    "z3_minimal_distance",
 ]  # fmt: skip
 
 
@@ -234,10 +233,11 @@ def to_smtlib(query: Query, delta: float | Fraction | None, *, check_sat: bool =
     :func:`z3_minimal_distance`).
     """
     enc = encode(query, delta)
-    return _script(enc, check_sat)
+    return encoding_to_smtlib(enc, check_sat)
 
 
-def _script(enc: SmtEncoding, check_sat: bool) -> str:
+def encoding_to_smtlib(enc: SmtEncoding, check_sat: bool = True) -> str:
+    """The SMT-LIB2 script (``QF_LRA``; ``declare-fun`` per symbol, one let-bound ``assert``)."""
     from pysmt.smtlib.printers import SmtDagPrinter
 
     with _active(enc.env) as env:
@@ -366,57 +366,3 @@ def _solve_pysmt(enc: SmtEncoding, name: str, timeout_s: float) -> tuple[Verdict
         if not sat:
             return Verdict.ROBUST, []
         return Verdict.ADVERSARIAL, [s.get_value(v).constant_value() for v in enc.inputs]
-
-
-@dataclass(frozen=True)
-class SmtOptimum:
-    """Exact ``δ*`` from :func:`z3_minimal_distance`.
-
-    Attributes:
-        delta: ``δ*`` as an exact rational, ``None`` if no adversarial example exists (within
-            ``delta_max``) or on timeout.
-        witness: the optimal ``x′`` in exact rationals (``len n_0``), or ``None``.
-        status: ``"optimal"``, ``"infeasible"`` or ``"timeout"``.
-        seconds: wall time.
-    """
-
-    delta: Fraction | None
-    witness: tuple[Fraction, ...] | None
-    status: str
-    seconds: float
-
-
-def z3_minimal_distance(
-    query: Query, timeout_s: float = 60.0, delta_max: float | Fraction | None = None
-) -> SmtOptimum:
-    """``δ* = min δ`` over the symbolic-δ formula of :func:`encode`, by z3's ``Optimize`` (OMT
-    over linear real arithmetic: exact rationals, no bisection) on the PySMT SMT-LIB script."""
-    import z3
-
-    t0 = time.perf_counter()
-    enc = encode(query, None, delta_max=delta_max)
-    script = _script(enc, check_sat=False)
-    ctx = z3.Context()
-    opt = z3.Optimize(ctx=ctx)
-    opt.set("timeout", max(1, int(timeout_s * 1000)))
-    opt.add(z3.parse_smt2_string(script, ctx=ctx))
-    d = z3.Real("delta", ctx)
-    opt.minimize(d)
-    timer = threading.Timer(timeout_s + 0.05, ctx.interrupt)
-    timer.start()
-    try:
-        res = opt.check()
-    finally:
-        timer.cancel()
-    if res == z3.unsat:
-        return SmtOptimum(None, None, "infeasible", time.perf_counter() - t0)
-    if res != z3.sat:
-        return SmtOptimum(None, None, "timeout", time.perf_counter() - t0)
-    model = opt.model()
-
-    def val(name: str) -> Fraction:
-        v = model.eval(z3.Real(name, ctx), model_completion=True)
-        return Fraction(v.as_fraction())
-
-    wit = tuple(val(f"xp_{i}") for i in range(query.network.input_dim))
-    return SmtOptimum(val("delta"), wit, "optimal", time.perf_counter() - t0)
