@@ -31,6 +31,7 @@ rule certify:
         pt="results/models/{model}.pt",
     output:
         csv="results/certify/{model}.csv",
+        provenance="results/certify/{model}.json",
     params:
         configs=CONFIG_ARGS,
         settings=lambda wc: {"data": config["data"], "certify": EXPERIMENTS["certify"]},

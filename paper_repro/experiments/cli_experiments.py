@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,11 @@ def run_minimal(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
 
 def add_certify_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help=".pt or .onnx model")
-    p.add_argument("--out", required=True, help="output .csv, one row per test image")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output .csv, one row per test image (provenance beside it as .json)",
+    )
     p.add_argument("--progress", action="store_true", help="progress bar over images")
 
 
@@ -106,6 +111,8 @@ def run_certify(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
         raise PaperReproError(f"--out must be a .csv file, got {out}")
     table.to_csv(out.with_suffix(".tmp"), index=False)
     out.with_suffix(".tmp").replace(out)
+    record = {**_provenance(cfg, args.model), "test_split": split.name, "settings": repr(settings)}
+    out.with_suffix(".json").write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
     print(
         f"{_model_name(args.model)}: {int(table['correct'].sum())}/{len(table)} correct, "
         f"median dual radius {table['radius_dual'].median():.4f} on {split.name}"
