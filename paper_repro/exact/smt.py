@@ -128,8 +128,8 @@ def encode(
             witnesses that stay adversarial after rounding to float64; 0 is the query).
         layer_bounds: optional *sound* bounds ``(lo, hi)`` on every hidden pre-activation over
             the region (e.g. :func:`paper_repro.bounds.crown.crown_layer_bounds`, outward
-            rounded); intersected with the exact interval bounds to fix more ReLUs and tighten
-            the redundant chords. The formula stays exact provided these bounds are sound.
+            rounded); intersected with the exact interval bounds to fix more ReLUs. The formula
+            stays exact provided these bounds are sound.
     """
     env = env or Environment()
     mgr = env.formula_manager
@@ -207,10 +207,6 @@ def encode(
                 active = mgr.And(mgr.GE(h, zero), mgr.Equals(z, h))
                 inactive = mgr.And(mgr.LE(h, zero), mgr.Equals(z, zero))
                 cons.append(mgr.Or(active, inactive))
-                # Implied (redundant) facts that help the solver's simplex: z ≥ 0, z ≥ h and the
-                # triangle chord z·(u − l) ≤ u·(h − l) (exact rationals, valid for l < 0 < u).
-                chord = mgr.Times(mgr.Real(h_hi / (h_hi - h_lo)), mgr.Minus(h, mgr.Real(h_lo)))
-                cons += [mgr.GE(z, zero), mgr.GE(z, h), mgr.LE(z, chord)]
                 new_terms.append(z)
                 h_lo = Fraction(0)
             new_lo.append(h_lo)
