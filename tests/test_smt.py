@@ -9,6 +9,7 @@ import pysmt.environment
 import pytest
 import z3
 
+from paper_repro.bounds.crown import crown_layer_bounds, make_region
 from paper_repro.errors import PaperReproError
 from paper_repro.exact.decide import Verdict
 from paper_repro.exact.reference import reference_minimal_distance
@@ -161,3 +162,18 @@ def test_bad_arguments():
             smt_decider("cvc5")(q, 0.1, 1.0)
     with pytest.raises(PaperReproError, match="witness"):
         check_witness_smt(q, np.array([0.5]), 0.3)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l1"])
+def test_crown_stability_bounds_keep_the_formula_exact(norm):
+    q = _random_query(1, norm, False)
+    ref = reference_minimal_distance(q)
+    assert np.isfinite(ref.delta)
+    plain, tight = smt_decider(), smt_decider(crown_stability=True)
+    step = 1e-7 * max(1.0, ref.delta)
+    cases = [(ref.delta + step, Verdict.ADVERSARIAL), (ref.delta - step, Verdict.ROBUST)]
+    for delta, expected in cases:
+        assert plain(q, delta, 30).verdict == expected
+        assert tight(q, delta, 30).verdict == expected
+    bounds = crown_layer_bounds(q.network, make_region(q.x, ref.delta, norm))
+    assert len(encode(q, ref.delta, layer_bounds=bounds).relus) <= len(encode(q, ref.delta).relus)
