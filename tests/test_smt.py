@@ -176,4 +176,6 @@ def test_crown_stability_bounds_keep_the_formula_exact(norm):
         assert plain(q, delta, 30).verdict == expected
         assert tight(q, delta, 30).verdict == expected
     bounds = crown_layer_bounds(q.network, make_region(q.x, ref.delta, norm))
-    assert len(encode(q, ref.delta, layer_bounds=bounds).relus) <= len(encode(q, ref.delta).relus)
+    kept = len(encode(q, ref.delta, layer_bounds=bounds).relus)
+    baseline = len(encode(q, ref.delta).relus)
+    assert kept < baseline if norm == "l1" else kept <= baseline  # L1: the box is loose
