@@ -30,6 +30,9 @@ test: $(STAMP)
 	ruff check paper_repro tests benchmarks
 	ruff format --check paper_repro tests benchmarks
 	$(BIN)/python -m pytest -n $(CORES) -m "not slow"
+	# the four notebooks with their default parameters (a tiny demo set under results/demo);
+	# --dist loadfile keeps each notebook's cells on one worker (one kernel per notebook)
+	$(BIN)/python -m pytest -n $(CORES) --dist loadfile --nbval-lax notebooks
 
 lint: $(STAMP)
 	ruff check paper_repro tests benchmarks

@@ -255,8 +255,9 @@ def make_demo_set(
             )
         for m in inputs.models:
             t0 = time.perf_counter()
-            _ensure_model(root, m, cfg, settings)
-            timings[f"model {m}"] = time.perf_counter() - t0
+            if not (root / "models" / f"{m}.pt").is_file():
+                _ensure_model(root, m, cfg, settings)
+                timings[f"model {m}"] = time.perf_counter() - t0
         split = test_split(cfg)
         if "accuracy" in need and not _has_rows(inputs.accuracy, inputs.models):
             t0 = time.perf_counter()

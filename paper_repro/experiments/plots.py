@@ -206,13 +206,18 @@ def plot_mean_delta(mean: pd.DataFrame, path: str | Path) -> Path:
 def plot_radius_curves(certify: pd.DataFrame, path: str | Path, bins: int = 20) -> Path:
     """Wong & Kolter Fig. 5: certified L∞ radius (dual network) of each test example in
     increasing order, coloured by the fraction of correctly classified examples nearby in that
-    order; one line per model."""
+    order (:func:`wong_kolter_metrics.radius_curve`); one panel per model."""
     _need(certify, "certified radii")
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    models = sorted(certify["model"].unique())
+    ncols = min(3, len(models))
+    nrows = -(-len(models) // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(4.2 * ncols + 1, 3.2 * nrows), squeeze=False, sharey=True
+    )
     sc = None
-    for model, g in certify.groupby("model", sort=True):
+    for ax, model in zip(axes.ravel(), models, strict=False):
+        g = certify[certify["model"] == model]
         c = wk.radius_curve(g["radius_dual"].to_numpy(float), g["correct"].to_numpy(bool), bins)
-        ax.plot(c["rank"], c["radius"], color="0.7", lw=0.8, zorder=1)
         sc = ax.scatter(
             c["rank"],
             c["radius"],
@@ -220,14 +225,15 @@ def plot_radius_curves(certify: pd.DataFrame, path: str | Path, bins: int = 20) 
             cmap="viridis",
             vmin=0,
             vmax=1,
-            s=12,
-            zorder=2,
+            s=10,
         )
-        ax.annotate(model, (c["rank"].iloc[-1], c["radius"].iloc[-1]), fontsize=8)
-    fig.colorbar(sc, ax=ax, label="fraction correctly classified")
-    ax.set_xlabel("test example (sorted by certified radius)")
-    ax.set_ylabel("certified L∞ radius ε ([0,1] pixels)")
-    ax.set_title("Maximum certified ε per example (dual network)")
+        ax.set_title(f"{model} (n={len(c)})")
+        ax.set_xlabel("test example (sorted by radius)")
+        ax.set_ylabel("certified L∞ radius ε")
+    for ax in axes.ravel()[len(models) :]:
+        ax.set_visible(False)
+    fig.colorbar(sc, ax=axes.ravel().tolist(), label="fraction correctly classified")
+    fig.suptitle("Maximum certified ε per test example (dual network, [0,1] pixels)", y=1.03)
     return _save(fig, path)
 
 
