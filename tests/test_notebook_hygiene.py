@@ -55,11 +55,12 @@ def test_rule_outputs_are_written_by_the_notebook(name):
     """Each table / figure the rule declares appears in the notebook as a saved name."""
     rules = (REPO_ROOT / "rules" / "notebooks.smk").read_text()
     block = rules.split(f"rule {name}_notebook:")[1].split("\nrule ")[0]
-    outputs = re.findall(r'"(?:results/tables|figures)/([a-z_0-9]+)\.(?:csv|png)"', block)
+    outputs_block = block.split("output:")[1].split("params:")[0]
+    outputs = re.findall(r'"(?:results/tables|figures)/([a-z_0-9]+)\.(?:csv|png)"', outputs_block)
     assert outputs, f"rule {name}_notebook declares no tables or figures"
     source = "\n".join(c.source for c in _read(name).cells)
     for out in outputs:
-        stem = out.removeprefix(f"{name}_")
-        assert f'"{name}_{stem}"' in source or f"/{name}_{stem}.png" in source, out
+        assert out.startswith(f"{name}_"), out
+        assert f'"{out}"' in source or f"/{out}.png" in source, out
     assert f"notebooks/{name}.ipynb" in block
     assert Path(REPO_ROOT / "report" / f"{name}.rst").is_file()
