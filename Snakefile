@@ -29,7 +29,4 @@ rule all:
         rules.accuracy_table.output.csv,
         instance_files(),
         expand("results/certify/{model}.csv", model=EXPERIMENTS["models"]),
-        rules.carlini_notebook.output,
-        rules.pahlavan_notebook.output,
-        rules.wong_kolter_notebook.output,
-        rules.dathathri_notebook.output,
+        NOTEBOOK_OUTPUTS,

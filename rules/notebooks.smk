@@ -13,6 +13,12 @@ NB_PAHLAVAN_PAIRS = [
     if f"{a}_vanilla" in NB_MODELS and f"{a}_alp" in NB_MODELS
 ]
 NB_PAHLAVAN_MODELS = [m for pair in NB_PAHLAVAN_PAIRS for m in pair]
+# Carlini et al.: N and N̄ (Madry) of the first configured arch (24x24, their N, by default).
+NB_CARLINI_PAIRS = [
+    [f"{a}_vanilla", f"{a}_pgd"]
+    for a in config["models"]["archs"]
+    if f"{a}_vanilla" in NB_MODELS and f"{a}_pgd" in NB_MODELS
+]
 NB_COMMON = {
     "results_dir": os.path.abspath("results"),
     "tables_dir": os.path.abspath("results/tables"),
@@ -44,7 +50,15 @@ rule carlini_notebook:
             category="Carlini et al.",
         ),
     params:
-        yaml=json.dumps({**NB_COMMON, "models": NB_MODELS, "norms": EXPERIMENTS["norms"]}),
+        yaml=json.dumps(
+            {
+                **NB_COMMON,
+                "models": NB_MODELS,
+                "norms": EXPERIMENTS["norms"],
+                "base_model": (NB_CARLINI_PAIRS or [[None, None]])[0][0],
+                "defended_model": (NB_CARLINI_PAIRS or [[None, None]])[0][1],
+            }
+        ),
     threads: 1
     conda:
         "../environment.yml"
@@ -165,3 +179,16 @@ rule dathathri_notebook:
         "results/benchmarks/notebooks/dathathri.tsv"
     shell:
         "papermill {input.nb} {output.nb} -k python3 -y '{params.yaml}' > {log} 2>&1"
+
+
+# What `rule all` asks for: each notebook whose inputs the configuration provides.
+NOTEBOOK_OUTPUTS = [
+    *([rules.carlini_notebook.output] if NB_CARLINI_PAIRS else []),
+    *(
+        [rules.pahlavan_notebook.output]
+        if NB_PAHLAVAN_PAIRS and "linf" in EXPERIMENTS["norms"]
+        else []
+    ),
+    *([rules.wong_kolter_notebook.output] if "linf" in EXPERIMENTS["norms"] else []),
+    *([rules.dathathri_notebook.output] if "l1" in EXPERIMENTS["norms"] else []),
+]

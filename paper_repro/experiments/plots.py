@@ -239,8 +239,13 @@ def plot_radius_curves(certify: pd.DataFrame, path: str | Path, bins: int = 20) 
 
 def plot_bound_sandwich(sandwich: pd.DataFrame, path: str | Path) -> Path:
     """Per (model, image): certified radius (dual, CROWN) ≤ certified bracket of the exact
-    minimal untargeted L∞ distance ≤ attack distances (CW, closest FGSM)."""
-    _need(sandwich, "examples")
+    minimal untargeted L∞ distance ≤ attack distances (CW, closest FGSM). Without examples (no
+    correctly classified image) the figure says so."""
+    if len(sandwich) == 0:
+        fig, ax = plt.subplots(figsize=(6, 2))
+        ax.text(0.5, 0.5, "no correctly classified image with exact searches", ha="center")
+        ax.set_axis_off()
+        return _save(fig, path)
     s = sandwich.sort_values(["model", "image"], ignore_index=True)
     x = np.arange(len(s))
     fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(s) + 2), 4))
