@@ -3,9 +3,10 @@
 Everything here is float64 numpy with an explicit rounding-error analysis: for a sum of ``n``
 float products the computed value differs from the exact one by at most
 ``γ_n Σ|terms|`` with ``γ_n = n·u / (1 − n·u)``, ``u = 2^-53`` (Higham, *Accuracy and Stability*,
-Sec. 3.1; holds for any summation order, so for BLAS too). Each step subtracts such a term, with
-``γ`` over-estimated and an absolute ``1e-300``-scale slack for underflow, so every returned lower
-bound is ≤ the exact real-arithmetic minimum.
+Sec. 3.1; holds for any summation order and with FMA, so for OpenBLAS/MKL ``dgemm`` too — it
+assumes IEEE binary64 with round-to-nearest and no Strassen-type fast matrix products). Each
+step subtracts such a term, with ``γ`` over-estimated and an absolute ``1e-300``-scale slack for
+underflow, so every returned lower bound is ≤ the exact real-arithmetic minimum.
 
 The core, :func:`linear_lower_bound`, is the Lagrangian / backward-propagation bound shared by
 CROWN and by Wong & Kolter's dual network (their Thm. 1, Eq. 6): for *any* choice of the
