@@ -146,11 +146,10 @@ def run_image(
                 total_seconds=time.perf_counter() - t0,
             )
             if norm is Norm.LINF:
+                found = bool(np.isfinite(fg_delta[i]))
                 extra.update(
-                    fgsm_delta=float(fg_delta[i]),
-                    fgsm_adv=None
-                    if not np.isfinite(fg_delta[i])
-                    else fg_adv[i].astype(np.float32).tolist(),
+                    fgsm_delta=float(fg_delta[i]) if found else float("inf"),  # inf: not found
+                    fgsm_adv=fg_adv[i].astype(np.float32).tolist() if found else None,
                 )
             if result.witness is not None:
                 extra["switched_relus"] = int(switched_relus(network, x, result.witness))
