@@ -30,7 +30,7 @@ NB_COMMON = {
 
 rule carlini_notebook:
     input:
-        nb="notebooks/carlini.ipynb",
+        nb=os.path.join(workflow.basedir, "notebooks", "carlini.ipynb"),
         instances=instance_files(NB_MODELS, EXPERIMENTS["norms"]),
     output:
         nb="results/notebooks/carlini.ipynb",
@@ -67,12 +67,13 @@ rule carlini_notebook:
     benchmark:
         "results/benchmarks/notebooks/carlini.tsv"
     shell:
-        "papermill {input.nb} {output.nb} -k python3 -y '{params.yaml}' > {log} 2>&1"
+        "papermill {input.nb} {output.nb} -k python3 --log-output --no-progress-bar "
+        "-y '{params.yaml}' > {log} 2>&1"
 
 
 rule pahlavan_notebook:
     input:
-        nb="notebooks/pahlavan.ipynb",
+        nb=os.path.join(workflow.basedir, "notebooks", "pahlavan.ipynb"),
         instances=instance_files(NB_PAHLAVAN_MODELS, ["linf"]),
         accuracy="results/tables/accuracy.csv",
     output:
@@ -113,12 +114,13 @@ rule pahlavan_notebook:
     benchmark:
         "results/benchmarks/notebooks/pahlavan.tsv"
     shell:
-        "papermill {input.nb} {output.nb} -k python3 -y '{params.yaml}' > {log} 2>&1"
+        "papermill {input.nb} {output.nb} -k python3 --log-output --no-progress-bar "
+        "-y '{params.yaml}' > {log} 2>&1"
 
 
 rule wong_kolter_notebook:
     input:
-        nb="notebooks/wong_kolter.ipynb",
+        nb=os.path.join(workflow.basedir, "notebooks", "wong_kolter.ipynb"),
         instances=instance_files(NB_MODELS, ["linf"]),
         certify=expand("results/certify/{model}.csv", model=NB_MODELS),
     output:
@@ -149,12 +151,13 @@ rule wong_kolter_notebook:
     benchmark:
         "results/benchmarks/notebooks/wong_kolter.tsv"
     shell:
-        "papermill {input.nb} {output.nb} -k python3 -y '{params.yaml}' > {log} 2>&1"
+        "papermill {input.nb} {output.nb} -k python3 --log-output --no-progress-bar "
+        "-y '{params.yaml}' > {log} 2>&1"
 
 
 rule dathathri_notebook:
     input:
-        nb="notebooks/dathathri.ipynb",
+        nb=os.path.join(workflow.basedir, "notebooks", "dathathri.ipynb"),
         instances=instance_files(NB_MODELS, ["l1"]),
     output:
         nb="results/notebooks/dathathri.ipynb",
@@ -178,7 +181,8 @@ rule dathathri_notebook:
     benchmark:
         "results/benchmarks/notebooks/dathathri.tsv"
     shell:
-        "papermill {input.nb} {output.nb} -k python3 -y '{params.yaml}' > {log} 2>&1"
+        "papermill {input.nb} {output.nb} -k python3 --log-output --no-progress-bar "
+        "-y '{params.yaml}' > {log} 2>&1"
 
 
 # What `rule all` asks for: each notebook whose inputs the configuration provides.

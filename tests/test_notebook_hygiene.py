@@ -62,5 +62,5 @@ def test_rule_outputs_are_written_by_the_notebook(name):
     for out in outputs:
         assert out.startswith(f"{name}_"), out
         assert f'"{out}"' in source or f"/{out}.png" in source, out
-    assert f"notebooks/{name}.ipynb" in block
+    assert f'"notebooks", "{name}.ipynb"' in block
     assert Path(REPO_ROOT / "report" / f"{name}.rst").is_file()
