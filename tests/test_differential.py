@@ -8,6 +8,8 @@ For each case (deterministic seed = case index): 2–16 inputs, 1–3 hidden lay
   (:mod:`paper_repro.exact.reference`) must agree on ``δ*`` to 1e-6 (relative above 1); every
   witness is checked exactly (rational margin ≥ 0, rational distance = ``upper``); every
   certified ``lower`` is ≤ the reference ``δ*`` + 1e-9;
+* Marabou (floating point) never answers wrongly on the z3 cases: not ``robust`` just above δ*,
+  not ``adversarial`` just below;
 * the certified bounds (CROWN, Wong–Kolter dual) at ε = δ* must not certify the query (an
   adversarial example lies in the closed ball);
 * the z3 path (exact rational SMT, :func:`paper_repro.exact.smt.smt_decider`) must answer
@@ -28,6 +30,7 @@ import pytest
 from paper_repro.bounds.crown import CrownOptions, LowerSlope, crown_margins, margin_matrix
 from paper_repro.bounds.dual import dual_bound
 from paper_repro.exact.decide import Verdict
+from paper_repro.exact.marabou_backend import marabou_decider
 from paper_repro.exact.reference import reference_minimal_distance
 from paper_repro.exact.search import Backend, Protocol, SolveOptions, minimal_adversarial
 from paper_repro.exact.smt import check_witness_smt, exact_margin, smt_decider
@@ -116,6 +119,23 @@ def _check_z3(q: Query, ref_delta: float) -> None:
         assert below.verdict == Verdict.ROBUST, (below.verdict, below.message)
 
 
+def _check_marabou(q: Query, ref_delta: float) -> None:
+    """Marabou (floating point) must never give a wrong answer: not ``robust`` just above δ*, not
+    ``adversarial`` just below (``unknown`` is allowed in its safety band)."""
+    decide = marabou_decider()
+    if not np.isfinite(ref_delta):
+        full = 1.0 if q.norm == Norm.LINF else float(q.x.size)
+        assert decide(q, full, 60).verdict != Verdict.ADVERSARIAL
+        return
+    step = _step(ref_delta)
+    above = decide(q, ref_delta + step, 60)
+    assert above.verdict != Verdict.ROBUST, above.message
+    if above.verdict == Verdict.ADVERSARIAL:
+        assert exact_margin(q, above.witness)[0] >= 0
+    if ref_delta - step >= 0:
+        assert decide(q, ref_delta - step, 60).verdict != Verdict.ADVERSARIAL
+
+
 def _check_bounds(q: Query, ref_delta: float) -> None:
     """Soundness of the certified bounds: at ε = δ* an adversarial example lies in the closed
     ball, so some lower bound on ``Z_label − Z_t`` (t a target) must be ≤ 0."""
@@ -133,7 +153,8 @@ def _run_chunk(chunk: int, z3_all: bool) -> None:
     for i in range(chunk * CHUNK, (chunk + 1) * CHUNK):
         q = make_case(i)
         ref = reference_minimal_distance(q)
-        checks = [("z3", _check_z3)] if z3_all or i % Z3_EVERY == 0 else []
+        checks = [("z3", _check_z3), ("marabou", _check_marabou)]
+        checks = checks if z3_all or i % Z3_EVERY == 0 else []
         checks.append(("bab", _check_bab))
         checks.append(("bounds", _check_bounds))
         for name, check in checks:
