@@ -6,6 +6,10 @@ CORES ?= 2
 BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PATH := $(BIN):$(PATH)
+# One BLAS thread per process (jobs run in parallel on 2 cores; more threads thrash).
+export OMP_NUM_THREADS ?= 1
+export OPENBLAS_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
 
 .PHONY: repro test lint format install report clean-results
 

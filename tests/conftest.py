@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-import pytest
-import torch
+# Before numpy/torch load: multi-threaded BLAS on a busy 2-core machine slows the bounds ~16x.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
-from paper_repro.config import REPO_ROOT, load_config, resolve_path
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from paper_repro.config import REPO_ROOT, load_config, resolve_path  # noqa: E402
 
 torch.set_num_threads(1)
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session")
