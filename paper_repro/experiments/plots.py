@@ -277,22 +277,40 @@ def plot_bound_sandwich(sandwich: pd.DataFrame, path: str | Path) -> Path:
 
 def plot_frequency_curves(curves: pd.DataFrame, path: str | Path) -> Path:
     """Dathathri et al. Fig. 5: adversarial frequency φ(δ) vs the L1 threshold δ, one panel per
-    target (``-1`` = untargeted), one line per method; L1 in [0,1] pixel units (no ×255)."""
+    target (``-1`` = untargeted); colour = ``model`` (when the column exists), line style =
+    ``method``; L1 in [0,1] pixel units (one pixel black → white = 1, no ×255)."""
     _need(curves, "curves")
+    curves = curves if "model" in curves else curves.assign(model="")
     targets = sorted(curves["target"].unique())
+    models = sorted(curves["model"].unique())
+    styles = dict(zip(sorted(curves["method"].unique()), ["-", "--", ":", "-."] * 3, strict=False))
+    colours = {m: f"C{k % 10}" for k, m in enumerate(models)}
     fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 3.4), squeeze=False)
     for ax, t in zip(axes[0], targets, strict=True):
-        for method, g in curves[curves["target"] == t].groupby("method", sort=True):
-            ax.step(g["delta"], 100 * g["frequency"], where="post", label=method)
+        for (model, method), g in curves[curves["target"] == t].groupby(["model", "method"]):
+            ax.step(
+                g["delta"],
+                100 * g["frequency"],
+                where="post",
+                color=colours[model],
+                linestyle=styles[method],
+                label=f"{model} {method}".strip(),
+            )
         ax.set_xlabel("δ (L1, net pixel change)")
         ax.set_ylabel("frequency φ (%)")
         ax.set_ylim(-2, 102)
         ax.set_title("untargeted" if t == -1 else f"target class {t}")
-        ax.legend(fontsize=8)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=min(len(labels), 4),
+        fontsize=8,
+    )
+    fig.suptitle("Adversarial frequency φ(δ) (Dathathri et al. Fig. 5)", y=1.02)
     return _save(fig, path)
-
-
-# --- Images for the figures -----------------------------------------------------------------
 
 
 def original_images(paths: Iterable[str | Path]) -> dict[int, np.ndarray]:
