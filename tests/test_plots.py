@@ -159,3 +159,83 @@ def test_figure_input_errors(tmp_path):
         plots.plot_radius_curves(pd.DataFrame(), tmp_path / "x.png")
     with pytest.raises(PaperReproError):
         plots.plot_perturbations([], [], [], [], tmp_path / "x.png", "x")
+
+
+def _records(model: str, status: str, label: int = 7, norm: str = "linf") -> pd.DataFrame:
+    """Synthetic load_records rows: one image, every target ≠ label."""
+    targets = [t for t in range(10) if t != label]
+    up = np.linspace(0.1, 0.2, len(targets))
+    return pd.DataFrame(
+        {
+            "model": model,
+            "norm": norm,
+            "image": 0,
+            "target": targets,
+            "status": status,
+            "lower": up - 0.01,
+            "upper": up,
+            "cw_distance": up + 0.01,
+            "label": label,
+            "prediction": label,
+            "correct": True,
+            "switched_relus": 3,
+        }
+    )
+
+
+def test_carlini_table2_without_common_instances_keeps_a_note():
+    df = pd.concat([_records("a", "optimal"), _records("b", "timeout")], ignore_index=True)
+    t2 = rt.carlini_table2(df, "a", "b")
+    assert list(t2["model"]) == ["a", "b"] and "terminated" in t2["note"].iloc[0]
+    nl = rt.nonlinearity_tests(df.assign(switched_relus=np.nan), "a", "b")
+    assert nl["p_value"].isna().all() and (nl["n_base"] == 0).all()
+    both = pd.concat([_records("a", "optimal"), _records("b", "optimal")], ignore_index=True)
+    t2 = rt.carlini_table2(both, "a", "b")
+    assert t2["robustness_factor"].iloc[0] == pytest.approx(1.0)
+    assert t2["worse_paper"].iloc[0] == 7 and t2["common"].iloc[0] == 9
+
+
+def test_dathathri_tables_skip_impossible_targets():
+    df = _records("a", "optimal", label=5, norm="l1")
+    rho, labels = rt.rho_matrices(df, "a")
+    tabs = rt.dathathri_tables(rho, labels, (5, 6))
+    b = tabs["b"].set_index(["method", "target"])["severity"]
+    assert np.isnan(b[("ours", 5)]) and b[("ours", 6)] > 0
+    c = tabs["c"]
+    assert c[c["target"] == 5]["frequency_pct"].isna().all()
+    assert c[(c["target"] == 6) & (c["delta"] == 10.0)]["frequency_pct"].eq(100.0).all()
+    with pytest.raises(PaperReproError):
+        rt.rho_matrices(df, "missing")
+
+
+def test_wong_kolter_rows_and_paper_columns():
+    n = 4
+    cert = pd.DataFrame(
+        {
+            "model": ["m_vanilla"] * n + ["m_pgd"] * n,
+            "correct": [True] * 2 * n,
+            "fgsm_correct@0.1": [True, False] * n,
+            "pgd_correct@0.1": [True, False] * n,
+            "certified@0.1": [True, False] * n,
+            "fgsm_correct@0.05": [True] * 2 * n,
+            "pgd_correct@0.05": [True] * 2 * n,
+            "certified@0.05": [True] * 2 * n,
+            "test_source": "x",
+        }
+    )
+    t = rt.wk_table1(cert, [0.1, 0.05]).set_index(["model", "eps"])
+    assert t.loc[("m_vanilla", 0.1), "test_error_paper"] == 1.07
+    assert t.loc[("m_pgd", 0.1), "robust_bound_paper"] == 5.82
+    assert np.isnan(t.loc[("m_pgd", 0.05), "robust_bound_paper"])
+    assert t.loc[("m_pgd", 0.1), "robust_bound"] == 50.0
+
+
+def test_provenance_and_accuracy_glue():
+    prov = pd.DataFrame(
+        {"model": ["a"], "norm": ["linf"], **{c: [1] for c in rt.PROVENANCE_COLUMNS}}
+    )
+    table = pd.DataFrame({"x": [1]})
+    assert rt.attach_provenance(table, prov) is table
+    assert rt.attach_provenance(pd.DataFrame({"model": ["a"]}), prov)["timeout_s"].item() == 1
+    with pytest.raises(PaperReproError, match="no rows"):
+        rt.pahlavan_accuracy(pd.DataFrame({"model": ["a"]}), ["b"])
