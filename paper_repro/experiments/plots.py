@@ -22,6 +22,7 @@ from paper_repro.experiments import pahlavan_metrics as pm
 from paper_repro.experiments import wong_kolter_metrics as wk
 
 DPI = 110
+NORM_NAMES = {"linf": "L∞", "l1": "L1"}
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
@@ -90,7 +91,7 @@ def plot_switched_relus(df: pd.DataFrame, models: Sequence[str], path: str | Pat
                 )
         ax.set_xlabel("ReLUs switching phase, x → minimal example")
         ax.set_ylabel("instances")
-        ax.set_title(f"Nonlinearity, {norm}")
+        ax.set_title(f"Nonlinearity, {NORM_NAMES.get(norm, norm)} minimal examples")
         ax.legend(fontsize=8)
     return _save(fig, path)
 
