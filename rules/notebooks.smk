@@ -38,6 +38,8 @@ rule carlini_notebook:
         table1_all="results/tables/carlini_table1_all.csv",
         table2="results/tables/carlini_table2.csv",
         nonlinearity="results/tables/carlini_nonlinearity.csv",
+        table2_all="results/tables/carlini_table2_all.csv",
+        nonlinearity_all="results/tables/carlini_nonlinearity_all.csv",
         provenance="results/tables/carlini_provenance.csv",
         examples=report(
             "figures/carlini_examples.png",

@@ -239,3 +239,11 @@ def test_provenance_and_accuracy_glue():
     assert rt.attach_provenance(pd.DataFrame({"model": ["a"]}), prov)["timeout_s"].item() == 1
     with pytest.raises(PaperReproError, match="no rows"):
         rt.pahlavan_accuracy(pd.DataFrame({"model": ["a"]}), ["b"])
+
+
+def test_defence_pairs():
+    models = ["24x24_vanilla", "24x24_pgd", "24x24_alp", "50_pgd", "50_alp"]
+    assert rt.defence_pairs(models) == [
+        ("24x24_vanilla", "24x24_pgd"),
+        ("24x24_vanilla", "24x24_alp"),
+    ]

@@ -31,7 +31,8 @@ def record_provenance(paths: Iterable[str | Path]) -> pd.DataFrame:
 
     Columns: ``model, norm, files, records, optimal, timeout`` and, from the records' stored
     provenance, ``model_sha256, backend, protocol, tolerance, precision, timeout_s, seed,
-    test_source, data_dir, git_commit, config_sha256, torch`` and the attack settings as JSON.
+    test_source, data_dir, git_commit, config_sha256, torch`` and the attack and certification
+    settings as JSON.
     """
     rows: dict[tuple[str, str], dict] = {}
     for p in paths:
@@ -64,6 +65,7 @@ def record_provenance(paths: Iterable[str | Path]) -> pd.DataFrame:
                     "cw_linf": json.dumps(ex.get("cw_linf"), sort_keys=True),
                     "cw_l1": json.dumps(ex.get("cw_l1"), sort_keys=True),
                     "closest_fgsm": json.dumps(ex.get("closest_fgsm"), sort_keys=True),
+                    "certify": json.dumps(ex.get("certify"), sort_keys=True),
                 },
             )
             row["files"].add(str(p))
@@ -152,6 +154,17 @@ def carlini_table2(df: pd.DataFrame, base: str, defended: str) -> pd.DataFrame:
     out["mean_degradation_pct_paper"] = ct.PAPER_MEAN_DEGRADATION_PCT
     out["note"] = ""
     return out
+
+
+def defence_pairs(models: Sequence[str]) -> list[tuple[str, str]]:
+    """``(arch_vanilla, arch_method)`` for every robustly trained model whose vanilla
+    counterpart is also in ``models`` (Table 2 and the nonlinearity test for every defence)."""
+    have = set(models)
+    return [
+        (f"{m.rpartition('_')[0]}_vanilla", m)
+        for m in models
+        if not m.endswith("_vanilla") and f"{m.rpartition('_')[0]}_vanilla" in have
+    ]
 
 
 def nonlinearity_tests(df: pd.DataFrame, base: str, defended: str) -> pd.DataFrame:
