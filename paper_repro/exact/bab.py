@@ -273,12 +273,14 @@ class BabEngine:
         lp.configure(cap, bounds, node.fixed)
         lb, probe, basis, sol = node.lb, node.lb, node.basis, None
         weights = node.hint
+        converged = False
         for _ in range(self.opt.newton_steps):
             lp.set_probe(probe)
             sol = lp.solve(max(1e-3, deadline - time.monotonic()), basis)
             basis = None
             self.nodes += 1
             if sol.optimal and sol.col_value[lp.slack_col] <= 1e-9:
+                converged = True
                 break  # the relaxation reaches the target within ρ: no better bound here
             if sol.optimal:
                 root = lp.parametric_root(sol.row_dual, cap)
@@ -293,9 +295,11 @@ class BabEngine:
             weights = [np.abs(sol.row_dual[r]) for r in lp.up_rows]
             if root <= probe * (1 + 1e-6) + 1e-12:
                 lb = max(lb, root)
+                converged = True
                 break
             lb, probe = max(lb, root), root
             if self.best is not None and lb >= self.best.distance - self.opt.tolerance:
+                converged = True
                 break
         if sol is not None and sol.optimal:
             self._heuristics(node.target, lp, sol.col_value, self._cap(delta))
@@ -306,6 +310,8 @@ class BabEngine:
                 for (lo, hi), f in zip(bounds[:-1], node.fixed, strict=True)
             ]
             self._try_region(node.target, leaf, self._cap(delta))
+            if not converged:  # Newton stopped short of the leaf's optimum: resume it later
+                return lb, [_Node(lb, node.depth_key, 0, node.target, node.fixed, None, weights)]
             return lb, []
         basis = lp.highs.getBasis()
         k, i = choice

@@ -1,0 +1,84 @@
+"""Per-image experiment jobs: every target answered soundly, and an interrupted job resumes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from paper_repro.config import load_config
+from paper_repro.data import load_mnist5k
+from paper_repro.experiments import minimal_runs
+from paper_repro.experiments.minimal_runs import RunSettings, finish, load_records, run_image
+from paper_repro.query import Norm
+from paper_repro.train import Method, Stage, TrainOptions, train_model
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    data = load_mnist5k("holdout", holdout=500, seed=0)
+    model, _ = train_model((6,), TrainOptions(Method.VANILLA, (Stage(0.0, 3),), 3e-3, 32), data, 0)
+    cfg = load_config()
+    cfg["experiments"].update(
+        timeout=30,
+        cw_linf={"steps": 30, "initial_const": 0.1, "largest_const": 20.0},
+        cw_l1={"steps": 60, "initial_const": 1.0, "binary_search_steps": 4},
+        closest_fgsm={"steps": 10, "step_fraction": 0.1, "search_steps": 6},
+    )
+    return model.to_network(), data.images[0].astype(np.float64), int(data.labels[0]), cfg
+
+
+@pytest.mark.parametrize("norm", [Norm.LINF, Norm.L1])
+def test_every_target_is_bracketed_soundly(tiny, tmp_path, norm):
+    net, x, label, cfg = tiny
+    recs = run_image(
+        net,
+        "tiny",
+        x,
+        label,
+        0,
+        norm,
+        RunSettings.from_config(cfg),
+        tmp_path / "ck.jsonl",
+        {"model_sha256": "x"},
+    )
+    assert sorted(r["target"] for r in recs) == sorted(set(range(10)) - {label})
+    for r in recs:
+        assert r["status"] == "optimal"
+        if r["witness"] is None:  # the target is unreachable anywhere in [0,1]^784
+            assert r["lower"] == r["upper"] == np.inf and r["extra"]["cw_distance"] == np.inf
+            continue
+        assert 0.0 <= r["lower"] <= r["upper"] <= r["lower"] + 1e-4
+        assert r["margin_exact"] >= 0.0 and r["witness_class"] == r["target"]
+        w = np.asarray(r["witness"])
+        dist = np.abs(w - x).max() if norm is Norm.LINF else np.abs(w - x).sum()
+        assert dist == pytest.approx(r["upper"], abs=1e-9)
+        # The CW start is an adversarial example, so it can never beat the proven lower bound.
+        assert r["extra"]["cw_distance"] >= r["lower"] - 1e-9
+        if norm is Norm.LINF:
+            assert r["extra"]["fgsm_delta"] >= r["lower"] - 1e-9
+    finish(tmp_path / "ck.jsonl", tmp_path / "out.jsonl")
+    df = load_records([tmp_path / "out.jsonl"])
+    assert len(df) == 9 and {"cw_distance", "correct", "label"} <= set(df.columns)
+
+
+def test_interrupted_job_redoes_only_unfinished_targets(tiny, tmp_path, monkeypatch):
+    net, x, label, cfg = tiny
+    settings = RunSettings.from_config(cfg)
+    ck = tmp_path / "ck.jsonl"
+    run_image(net, "tiny", x, label, 0, Norm.LINF, settings, ck, {})
+    lines = ck.read_text().splitlines()
+    # Simulate a kill: two targets lost, the last line half-written.
+    ck.write_text("\n".join(lines[:7]) + "\n" + lines[7][:50])
+    calls = []
+    real = minimal_runs.minimal_adversarial
+
+    def counting(query, *args, **kwargs):
+        calls.append(query.target)
+        return real(query, *args, **kwargs)
+
+    monkeypatch.setattr(minimal_runs, "minimal_adversarial", counting)
+    recs = run_image(net, "tiny", x, label, 0, Norm.LINF, settings, ck, {})
+    assert sorted(calls) == sorted(json.loads(ln)["target"] for ln in lines[7:])
+    assert len(recs) == 9
