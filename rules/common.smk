@@ -35,6 +35,7 @@ wildcard_constraints:
 
 
 EXPERIMENTS = config["experiments"]
+INSTANCE_LISTS = ("models", "norms", "images", "certify")
 
 
 def instance_files(models=None, norms=None):

@@ -10,7 +10,11 @@ rule minimal_image:
         configs=CONFIG_ARGS,
         # Finished targets survive an interrupted job here (not an output: Snakemake keeps it).
         checkpoint="results/checkpoints/{model}/{norm}/{image}.jsonl",
-        settings=lambda wc: {"data": config["data"], "experiments": EXPERIMENTS},
+        # Only what changes an instance's answer (not the model/image lists) triggers a rerun.
+        settings=lambda wc: {
+            "data": config["data"],
+            "solve": {k: v for k, v in EXPERIMENTS.items() if k not in INSTANCE_LISTS},
+        },
     threads: 1
     resources:
         runtime=lambda wc: int(9 * EXPERIMENTS["timeout"] / 60) + 10,

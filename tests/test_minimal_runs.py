@@ -82,3 +82,20 @@ def test_interrupted_job_redoes_only_unfinished_targets(tiny, tmp_path, monkeypa
     recs = run_image(net, "tiny", x, label, 0, Norm.LINF, settings, ck, {})
     assert sorted(calls) == sorted(json.loads(ln)["target"] for ln in lines[7:])
     assert len(recs) == 9
+
+
+def test_checkpoint_from_other_settings_is_not_reused(tiny, tmp_path, monkeypatch):
+    net, x, label, cfg = tiny
+    ck = tmp_path / "ck.jsonl"
+    run_image(net, "tiny", x, label, 0, Norm.LINF, RunSettings.from_config(cfg), ck, {})
+    cfg2 = {**cfg, "experiments": {**cfg["experiments"], "tolerance": 1e-3}}
+    calls = []
+    real = minimal_runs.minimal_adversarial
+
+    def counting(query, *args, **kwargs):
+        calls.append(query.target)
+        return real(query, *args, **kwargs)
+
+    monkeypatch.setattr(minimal_runs, "minimal_adversarial", counting)
+    recs = run_image(net, "tiny", x, label, 0, Norm.LINF, RunSettings.from_config(cfg2), ck, {})
+    assert len(calls) == 9 and len(recs) == 9

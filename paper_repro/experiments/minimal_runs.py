@@ -9,6 +9,7 @@ redoing finished targets (nothing finished is lost); the job's declared output i
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import shutil
 import time
 from collections.abc import Iterable
@@ -118,7 +119,20 @@ def run_image(
     norm = Norm.parse(norm)
     model = _torch_model(network)
     targets = [t for t in range(network.num_classes) if t != label]
-    done = records.load_finished(checkpoint)
+    # Checkpointed records are reused only if made by the same network, input and settings.
+    fingerprint = hashlib.sha256(
+        f"{network.digest()}|{np.asarray(x, np.float64).tobytes().hex()}|{settings!r}".encode()
+    ).hexdigest()
+    provenance = {**provenance, "run_fingerprint": fingerprint}
+
+    def reusable() -> dict[tuple, dict[str, Any]]:
+        return {
+            k: r
+            for k, r in records.load_finished(checkpoint).items()
+            if r.get("provenance", {}).get("run_fingerprint") == fingerprint
+        }
+
+    done = reusable()
 
     def key(t: int) -> dict[str, Any]:
         return {"model": model_name, "norm": str(norm), "image": int(image), "target": int(t)}
@@ -155,7 +169,7 @@ def run_image(
                 extra["switched_relus"] = int(switched_relus(network, x, result.witness))
             result = dataclasses.replace(result, extra=extra)
             records.append_record(checkpoint, key(t), result, provenance)
-        done = records.load_finished(checkpoint)
+        done = reusable()
     return [done[records.key_tuple(key(t))] for t in targets]
 
 
