@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import platform
 import sys
 from pathlib import Path
@@ -196,7 +197,16 @@ def _summary(rows: list[dict], args: argparse.Namespace, notes: list[str]) -> st
             f"| {model} | {norm} | {backend} | {len(rs)} | {opt} | "
             f"{np.median(secs):.2f} | {secs.max():.2f} | {ratio} |"
         )
-    lines += ["", f"BaB vs MILP disagreements on δ* (both optimal): {disagreements}."]
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    lines += [
+        "",
+        f"BaB vs MILP disagreements on δ* (both optimal): {disagreements}.",
+        "",
+        f"Machine load average when the summary was written (1/5/15 min): {load} on "
+        f"{os.cpu_count()} CPUs (a shared machine: timings include contention).",
+        "Per-instance seconds are wall time of `minimal_adversarial` (attack included); a "
+        "timed-out MILP counts with its timeout in the ratio (so the ratio is a lower bound).",
+    ]
     lines += [f"Note: {n}" for n in notes]
     return "\n".join(lines) + "\n"
 
