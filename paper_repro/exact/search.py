@@ -116,7 +116,8 @@ def minimal_adversarial(
     """
     backend = _backend(backend)
     if options.protocol == Protocol.BINARY_SEARCH:
-        return binary_search(query, _decider(backend, options), options, initial, str(backend))
+        res = binary_search(query, _decider(backend, options), options, initial, str(backend))
+        return _with_crown_lower(query, res, options.precision)
     start = time.monotonic()
     deadline = start + options.timeout
     if backend == Backend.BAB:
@@ -133,7 +134,7 @@ def minimal_adversarial(
             f"backend {backend} only decides fixed-δ questions: use protocol binary_search"
         )
     attack = out.attack.distance if out.attack is not None else math.inf
-    return _result(
+    res = _result(
         query,
         out.lower,
         out.best,
@@ -144,6 +145,29 @@ def minimal_adversarial(
         out.nodes,
         options.tolerance,
         extra,
+    )
+    return _with_crown_lower(query, res, options.tolerance)
+
+
+def _with_crown_lower(query: Query, res: MinAdvResult, tol: float) -> MinAdvResult:
+    """Raise an open bracket's lower end to CROWN's certified radius when that is larger."""
+    if res.status != Status.TIMEOUT or not math.isfinite(res.upper):
+        return res
+    from dataclasses import replace
+
+    from paper_repro.exact.certified_start import crown_lower_bound
+
+    certified = crown_lower_bound(query, res.upper)
+    extra = {**res.extra, "crown_lower": certified}
+    if certified <= res.lower:
+        return replace(res, extra=extra)
+    closed = res.upper - certified <= tol
+    return replace(
+        res,
+        lower=certified,
+        status=Status.OPTIMAL if closed else Status.TIMEOUT,
+        message="" if closed else res.message,
+        extra=extra,
     )
 
 
