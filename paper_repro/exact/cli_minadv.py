@@ -31,14 +31,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", type=int, default=None, help="target class (default: any)")
     parser.add_argument("--label", type=int, default=None, help="class of x (default: predicted)")
     parser.add_argument("--norm", required=True, choices=[n.value for n in Norm])
-    parser.add_argument("--backend", default=Backend.BAB.value, choices=[b.value for b in Backend])
-    parser.add_argument(
-        "--protocol", default=Protocol.EXACT.value, choices=[p.value for p in Protocol]
-    )
-    parser.add_argument("--timeout", type=float, default=SolveOptions.timeout, help="seconds")
-    parser.add_argument("--tolerance", type=float, default=SolveOptions.tolerance)
-    parser.add_argument("--precision", type=float, default=SolveOptions.precision)
-    parser.add_argument("--seed", type=int, default=0)
+    # Defaults come from the config's `experiments` section (and `seed`), like the pipeline's.
+    parser.add_argument("--backend", choices=[b.value for b in Backend], help="default: config")
+    parser.add_argument("--protocol", choices=[p.value for p in Protocol], help="default: config")
+    parser.add_argument("--timeout", type=float, help="seconds (default: config)")
+    parser.add_argument("--tolerance", type=float, help="default: config")
+    parser.add_argument("--precision", type=float, help="default: config")
+    parser.add_argument("--seed", type=int, help="default: config")
     parser.add_argument("--json", action="store_true", help="print JSON (the only output format)")
 
 
@@ -89,14 +88,23 @@ def run(args: argparse.Namespace) -> int:
     predicted = int(np.argmax(network.forward(x)))
     label = predicted if args.label is None else int(args.label)
     query = Query(network, x, label, args.target, Norm.parse(args.norm))
+    from paper_repro.config import load_config
+
+    cfg = load_config(*(getattr(args, "config", None) or []))
+    ex = cfg["experiments"]
+
+    def pick(name: str, default):
+        value = getattr(args, name)
+        return default if value is None else value
+
     options = SolveOptions(
-        tolerance=args.tolerance,
-        precision=args.precision,
-        protocol=args.protocol,
-        timeout=args.timeout,
-        seed=args.seed,
+        tolerance=pick("tolerance", ex["tolerance"]),
+        precision=pick("precision", ex["precision"]),
+        protocol=Protocol(pick("protocol", ex["protocol"])),
+        timeout=pick("timeout", ex["timeout"]),
+        seed=pick("seed", cfg["seed"]),
     )
-    result = minimal_adversarial(query, Backend(args.backend), options)
+    result = minimal_adversarial(query, Backend(pick("backend", ex["backend"])), options)
     record = {
         "model": str(args.model),
         "model_sha256": network.digest(),
