@@ -29,6 +29,20 @@ def tiny():
     return model.to_network(), data.images[0].astype(np.float64), int(data.labels[0]), cfg
 
 
+@pytest.fixture
+def count_solves(monkeypatch) -> list[int]:
+    """The targets the exact engine is asked to solve from now on (it still solves them)."""
+    calls: list[int] = []
+    real = minimal_runs.minimal_adversarial
+
+    def counting(query, *args, **kwargs):
+        calls.append(query.target)
+        return real(query, *args, **kwargs)
+
+    monkeypatch.setattr(minimal_runs, "minimal_adversarial", counting)
+    return calls
+
+
 @pytest.mark.parametrize("norm", [Norm.LINF, Norm.L1])
 def test_every_target_is_bracketed_soundly(tiny, tmp_path, norm):
     net, x, label, cfg = tiny
@@ -63,7 +77,7 @@ def test_every_target_is_bracketed_soundly(tiny, tmp_path, norm):
     assert len(df) == 9 and {"cw_distance", "correct", "label"} <= set(df.columns)
 
 
-def test_interrupted_job_redoes_only_unfinished_targets(tiny, tmp_path, monkeypatch):
+def test_interrupted_job_redoes_only_unfinished_targets(tiny, tmp_path, count_solves):
     net, x, label, cfg = tiny
     settings = RunSettings.from_config(cfg)
     ck = tmp_path / "ck.jsonl"
@@ -71,31 +85,19 @@ def test_interrupted_job_redoes_only_unfinished_targets(tiny, tmp_path, monkeypa
     lines = ck.read_text().splitlines()
     # Simulate a kill: two targets lost, the last line half-written.
     ck.write_text("\n".join(lines[:7]) + "\n" + lines[7][:50])
-    calls = []
-    real = minimal_runs.minimal_adversarial
-
-    def counting(query, *args, **kwargs):
-        calls.append(query.target)
-        return real(query, *args, **kwargs)
-
-    monkeypatch.setattr(minimal_runs, "minimal_adversarial", counting)
+    calls = count_solves
+    calls.clear()  # count only the solves of the rerun
     recs = run_image(net, "tiny", x, label, 0, Norm.LINF, settings, ck, {})
     assert sorted(calls) == sorted(json.loads(ln)["target"] for ln in lines[7:])
     assert len(recs) == 9
 
 
-def test_checkpoint_from_other_settings_is_not_reused(tiny, tmp_path, monkeypatch):
+def test_checkpoint_from_other_settings_is_not_reused(tiny, tmp_path, count_solves):
     net, x, label, cfg = tiny
     ck = tmp_path / "ck.jsonl"
     run_image(net, "tiny", x, label, 0, Norm.LINF, RunSettings.from_config(cfg), ck, {})
     cfg2 = {**cfg, "experiments": {**cfg["experiments"], "tolerance": 1e-3}}
-    calls = []
-    real = minimal_runs.minimal_adversarial
-
-    def counting(query, *args, **kwargs):
-        calls.append(query.target)
-        return real(query, *args, **kwargs)
-
-    monkeypatch.setattr(minimal_runs, "minimal_adversarial", counting)
+    calls = count_solves
+    calls.clear()  # count only the solves of the rerun
     recs = run_image(net, "tiny", x, label, 0, Norm.LINF, RunSettings.from_config(cfg2), ck, {})
     assert len(calls) == 9 and len(recs) == 9

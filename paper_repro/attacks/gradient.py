@@ -25,6 +25,33 @@ def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.clamp(torch.minimum(torch.maximum(x_adv, x - eps), x + eps), 0.0, 1.0)
 
 
+def _check_steps(steps: int, step_size: float) -> None:
+    if steps < 0 or not step_size >= 0:
+        raise PaperReproError(f"attack needs steps ≥ 0 and step_size ≥ 0, got {steps}, {step_size}")
+
+
+def _sign_steps(
+    model: nn.Module,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    eps: float,
+    steps: int,
+    step: float,
+    random_start: bool,
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """Projected sign-gradient steps of size ``step`` on ``CE(f(x′), labels)`` within the ε-ball:
+    ``step > 0`` ascends (untargeted), ``step < 0`` descends towards ``labels`` (targeted)."""
+    x_adv = x.clone()
+    if random_start and eps > 0:
+        noise = torch.rand(x.shape, generator=generator, dtype=x.dtype) * 2 - 1
+        x_adv = _project(x + eps * noise, x, eps)
+    for _ in range(steps):
+        grad = _loss_grad(model, x_adv, labels)
+        x_adv = _project(x_adv + step * grad.sign(), x, eps).detach()
+    return x_adv
+
+
 def _loss_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     x = x.detach().requires_grad_(True)
     loss = F.cross_entropy(model(x), y, reduction="sum")
@@ -64,8 +91,7 @@ class PGD:
 
     def __post_init__(self) -> None:
         _check_eps(self.eps)
-        if self.steps < 0 or self.step_size < 0:
-            raise PaperReproError("PGD needs steps ≥ 0 and step_size ≥ 0")
+        _check_steps(self.steps, self.step_size)
 
     def __call__(
         self,
@@ -74,14 +100,9 @@ class PGD:
         y: torch.Tensor,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        x_adv = x.clone()
-        if self.random_start and self.eps > 0:
-            noise = torch.rand(x.shape, generator=generator, dtype=x.dtype) * 2 - 1
-            x_adv = _project(x + self.eps * noise, x, self.eps)
-        for _ in range(self.steps):
-            grad = _loss_grad(model, x_adv, y)
-            x_adv = _project(x_adv + self.step_size * grad.sign(), x, self.eps).detach()
-        return x_adv
+        return _sign_steps(
+            model, x, y, self.eps, self.steps, self.step_size, self.random_start, generator
+        )
 
 
 @dataclass(frozen=True)
@@ -100,6 +121,7 @@ class IteratedFGSM:
 
     def __post_init__(self) -> None:
         _check_eps(self.eps)
+        _check_steps(self.steps, self.step_size)
 
     def __call__(
         self,
@@ -113,11 +135,6 @@ class IteratedFGSM:
         if targets is None:
             shift = torch.randint(1, num_classes, y.shape, generator=generator)
             targets = (y + shift) % num_classes
-        x_adv = x.clone()
-        if self.random_start and self.eps > 0:
-            noise = torch.rand(x.shape, generator=generator, dtype=x.dtype) * 2 - 1
-            x_adv = _project(x + self.eps * noise, x, self.eps)
-        for _ in range(self.steps):
-            grad = _loss_grad(model, x_adv, targets)
-            x_adv = _project(x_adv - self.step_size * grad.sign(), x, self.eps).detach()
-        return x_adv
+        return _sign_steps(
+            model, x, targets, self.eps, self.steps, -self.step_size, self.random_start, generator
+        )
