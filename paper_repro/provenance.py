@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import platform
 import subprocess
@@ -54,13 +53,12 @@ def git_commit() -> str:
     return res.stdout.strip() or "unknown"
 
 
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's bytes (model hashes in tables)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def model_sha256(path: str | Path) -> str:
+    """sha256 of a model's weights (:meth:`ReluNetwork.digest`): the same for bit-identical
+    weights whatever the file's metadata (training time, commit) — the hash tables record."""
+    from paper_repro.network import load_network
+
+    return load_network(path).digest()
 
 
 def provenance(config: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -30,9 +30,9 @@ def _test_split(cfg: dict[str, Any]):
 
 
 def _provenance(cfg: dict[str, Any], model: str) -> dict[str, Any]:
-    from paper_repro.provenance import file_sha256, provenance
+    from paper_repro.provenance import model_sha256, provenance
 
-    return {**provenance(cfg), "model_sha256": file_sha256(model)}
+    return {**provenance(cfg), "model_sha256": model_sha256(model)}
 
 
 def add_minimal_arguments(p: argparse.ArgumentParser) -> None:

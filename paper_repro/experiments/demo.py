@@ -359,7 +359,7 @@ def _accuracy_table(inputs: ExperimentInputs, cfg: dict[str, Any], split) -> Non
             test_source=f"{split.name}[:{len(split)}]",
             train_seconds=meta.get("train_seconds"),
             onnx_clean_acc=None,
-            model_sha256=provenance.file_sha256(path),
+            model_sha256=provenance.model_sha256(path),
         )
         cached.parent.mkdir(parents=True, exist_ok=True)
         cached.write_text(json.dumps(row))
@@ -391,11 +391,11 @@ def _instances(
 ) -> None:
     from paper_repro.experiments.minimal_runs import RunSettings, finish, run_image
     from paper_repro.network import load_network
-    from paper_repro.provenance import file_sha256, provenance
+    from paper_repro.provenance import model_sha256, provenance
 
     if not 0 <= image < len(split):
         raise PaperReproError(f"image {image} is not an index of {split.name}")
-    prov = {**provenance(copy.deepcopy(cfg)), "model_sha256": file_sha256(model_path)}
+    prov = {**provenance(copy.deepcopy(cfg)), "model_sha256": model_sha256(model_path)}
     checkpoint = out.with_suffix(".partial")
     run_image(
         load_network(model_path),
