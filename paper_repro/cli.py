@@ -119,7 +119,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         train_source=meta.get("train_source"),
         test_source=test_split.name,
         train_seconds=meta.get("train_seconds"),
-        model_sha256=provenance.model_sha256(args.model),
+        model_sha256=model.to_network().digest(),
     )
     _write_json(args.out, {**row, "provenance": provenance.provenance(cfg)})
     print(

@@ -72,8 +72,9 @@ class _Node:
 
 
 @dataclass
-class BabOutcome:
-    """Raw result: ``lower ≤ δ* ≤ upper`` (``best`` achieves ``upper``), nodes, finished flag."""
+class SearchOutcome:
+    """Raw result of a min-δ search (BaB or MILP): ``lower ≤ δ* ≤ upper`` (``best`` achieves
+    ``upper``), nodes, finished flag."""
 
     lower: float
     best: Witness | None
@@ -185,7 +186,7 @@ class BabEngine:
         return best
 
     # ---------------------------------------------------------------- the search
-    def search(self, deadline: float, delta: float | None = None) -> BabOutcome:
+    def search(self, deadline: float, delta: float | None = None) -> SearchOutcome:
         """Best-first BaB until ``upper − lower ≤ tolerance`` (``delta=None``) or, for a fixed
         ``delta``, until a witness within ``delta`` is found or every node's bound exceeds it."""
         tol = self.opt.tolerance if delta is None else 0.0
@@ -243,7 +244,7 @@ class BabEngine:
         lower = min(closed, open_lb, upper)
         if delta is not None and finished and closed > delta:
             lower = max(lower, delta)  # every subtree's bound exceeds δ
-        return BabOutcome(lower, self.best, self.nodes, finished, unstable, attack)
+        return SearchOutcome(lower, self.best, self.nodes, finished, unstable, attack)
 
     def _attack(self) -> Witness | None:
         attack = None

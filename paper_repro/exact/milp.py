@@ -14,7 +14,6 @@ tolerances apply). Witnesses are checked exactly as everywhere else.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import highspy
 import numpy as np
@@ -22,6 +21,7 @@ import numpy as np
 from paper_repro.bounds.interval import Bounds, InputRegion, interval_bounds
 from paper_repro.bounds.lp import RelaxedLP, lp_tighten
 from paper_repro.bounds.symbolic import symbolic_bounds
+from paper_repro.exact.bab import SearchOutcome
 from paper_repro.exact.decide import Decision, Verdict
 from paper_repro.exact.incumbent import attack_incumbent
 from paper_repro.exact.region import region_lp, region_witness
@@ -30,18 +30,6 @@ from paper_repro.query import Norm, Query
 
 SAFETY = 1e-9
 """Margin (relative to ``1 + |bound|``) subtracted from HiGHS's MIP dual bound."""
-
-
-@dataclass
-class MilpOutcome:
-    """``lower ≤ δ* ≤ upper`` (``best`` achieves ``upper``), solver nodes, finished flag."""
-
-    lower: float
-    best: Witness | None
-    nodes: int
-    finished: bool
-    unstable: int
-    attack: Witness | None
 
 
 def _bounds(query: Query, radius: float, lp: RelaxedLP, deadline: float) -> Bounds:
@@ -159,7 +147,7 @@ def milp_minimize(
     tolerance: float = 1e-4,
     initial: Witness | None = None,
     seed: int = 0,
-) -> MilpOutcome:
+) -> SearchOutcome:
     """``min ‖x′ − x‖`` by one big-M MILP per target class (incumbent shared across targets)."""
     exact = ExactNetwork(query.network)
     best = initial
@@ -200,7 +188,7 @@ def milp_minimize(
         )
     upper = np.inf if best is None else best.distance
     lower = min(lower, upper)
-    return MilpOutcome(lower, best, nodes, finished, unstable, attack)
+    return SearchOutcome(lower, best, nodes, finished, unstable, attack)
 
 
 def milp_decider():

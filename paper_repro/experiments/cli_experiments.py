@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from paper_repro.errors import PaperReproError
+from paper_repro.network import ReluNetwork
 
 
 def _model_name(path: str) -> str:
@@ -29,10 +30,10 @@ def _test_split(cfg: dict[str, Any]):
     )
 
 
-def _provenance(cfg: dict[str, Any], model: str) -> dict[str, Any]:
-    from paper_repro.provenance import model_sha256, provenance
+def _provenance(cfg: dict[str, Any], network: ReluNetwork) -> dict[str, Any]:
+    from paper_repro.provenance import provenance
 
-    return {**provenance(cfg), "model_sha256": model_sha256(model)}
+    return {**provenance(cfg), "model_sha256": network.digest()}
 
 
 def add_minimal_arguments(p: argparse.ArgumentParser) -> None:
@@ -68,7 +69,7 @@ def run_minimal(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
         norm,
         RunSettings.from_config(cfg),
         checkpoint,
-        _provenance(cfg, args.model),
+        _provenance(cfg, network),
         args.progress,
     )
     finish(checkpoint, args.out)
@@ -102,7 +103,8 @@ def run_certify(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     settings = CertifySettings(
         tuple(c["eps"]), c["radius_tol"], pgd["steps"], pgd["step_size"], cfg["seed"]
     )
-    table = certify_split(load_network(args.model), split, settings, args.progress)
+    network = load_network(args.model)
+    table = certify_split(network, split, settings, args.progress)
     table.insert(0, "model", _model_name(args.model))
     table["test_source"] = split.name
     out = Path(args.out)
@@ -111,7 +113,7 @@ def run_certify(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
         raise PaperReproError(f"--out must be a .csv file, got {out}")
     table.to_csv(out.with_suffix(".tmp"), index=False)
     out.with_suffix(".tmp").replace(out)
-    record = {**_provenance(cfg, args.model), "test_split": split.name, "settings": repr(settings)}
+    record = {**_provenance(cfg, network), "test_split": split.name, "settings": repr(settings)}
     out.with_suffix(".json").write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
     print(
         f"{_model_name(args.model)}: {int(table['correct'].sum())}/{len(table)} correct, "
