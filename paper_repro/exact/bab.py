@@ -149,10 +149,19 @@ class BabEngine:
         """Incumbents from the LP point and from the exact LP of its linear region."""
         xp = np.clip(self.x + lp.displacement(col), 0.0, 1.0)
         logits = self.net.forward(xp)
-        if logits[target] >= logits.max() - 1e-9:
+        if logits[target] >= logits.max() - 1e-9 and self._may_improve(xp):
             self.offer(repair(self.exact, self.x, xp, target, self.norm))
         pattern = [np.where(z >= 0, 1, -1).astype(np.int8) for z in self.net.pre_activations(xp)]
         self._try_region(target, pattern, radius)
+
+    def _may_improve(self, xp: np.ndarray) -> bool:
+        """False when ``xp`` is clearly farther than the incumbent (minimisation mode only): its
+        exact check would be wasted. A pure speed filter; it never accepts anything."""
+        if self.best is None or self.decide_delta is not None:
+            return True
+        d = np.abs(xp - self.x)
+        dist = float(d.max() if self.norm == Norm.LINF else d.sum())
+        return dist < self.best.distance * (1 + 1e-9)
 
     def _try_region(self, target: int, pattern: Phases, radius: float) -> None:
         """Solve the exact LP of one activation region once per (target, pattern)."""
@@ -165,7 +174,10 @@ class BabEngine:
     def _region_witness(self, target: int, pattern: Phases, radius: float) -> Witness | None:
         """Solve ``min δ`` exactly inside one activation region (all ReLUs fixed), then check."""
         assert self.base is not None
-        return region_witness(self._region_lp(target), self.exact, pattern, self.base, radius)
+        upper = np.inf if self.best is None or self.decide_delta is not None else self.best.distance
+        return region_witness(
+            self._region_lp(target), self.exact, pattern, self.base, radius, upper
+        )
 
     @staticmethod
     def _branch_choice(weights: list[np.ndarray] | None, bounds: Bounds, fixed: Phases):

@@ -28,6 +28,7 @@ def region_witness(
     pattern: Phases,
     bounds: Bounds,
     radius: float,
+    upper: float = np.inf,
 ) -> Witness | None:
     """The closest exactly-checked adversarial example (for ``lp.target``) inside the activation
     region ``pattern`` (``±1`` per hidden ReLU) within ``R(x, radius)``, or ``None``.
@@ -38,15 +39,17 @@ def region_witness(
         pattern: the phases, one int8 array per hidden layer.
         bounds: sound pre-activation bounds on ``R(x, radius)`` (restricting the LP).
         radius: the region radius.
+        upper: skip the witness repair and exact check when the LP optimum is not below this
+            (e.g. the incumbent's distance): a speed filter only.
     """
     for m in REGION_MARGINS:
-        found = _solve(lp, exact, pattern, bounds, radius, m)
+        found = _solve(lp, exact, pattern, bounds, radius, m, upper)
         if found is not None:
             return found
     return None
 
 
-def _solve(lp, exact, pattern, bounds, radius, m) -> Witness | None:
+def _solve(lp, exact, pattern, bounds, radius, m, upper=np.inf) -> Witness | None:
     bounds = [(lo.copy(), hi.copy()) for lo, hi in bounds]
     for k, p in enumerate(pattern):
         lo, hi = bounds[k]
@@ -62,7 +65,7 @@ def _solve(lp, exact, pattern, bounds, radius, m) -> Witness | None:
         sol = lp.solve(1.0)
     finally:
         lp.set_output_rows(True, margin=0.0)
-    if not sol.optimal:
+    if not sol.optimal or sol.value >= upper * (1 + 1e-9):
         return None
     xp = np.clip(lp.x + lp.displacement(sol.col_value), 0.0, 1.0)
     return repair(exact, lp.x, xp, lp.target, lp.norm)
