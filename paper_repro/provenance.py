@@ -53,6 +53,19 @@ def git_commit() -> str:
     return res.stdout.strip() or "unknown"
 
 
+def source_sha256() -> str:
+    """sha256 over the package's Python sources (relative path and bytes of every ``.py`` file):
+    changes whenever the code that computes results changes, committed or not."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def model_sha256(path: str | Path) -> str:
     """sha256 of a model's weights (:meth:`ReluNetwork.digest`): the same for bit-identical
     weights whatever the file's metadata (training time, commit) — the hash tables record."""

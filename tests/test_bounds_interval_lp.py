@@ -122,3 +122,36 @@ def test_safe_dual_bound_is_a_lower_bound_even_for_bad_duals():
     assert 1.0 - 1e-12 < safe_dual_bound(a, *args[:4], args[4], np.array([1.0])) <= 1.0
     for y in (0.0, 0.5, 3.0, -1.0):
         assert safe_dual_bound(a, *args[:4], args[4], np.array([y])) <= 1.0
+
+
+@pytest.mark.parametrize("budget", [0.0, 0.3, 5.0, 40.0, 150.0, 1e4])
+def test_l1_knapsack_partial_sort_matches_full_sort(budget):
+    """The top-k knapsack (argpartition) equals the full greedy, including rows whose top k items
+    cannot absorb the budget (zero capacities force the full-sort fallback)."""
+    from paper_repro.bounds.interval import _greedy, _knapsack
+
+    rng = np.random.default_rng(int(budget))
+    value = np.abs(rng.normal(size=(12, 784)))
+    value[:, :20] = value[:, 20:40]  # ties
+    cap = rng.uniform(0.0, 1.0, size=(12, 784))
+    cap[3, :] = 0.0
+    cap[4, ::2] = 0.0
+    cap[5, np.argsort(-value[5])[:500]] = 0.0  # the largest values have no room
+    fast, full = _knapsack(value, cap, budget), _greedy(value, cap, budget)
+    np.testing.assert_allclose(fast, full, rtol=1e-12, atol=1e-12)
+    assert fast[3] == 0.0  # no capacity at all
+    # an independent check of one row: the LP max Σ v t, 0 ≤ t ≤ cap, Σ t ≤ budget on HiGHS
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    n = value.shape[1]
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = n, 1
+    lp.col_cost_, lp.col_lower_, lp.col_upper_ = -value[5], np.zeros(n), cap[5]
+    lp.row_lower_, lp.row_upper_ = np.array([-np.inf]), np.array([budget])
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = np.arange(n + 1)
+    lp.a_matrix_.index_ = np.zeros(n, dtype=np.int32)
+    lp.a_matrix_.value_ = np.ones(n)
+    h.passModel(lp)
+    h.run()
+    assert abs(-h.getInfo().objective_function_value - fast[5]) <= 1e-7 * max(1.0, fast[5])

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from paper_repro.errors import PaperReproError
-from paper_repro.exact.bab import bab_decider
+from paper_repro.exact.bab import BabEngine, BabOptions, NodeBound, bab_decider
 from paper_repro.exact.decide import Verdict
 from paper_repro.exact.reference import reference_minimal_distance
 from paper_repro.exact.search import Backend, Protocol, SolveOptions, minimal_adversarial
@@ -186,3 +186,25 @@ def test_bad_options_raise_clear_errors():
         SolveOptions(timeout=0)
     with pytest.raises(PaperReproError):
         SolveOptions(protocol="bisect")
+
+
+@pytest.mark.parametrize("norm", [Norm.LINF, Norm.L1])
+@pytest.mark.parametrize("seed", range(6))
+def test_node_bound_modes_agree(norm, seed):
+    """Newton-on-the-radius and direct ``min δ`` node bounds find the same δ* (the reference's)."""
+    import time
+
+    q = _random_query(seed + 10, norm, hidden=(4, 4), n_in=6)
+    ref = reference_minimal_distance(q).delta
+    found = []
+    for mode in NodeBound:
+        engine = BabEngine(q, BabOptions(tolerance=1e-8, node_bound=mode))
+        out = engine.search(time.monotonic() + 30.0)
+        assert out.finished
+        upper = math.inf if out.best is None else out.best.distance
+        assert out.lower <= ref + 1e-12 and upper - out.lower <= 1e-8 + 1e-12
+        found.append(upper)
+    if math.isinf(ref):
+        assert all(math.isinf(u) for u in found)
+    else:
+        assert all(abs(u - ref) <= 1e-7 * max(1.0, ref) for u in found)

@@ -94,7 +94,26 @@ def linear_range(
 def _knapsack(value: np.ndarray, cap: np.ndarray, budget: float) -> np.ndarray:
     """Per row: max ``Σ value_i t_i`` s.t. ``0 ≤ t_i ≤ cap_i``, ``Σ t_i ≤ budget``. ``[m, n]
     → [m]``.
+
+    The greedy (largest value first) solution is optimal. Only the ``k`` largest values of each row
+    are sorted (``argpartition``); rows whose ``k`` items cannot absorb the budget are solved with
+    a full sort.
     """
+    value, cap = np.atleast_2d(value), np.atleast_2d(cap)
+    n = value.shape[1]
+    k = int(min(n, 2 * np.ceil(budget) + 64))
+    if 2 * k >= n:
+        return _greedy(value, cap, budget)
+    top = np.argpartition(-value, k - 1, axis=1)[:, :k]
+    v, cp = np.take_along_axis(value, top, axis=1), np.take_along_axis(cap, top, axis=1)
+    out = _greedy(v, cp, budget)
+    short = np.flatnonzero(cp.sum(axis=1) < budget)
+    if short.size:
+        out[short] = _greedy(value[short], cap[short], budget)
+    return out
+
+
+def _greedy(value: np.ndarray, cap: np.ndarray, budget: float) -> np.ndarray:
     order = np.argsort(-value, axis=1, kind="stable")
     v = np.take_along_axis(value, order, axis=1)
     cp = np.take_along_axis(cap, order, axis=1)

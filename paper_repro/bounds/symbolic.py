@@ -67,6 +67,7 @@ def symbolic_bounds(
     region: InputRegion,
     prior: Bounds | None = None,
     fixed: Phases | None = None,
+    first: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Bounds:
     """Backward symbolic bounds on every affine layer's outputs, intersected with ``prior``.
 
@@ -75,6 +76,8 @@ def symbolic_bounds(
         region: the input region ``R(x, δ)``.
         prior: sound bounds to intersect with (e.g. IBP or LP-tightened bounds for a radius ≥ δ).
         fixed: branch-and-bound phase splits; hidden-layer bounds are clipped to them.
+        first: ``linear_range`` of the first layer over ``region``, if already computed (it does
+            not depend on ``fixed``; branch-and-bound nodes share it).
 
     Returns:
         ``[(lo_k, hi_k)]`` for every affine layer (hidden pre-activations, then logits). A node
@@ -89,7 +92,7 @@ def symbolic_bounds(
     for k in range(n_layers):
         w, b = network.weights[k], network.biases[k]
         if k == 0:
-            lo, hi = linear_range(w, b, region)
+            lo, hi = first if first is not None else linear_range(w, b, region)
         else:
             mag = np.abs(w) @ mag + np.abs(b)
             lo, hi = _backward(network, k, relax, region)

@@ -18,6 +18,7 @@ their binary search over δ.
 
 from __future__ import annotations
 
+import enum
 import heapq
 import itertools
 import time
@@ -25,7 +26,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from paper_repro.bounds.interval import Bounds, InputRegion, count_unstable, interval_bounds
+from paper_repro.bounds.interval import (
+    Bounds,
+    InputRegion,
+    count_unstable,
+    interval_bounds,
+    linear_range,
+)
 from paper_repro.bounds.lp import RelaxedLP, lp_tighten
 from paper_repro.bounds.symbolic import Phases, symbolic_bounds
 from paper_repro.exact.decide import Decision, Verdict
@@ -33,6 +40,18 @@ from paper_repro.exact.incumbent import attack_incumbent
 from paper_repro.exact.region import region_lp, region_witness
 from paper_repro.exact.witness import ExactNetwork, Witness, check_witness, fit_within, repair
 from paper_repro.query import Norm, Query
+
+
+class NodeBound(enum.StrEnum):
+    """How a node's lower bound is computed.
+
+    ``newton``: Newton steps on the radius over fixed-radius LPs (box column bounds only; best for
+    L∞, whose ``min δ`` LP needs ``2n`` extra rows). ``direct``: one ``min δ`` LP (best for L1,
+    where ``δ`` costs one row).
+    """
+
+    NEWTON = "newton"
+    DIRECT = "direct"
 
 
 @dataclass(frozen=True)
@@ -46,6 +65,7 @@ class BabOptions:
         newton_steps: fixed-radius LP solves per node (Newton steps on the radius, from below).
         adversarial_tightening: for a targeted query, tighten bounds only over the points of the
             region that reach the target (:func:`~paper_repro.bounds.lp.lp_tighten`).
+        node_bound: :class:`NodeBound` (``None``: ``direct`` for L1, ``newton`` for L∞).
     """
 
     tolerance: float = 1e-4
@@ -56,6 +76,7 @@ class BabOptions:
     max_nodes: int | None = None
     newton_steps: int = 6
     adversarial_tightening: bool = True
+    node_bound: NodeBound | None = None
 
 
 @dataclass(order=True)
@@ -95,6 +116,11 @@ class BabEngine:
         self.domain = float(far.max() if self.norm == Norm.LINF else far.sum())
         self.lps: dict[int, RelaxedLP] = {}
         self.region_lps: dict[int, RelaxedLP] = {}
+        self.node_lps: dict[int, RelaxedLP] = {}
+        self._first: tuple[float, tuple[np.ndarray, np.ndarray]] | None = None
+        self.node_bound = self.opt.node_bound or (
+            NodeBound.DIRECT if self.norm == Norm.L1 else NodeBound.NEWTON
+        )
         self.best: Witness | None = None
         self.nodes = 0
         self.base: Bounds | None = None
@@ -116,6 +142,12 @@ class BabEngine:
         if target not in self.lps:
             self.lps[target] = RelaxedLP(self.net, self.x, self.norm, target, min_delta=False)
         return self.lps[target]
+
+    def _node_lp(self, target: int) -> RelaxedLP:
+        """The ``min δ + M s`` LP of ``target`` used by :attr:`NodeBound.DIRECT` nodes."""
+        if target not in self.node_lps:
+            self.node_lps[target] = RelaxedLP(self.net, self.x, self.norm, target, min_delta=True)
+        return self.node_lps[target]
 
     def _region_lp(self, target: int) -> RelaxedLP:
         """The ``min δ`` LP of ``target``, used for exact linear-region solves."""
@@ -268,20 +300,88 @@ class BabEngine:
         return attack
 
     def _process(self, node: _Node, delta: float | None, deadline: float):
-        """Bound one node; returns ``None`` (empty within the cap) or ``(lb, children)``.
-
-        The node bound is found by Newton steps on the radius: solve the fixed-radius LP
-        ``min s`` at the probe ``ρ`` (starting at the parent's bound); while it is infeasible
-        (``s > 0``), its dual proves a rigorous radius ``ρ′ > ρ`` below which the subtree has no
-        adversarial example (:meth:`RelaxedLP.parametric_root`), and ``ρ ← ρ′``.
-        """
+        """Bound one node; returns ``None`` (empty within the cap) or ``(lb, children)``."""
         cap = self._cap(delta)
         if cap < self.opt.retighten_ratio * self.base_radius:
             self._refresh_base(cap, deadline)
         region = InputRegion(self.x, cap, self.norm)
-        bounds = symbolic_bounds(self.net, region, self.base, node.fixed)
+        if self._first is None or self._first[0] != cap:
+            w, b = self.net.weights[0], self.net.biases[0]
+            self._first = (cap, linear_range(w, b, region))
+        bounds = symbolic_bounds(self.net, region, self.base, node.fixed, self._first[1])
         if any(np.any(lo > hi) for lo, hi in bounds):
             return None  # the splits contradict sound bounds
+        if self.node_bound == NodeBound.DIRECT:
+            bounded = self._bound_direct(node, cap, bounds, deadline)
+        else:
+            bounded = self._bound_newton(node, cap, bounds, deadline)
+        if bounded is None:
+            return None
+        lb, weights, lp, sol, converged = bounded
+        if sol is not None and sol.optimal:
+            self._heuristics(node.target, lp, sol.col_value, self._cap(delta))
+        choice = self._branch_choice(weights, bounds, node.fixed)
+        if choice is None:  # every ReLU fixed: the LP was exact; its bound is final
+            leaf = [
+                np.where(lo >= 0, 1, np.where(hi <= 0, -1, f)).astype(np.int8)
+                for (lo, hi), f in zip(bounds[:-1], node.fixed, strict=True)
+            ]
+            self._try_region(node.target, leaf, self._cap(delta))
+            if not converged:  # the bound stopped short of the leaf's optimum: resume it later
+                return lb, [_Node(lb, node.depth_key, 0, node.target, node.fixed, None, weights)]
+            return lb, []
+        basis = lp.highs.getBasis()
+        k, i = choice
+        depth = node_depth(node.fixed)
+        kids = []
+        for phase in (1, -1):
+            fixed = [f.copy() for f in node.fixed]
+            fixed[k][i] = phase
+            kids.append(_Node(lb, -depth - 1, 0, node.target, fixed, basis, weights))
+        return lb, kids
+
+    def _bound_direct(self, node: _Node, cap: float, bounds: Bounds, deadline: float):
+        """Node bound from one ``min δ + M s`` LP (δ a column, ``Σ(p + q) ≤ δ`` one row — cheap
+        for L1): its Neumaier–Shcherbina bound is a rigorous lower bound on the distance of every
+        point of the node's relaxation that reaches the target (those have ``s = 0``).
+
+        Returns ``None`` when the bound exceeds ``cap``, else ``(lb, weights, lp, solution,
+        converged)``.
+        """
+        lp = self._node_lp(node.target)
+        lp.configure(cap, bounds, node.fixed)
+        sol = lp.solve(max(1e-3, deadline - time.monotonic()), node.basis)
+        self.nodes += 1
+        lb = node.lb
+        if np.isfinite(sol.safe_bound):
+            lb = max(lb, float(sol.safe_bound))
+        if lb > cap:
+            return None
+        weights = [np.abs(sol.row_dual[r]) for r in lp.up_rows]
+        leaf = not any(
+            np.any((lo < 0) & (hi > 0) & (f == 0))
+            for (lo, hi), f in zip(bounds[:-1], node.fixed, strict=True)
+        )
+        if leaf or (sol.optimal and sol.value - lb > 0.1 * self.opt.tolerance):
+            # a leaf's LP is exact, or the safe bound lost more than the float optimum's
+            # precision (HiGHS's dual tolerances, scaled by the slack cost): Newton steps on the
+            # fixed-radius LP certify the bound to the last digits
+            probe = _Node(lb, node.depth_key, node.seq, node.target, node.fixed, None, weights)
+            refined = self._bound_newton(probe, cap, bounds, deadline)
+            if refined is None:
+                return None
+            return max(lb, refined[0]), weights, lp, sol, refined[4]
+        return lb, weights, lp, sol, sol.optimal
+
+    def _bound_newton(self, node: _Node, cap: float, bounds: Bounds, deadline: float):
+        """Node bound by Newton steps on the radius: solve the fixed-radius LP ``min s`` at the
+        probe ``ρ`` (starting at the parent's bound); while it is infeasible (``s > 0``), its dual
+        proves a rigorous radius ``ρ′ > ρ`` below which the subtree has no adversarial example
+        (:meth:`RelaxedLP.parametric_root`), and ``ρ ← ρ′``.
+
+        Returns ``None`` when nothing lies within ``cap``, else ``(lb, weights, lp, solution,
+        converged)``.
+        """
         lp = self._lp(node.target)
         lp.configure(cap, bounds, node.fixed)
         lb, probe, basis, sol = node.lb, node.lb, node.basis, None
@@ -295,11 +395,9 @@ class BabEngine:
             if sol.optimal and sol.col_value[lp.slack_col] <= 1e-9:
                 converged = True
                 break  # the relaxation reaches the target within ρ: no better bound here
-            if sol.optimal:
-                root = lp.parametric_root(sol.row_dual, cap)
-            else:  # the splits are infeasible at radius ρ: certify it with the Farkas ray
+            root = lp.parametric_root(sol.row_dual, cap)  # any dual vector gives a bound
+            if not sol.optimal:  # the splits are infeasible at radius ρ: try the Farkas ray
                 ray = lp.dual_ray()
-                root = lp.parametric_root(sol.row_dual, cap)  # any dual vector gives a bound
                 if ray is not None:
                     roots = [lp.parametric_root(r, cap, farkas=True) for r in (ray, -ray)]
                     root = max(root, *roots)
@@ -314,27 +412,7 @@ class BabEngine:
             if self.best is not None and lb >= self.best.distance - self.opt.tolerance:
                 converged = True
                 break
-        if sol is not None and sol.optimal:
-            self._heuristics(node.target, lp, sol.col_value, self._cap(delta))
-        choice = self._branch_choice(weights, bounds, node.fixed)
-        if choice is None:  # every ReLU fixed: the LP was exact; its bound is final
-            leaf = [
-                np.where(lo >= 0, 1, np.where(hi <= 0, -1, f)).astype(np.int8)
-                for (lo, hi), f in zip(bounds[:-1], node.fixed, strict=True)
-            ]
-            self._try_region(node.target, leaf, self._cap(delta))
-            if not converged:  # Newton stopped short of the leaf's optimum: resume it later
-                return lb, [_Node(lb, node.depth_key, 0, node.target, node.fixed, None, weights)]
-            return lb, []
-        basis = lp.highs.getBasis()
-        k, i = choice
-        depth = node_depth(node.fixed)
-        kids = []
-        for phase in (1, -1):
-            fixed = [f.copy() for f in node.fixed]
-            fixed[k][i] = phase
-            kids.append(_Node(lb, -depth - 1, 0, node.target, fixed, basis, weights))
-        return lb, kids
+        return lb, weights, lp, sol, converged
 
     def decide(self, delta: float, deadline: float) -> Decision:
         """Fixed-δ question: is there an adversarial ``x′`` with ``‖x′ − x‖ ≤ delta``?"""

@@ -69,7 +69,7 @@ def run_minimal(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
         norm,
         RunSettings.from_config(cfg),
         checkpoint,
-        _provenance(cfg, network),
+        {**_provenance(cfg, network), "test_split": split.name},
         args.progress,
     )
     finish(checkpoint, args.out)

@@ -11,7 +11,9 @@ with a short per-instance timeout, and
 :func:`~paper_repro.experiments.certify_runs.certify_split` on a few test images. Nothing is
 made up; the numbers are just those of undertrained models and a small sample.
 
-Concurrent notebooks (``pytest -n 2``) share the cache through a file lock.
+Concurrent notebooks (``pytest -n 2``) share the cache through a file lock. The cache records the
+sha256 of the package's sources (:func:`paper_repro.provenance.source_sha256`) and is rebuilt from
+scratch when they change, so a notebook never shows numbers of older code.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import copy
 import fcntl
 import json
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +33,7 @@ import torch
 
 from paper_repro.config import load_config, resolve_path
 from paper_repro.errors import PaperReproError
+from paper_repro.provenance import source_sha256
 
 DEMO_DIR = "results/demo"
 """Default cache folder of the demo set, relative to the repository root."""
@@ -178,7 +182,7 @@ def experiment_inputs(
         tuple(int(i) for i in images),
     )
     missing = _missing(inputs, need)
-    if missing and build_demo:
+    if build_demo and (missing or _stale(inputs.results_dir)):
         make_demo_set(inputs, need, settings or DemoSettings())
         missing = _missing(inputs, need)
     if missing:
@@ -191,6 +195,25 @@ def experiment_inputs(
         info = json.loads(marker.read_text())
         return ExperimentInputs(**{**asdict(inputs), "demo": True, "info": info})
     return inputs
+
+
+def _stale(folder: Path) -> bool:
+    """Whether ``folder`` is a demo set made by other package code (its marker's ``code``)."""
+    marker = folder / MARKER
+    if not marker.is_file():
+        return False
+    return json.loads(marker.read_text()).get("code") != source_sha256()
+
+
+def _wipe(folder: Path) -> None:
+    """Delete a demo folder's contents (not its lock); only called on folders with a marker."""
+    for child in folder.iterdir():
+        if child.name == ".lock":
+            continue
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 def _missing(inputs: ExperimentInputs, need: Sequence[str]) -> list[Path]:
@@ -249,6 +272,10 @@ def make_demo_set(
     with _locked(root):
         marker = root / MARKER
         info = json.loads(marker.read_text()) if marker.is_file() else {}
+        code = source_sha256()
+        if info and info.get("code") != code:  # made by other code: rebuild from scratch
+            _wipe(root)
+            info = {}
         if info and info.get("settings") != asdict(settings):
             raise PaperReproError(
                 f"{root} was built with other demo settings: delete the folder to rebuild"
@@ -279,7 +306,9 @@ def make_demo_set(
                             timings[f"instances {m} {n} {i}"] = time.perf_counter() - t0
         seconds = dict(info.get("seconds", {}))
         seconds.update(timings)
-        marker.write_text(json.dumps({"settings": asdict(settings), "seconds": seconds}, indent=1))
+        marker.write_text(
+            json.dumps({"settings": asdict(settings), "code": code, "seconds": seconds}, indent=1)
+        )
     return timings
 
 
@@ -395,7 +424,11 @@ def _instances(
 
     if not 0 <= image < len(split):
         raise PaperReproError(f"image {image} is not an index of {split.name}")
-    prov = {**provenance(copy.deepcopy(cfg)), "model_sha256": model_sha256(model_path)}
+    prov = {
+        **provenance(copy.deepcopy(cfg)),
+        "model_sha256": model_sha256(model_path),
+        "test_split": split.name,
+    }
     checkpoint = out.with_suffix(".partial")
     run_image(
         load_network(model_path),
