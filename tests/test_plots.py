@@ -247,3 +247,21 @@ def test_defence_pairs():
         ("24x24_vanilla", "24x24_pgd"),
         ("24x24_vanilla", "24x24_alp"),
     ]
+
+
+def test_demo_cache_is_stale_when_the_sources_change(tmp_path, tiny):
+    """The marker records the package sources' sha256; another hash marks the folder stale and a
+    rebuild wipes everything but the lock (only folders with a marker are ever wiped)."""
+    from paper_repro.provenance import source_sha256
+
+    inputs, _ = tiny
+    marker = json.loads((inputs.results_dir / demo.MARKER).read_text())
+    assert marker["code"] == source_sha256() and not demo._stale(inputs.results_dir)
+    fake = tmp_path / "old_demo"
+    (fake / "instances").mkdir(parents=True)
+    (fake / "instances" / "0.jsonl").write_text("{}\n")
+    (fake / ".lock").write_text("")
+    (fake / demo.MARKER).write_text(json.dumps({**marker, "code": "0" * 64}))
+    assert demo._stale(fake) and not demo._stale(tmp_path)  # no marker: not a demo set
+    demo._wipe(fake)
+    assert sorted(p.name for p in fake.iterdir()) == [".lock"]
