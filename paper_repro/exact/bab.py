@@ -18,7 +18,6 @@ their binary search over δ.
 
 from __future__ import annotations
 
-import enum
 import heapq
 import itertools
 import time
@@ -37,21 +36,10 @@ from paper_repro.bounds.lp import RelaxedLP, lp_tighten
 from paper_repro.bounds.symbolic import Phases, symbolic_bounds
 from paper_repro.exact.decide import Decision, Verdict
 from paper_repro.exact.incumbent import attack_incumbent
+from paper_repro.exact.node_bound import NodeBound, direct_bound, has_free_relu, newton_bound
 from paper_repro.exact.region import region_lp, region_witness
 from paper_repro.exact.witness import ExactNetwork, Witness, check_witness, fit_within, repair
 from paper_repro.query import Norm, Query
-
-
-class NodeBound(enum.StrEnum):
-    """How a node's lower bound is computed.
-
-    ``newton``: Newton steps on the radius over fixed-radius LPs (box column bounds only; best for
-    L∞, whose ``min δ`` LP needs ``2n`` extra rows). ``direct``: one ``min δ`` LP (best for L1,
-    where ``δ`` costs one row).
-    """
-
-    NEWTON = "newton"
-    DIRECT = "direct"
 
 
 @dataclass(frozen=True)
@@ -341,78 +329,45 @@ class BabEngine:
         return lb, kids
 
     def _bound_direct(self, node: _Node, cap: float, bounds: Bounds, deadline: float):
-        """Node bound from one ``min δ + M s`` LP (δ a column, ``Σ(p + q) ≤ δ`` one row — cheap
-        for L1): its Neumaier–Shcherbina bound is a rigorous lower bound on the distance of every
-        point of the node's relaxation that reaches the target (those have ``s = 0``).
-
-        Returns ``None`` when the bound exceeds ``cap``, else ``(lb, weights, lp, solution,
-        converged)``.
-        """
+        """:func:`direct_bound`; leaves (whose LP is exact) and nodes whose safe bound lags the
+        float optimum by more than a tenth of the tolerance (HiGHS's dual tolerances, scaled by
+        the slack cost) are finished by Newton steps, which certify to the last digits."""
         lp = self._node_lp(node.target)
         lp.configure(cap, bounds, node.fixed)
-        sol = lp.solve(max(1e-3, deadline - time.monotonic()), node.basis)
+        res = direct_bound(lp, node.lb, cap, deadline, node.basis)
         self.nodes += 1
-        lb = node.lb
-        if np.isfinite(sol.safe_bound):
-            lb = max(lb, float(sol.safe_bound))
-        if lb > cap:
+        if res is None:
             return None
-        weights = [np.abs(sol.row_dual[r]) for r in lp.up_rows]
-        leaf = not any(
-            np.any((lo < 0) & (hi > 0) & (f == 0))
-            for (lo, hi), f in zip(bounds[:-1], node.fixed, strict=True)
-        )
-        if leaf or (sol.optimal and sol.value - lb > 0.1 * self.opt.tolerance):
-            # a leaf's LP is exact, or the safe bound lost more than the float optimum's
-            # precision (HiGHS's dual tolerances, scaled by the slack cost): Newton steps on the
-            # fixed-radius LP certify the bound to the last digits
-            probe = _Node(lb, node.depth_key, node.seq, node.target, node.fixed, None, weights)
+        sol = res.solution
+        lag = sol is not None and sol.optimal and sol.value - res.lb > 0.1 * self.opt.tolerance
+        if lag or not has_free_relu(bounds, node.fixed):
+            probe = _Node(res.lb, node.depth_key, node.seq, node.target, node.fixed, None, None)
             refined = self._bound_newton(probe, cap, bounds, deadline)
             if refined is None:
                 return None
-            return max(lb, refined[0]), weights, lp, sol, refined[4]
-        return lb, weights, lp, sol, sol.optimal
+            return max(res.lb, refined[0]), res.weights, lp, sol, refined[4]
+        return res.lb, res.weights, lp, sol, res.converged
 
     def _bound_newton(self, node: _Node, cap: float, bounds: Bounds, deadline: float):
-        """Node bound by Newton steps on the radius: solve the fixed-radius LP ``min s`` at the
-        probe ``ρ`` (starting at the parent's bound); while it is infeasible (``s > 0``), its dual
-        proves a rigorous radius ``ρ′ > ρ`` below which the subtree has no adversarial example
-        (:meth:`RelaxedLP.parametric_root`), and ``ρ ← ρ′``.
-
-        Returns ``None`` when nothing lies within ``cap``, else ``(lb, weights, lp, solution,
-        converged)``.
-        """
+        """:func:`newton_bound` from the parent's bound and basis; returns ``None`` (nothing
+        within ``cap``) or ``(lb, weights, lp, solution, converged)``."""
         lp = self._lp(node.target)
         lp.configure(cap, bounds, node.fixed)
-        lb, probe, basis, sol = node.lb, node.lb, node.basis, None
-        weights = node.hint
-        converged = False
-        for _ in range(self.opt.newton_steps):
-            lp.set_probe(probe)
-            sol = lp.solve(max(1e-3, deadline - time.monotonic()), basis)
-            basis = None
-            self.nodes += 1
-            if sol.optimal and sol.col_value[lp.slack_col] <= 1e-9:
-                converged = True
-                break  # the relaxation reaches the target within ρ: no better bound here
-            root = lp.parametric_root(sol.row_dual, cap)  # any dual vector gives a bound
-            if not sol.optimal:  # the splits are infeasible at radius ρ: try the Farkas ray
-                ray = lp.dual_ray()
-                if ray is not None:
-                    roots = [lp.parametric_root(r, cap, farkas=True) for r in (ray, -ray)]
-                    root = max(root, *roots)
-            if root == np.inf:
-                return None  # no adversarial example within the cap in this subtree
-            weights = [np.abs(sol.row_dual[r]) for r in lp.up_rows]
-            if root <= probe * (1 + 1e-6) + 1e-12:
-                lb = max(lb, root)
-                converged = True
-                break
-            lb, probe = max(lb, root), root
-            if self.best is not None and lb >= self.best.distance - self.opt.tolerance:
-                converged = True
-                break
-        return lb, weights, lp, sol, converged
+        stop = np.inf if self.best is None else self.best.distance - self.opt.tolerance
+        res = newton_bound(
+            lp,
+            node.lb,
+            cap,
+            deadline,
+            steps=self.opt.newton_steps,
+            stop_at=stop,
+            basis=node.basis,
+            hint=node.hint,
+        )
+        self.nodes += res.solves
+        if res.lb == np.inf:
+            return None
+        return res.lb, res.weights, lp, res.solution, res.converged
 
     def decide(self, delta: float, deadline: float) -> Decision:
         """Fixed-δ question: is there an adversarial ``x′`` with ``‖x′ − x‖ ≤ delta``?"""
