@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import multiprocessing
 import os
 import platform
@@ -37,7 +38,7 @@ from paper_repro.data import load_test_image
 from paper_repro.errors import PaperReproError
 from paper_repro.exact.records import append_record, load_finished
 from paper_repro.exact.search import Backend, Protocol, SolveOptions, minimal_adversarial
-from paper_repro.network import load_network
+from paper_repro.network import ReluNetwork, load_network
 from paper_repro.query import Norm, Query
 
 DEFAULT_MODELS = ("results/models/24x24_vanilla.pt", "results/models/24x24_pgd.pt")
@@ -99,12 +100,12 @@ def _tasks(args: argparse.Namespace, backends: list[Backend], norms: list[Norm],
     limits = {Backend.MILP: args.peer_images, Backend.MARABOU: args.marabou_images}
     per_model = []
     for model_path in [m for m in args.models.split(",") if m]:
-        network = load_network(model_path)
+        network, _ = _network(model_path)
         per_model.append((model_path, network, _images(network, args.first_image, args.images)))
     tasks = []
     for rank in range(args.images):
         for model_path, network, images in per_model:
-            image, _x, label = images[rank]
+            image, x, label = images[rank]
             for norm in norms:
                 for target in (t for t in range(network.num_classes) if t != label):
                     for backend in backends:
@@ -119,19 +120,25 @@ def _tasks(args: argparse.Namespace, backends: list[Backend], norms: list[Norm],
                             "engine": str(backend),
                         }
                         if tuple(key.values()) not in done:
-                            tasks.append((model_path, image, label, target, norm, backend, key))
+                            tasks.append((model_path, x, label, target, norm, backend, key))
     return tasks
+
+
+@functools.cache
+def _network(model_path: str) -> tuple[ReluNetwork, str]:
+    """The model and its weights digest, loaded once per process."""
+    network = load_network(model_path)
+    return network, network.digest()
 
 
 def _solve(task: tuple, args: argparse.Namespace):
     """One instance in a worker: returns ``(key, result, model digest)``."""
     torch.set_num_threads(1)
-    model_path, image, label, target, norm, backend, key = task
-    network = load_network(model_path)
-    x, _ = load_test_image(image)
+    model_path, x, label, target, norm, backend, key = task
+    network, digest = _network(model_path)
     query = Query(network, x, label, target, norm)
     res = minimal_adversarial(query, backend, _options(backend, args))
-    return key, res, network.digest()
+    return key, res, digest
 
 
 def _solve_star(packed: tuple):
@@ -210,10 +217,9 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
             w.writerow(r)
 
 
-def _ratio(rows: list[dict], bab: dict) -> str:
-    """Median per-instance (peer seconds / BaB seconds) over the instances both ran; ``≥`` when
+def _ratio(pairs: list[tuple[dict, dict]]) -> str:
+    """Median per-instance (peer seconds / BaB seconds) over ``(peer, bab)`` row pairs; ``≥`` when
     the peer timed out on more than half of them (its time is then a lower bound)."""
-    pairs = [(r, bab[(r["image"], r["target"])]) for r in rows if (r["image"], r["target"]) in bab]
     if not pairs:
         return ""
     ratio = float(np.median([p["seconds"] / b["seconds"] for p, b in pairs]))
@@ -245,11 +251,12 @@ def _summary(rows: list[dict], args: argparse.Namespace, notes: list[str]) -> st
         if backend != "bab":
             bab = {(r["image"], r["target"]): r for r in by.get((model, norm, "bab"), [])}
             if model != "both":
-                ratio = _ratio(rs, bab)
-                for m in rs:
-                    b = bab.get((m["image"], m["target"]))
-                    both = b is not None and m["status"] == b["status"] == "optimal"
-                    tol = 2 * max(args.tolerance, args_precision(m)) + 1e-6
+                keys = [(m["image"], m["target"]) for m in rs]
+                pairs = [(m, bab[k]) for m, k in zip(rs, keys, strict=True) if k in bab]
+                ratio = _ratio(pairs)
+                for m, b in pairs:
+                    both = m["status"] == b["status"] == "optimal"
+                    tol = 2 * max(args.tolerance, _stop_width(m)) + 1e-6
                     if both and abs(m["upper"] - b["upper"]) > tol:
                         disagreements += 1
         lines.append(
@@ -271,7 +278,7 @@ def _summary(rows: list[dict], args: argparse.Namespace, notes: list[str]) -> st
     return "\n".join(lines) + "\n"
 
 
-def args_precision(row: dict) -> float:
+def _stop_width(row: dict) -> float:
     """The bracket width a row's backend stops at (Marabou: the binary search's 1e-3)."""
     return 1e-3 if row["backend"] == "marabou" else 0.0
 

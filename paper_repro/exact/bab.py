@@ -36,7 +36,13 @@ from paper_repro.bounds.lp import RelaxedLP, lp_tighten
 from paper_repro.bounds.symbolic import Phases, symbolic_bounds
 from paper_repro.exact.decide import Decision, Verdict
 from paper_repro.exact.incumbent import attack_incumbent
-from paper_repro.exact.node_bound import NodeBound, direct_bound, has_free_relu, newton_bound
+from paper_repro.exact.node_bound import (
+    NodeBound,
+    NodeBoundResult,
+    direct_bound,
+    has_free_relu,
+    newton_bound,
+)
 from paper_repro.exact.region import region_lp, region_witness
 from paper_repro.exact.witness import ExactNetwork, Witness, check_witness, fit_within, repair
 from paper_repro.query import Norm, Query
@@ -300,12 +306,12 @@ class BabEngine:
         if any(np.any(lo > hi) for lo, hi in bounds):
             return None  # the splits contradict sound bounds
         if self.node_bound == NodeBound.DIRECT:
-            bounded = self._bound_direct(node, cap, bounds, deadline)
+            lp, res = self._bound_direct(node, cap, bounds, deadline)
         else:
-            bounded = self._bound_newton(node, cap, bounds, deadline)
-        if bounded is None:
-            return None
-        lb, weights, lp, sol, converged = bounded
+            lp, res = self._bound_newton(node, node.lb, cap, bounds, deadline)
+        if res.lb == np.inf:
+            return None  # no adversarial example within the cap in this subtree
+        lb, weights, sol, converged = res.lb, res.weights, res.solution, res.converged
         if sol is not None and sol.optimal:
             self._heuristics(node.target, lp, sol.col_value, self._cap(delta))
         choice = self._branch_choice(weights, bounds, node.fixed)
@@ -328,46 +334,50 @@ class BabEngine:
             kids.append(_Node(lb, -depth - 1, 0, node.target, fixed, basis, weights))
         return lb, kids
 
-    def _bound_direct(self, node: _Node, cap: float, bounds: Bounds, deadline: float):
+    def _bound_direct(
+        self, node: _Node, cap: float, bounds: Bounds, deadline: float
+    ) -> tuple[RelaxedLP, NodeBoundResult]:
         """:func:`direct_bound`; leaves (whose LP is exact) and nodes whose safe bound lags the
         float optimum by more than a tenth of the tolerance (HiGHS's dual tolerances, scaled by
-        the slack cost) are finished by Newton steps, which certify to the last digits."""
+        the slack cost) are finished by Newton steps, which certify to the last digits. The
+        direct LP (its point and basis) stays the node's LP."""
         lp = self._node_lp(node.target)
         lp.configure(cap, bounds, node.fixed)
         res = direct_bound(lp, node.lb, cap, deadline, node.basis)
-        self.nodes += 1
-        if res is None:
-            return None
+        self.nodes += res.solves
         sol = res.solution
-        lag = sol is not None and sol.optimal and sol.value - res.lb > 0.1 * self.opt.tolerance
-        if lag or not has_free_relu(bounds, node.fixed):
-            probe = _Node(res.lb, node.depth_key, node.seq, node.target, node.fixed, None, None)
-            refined = self._bound_newton(probe, cap, bounds, deadline)
-            if refined is None:
-                return None
-            return max(res.lb, refined[0]), res.weights, lp, sol, refined[4]
-        return res.lb, res.weights, lp, sol, res.converged
+        lag = sol.optimal and sol.value - res.lb > 0.1 * self.opt.tolerance
+        if res.lb < np.inf and (lag or not has_free_relu(bounds, node.fixed)):
+            _, refined = self._bound_newton(node, res.lb, cap, bounds, deadline, fresh=True)
+            res.lb, res.converged = max(res.lb, refined.lb), refined.converged
+        return lp, res
 
-    def _bound_newton(self, node: _Node, cap: float, bounds: Bounds, deadline: float):
-        """:func:`newton_bound` from the parent's bound and basis; returns ``None`` (nothing
-        within ``cap``) or ``(lb, weights, lp, solution, converged)``."""
+    def _bound_newton(
+        self,
+        node: _Node,
+        lb: float,
+        cap: float,
+        bounds: Bounds,
+        deadline: float,
+        fresh: bool = False,
+    ) -> tuple[RelaxedLP, NodeBoundResult]:
+        """:func:`newton_bound` from the proven bound ``lb`` (and, unless ``fresh``, the parent's
+        basis and branching hint)."""
         lp = self._lp(node.target)
         lp.configure(cap, bounds, node.fixed)
         stop = np.inf if self.best is None else self.best.distance - self.opt.tolerance
         res = newton_bound(
             lp,
-            node.lb,
+            lb,
             cap,
             deadline,
             steps=self.opt.newton_steps,
             stop_at=stop,
-            basis=node.basis,
-            hint=node.hint,
+            basis=None if fresh else node.basis,
+            hint=None if fresh else node.hint,
         )
         self.nodes += res.solves
-        if res.lb == np.inf:
-            return None
-        return res.lb, res.weights, lp, res.solution, res.converged
+        return lp, res
 
     def decide(self, delta: float, deadline: float) -> Decision:
         """Fixed-δ question: is there an adversarial ``x′`` with ``‖x′ − x‖ ≤ delta``?"""

@@ -93,20 +93,18 @@ def newton_bound(
 
 def direct_bound(
     lp: RelaxedLP, lb: float, cap: float, deadline: float, basis: object = None
-) -> NodeBoundResult | None:
+) -> NodeBoundResult:
     """The safe bound of one ``min δ + M s`` LP (``min_delta=True``, configured for the node).
 
     Every point of the node's relaxation that reaches the target has ``s = 0``, so the LP's
-    Neumaier–Shcherbina bound is a rigorous lower bound on its distance. Returns ``None`` when
-    the bound exceeds ``cap``.
+    Neumaier–Shcherbina bound is a rigorous lower bound on its distance. ``lb = inf`` in the
+    result: the bound exceeds ``cap`` (nothing within ``cap`` in the node).
     """
     sol = lp.solve(max(1e-3, deadline - time.monotonic()), basis)
     if np.isfinite(sol.safe_bound):
         lb = max(lb, float(sol.safe_bound))
-    if lb > cap:
-        return None
     weights = [np.abs(sol.row_dual[r]) for r in lp.up_rows]
-    return NodeBoundResult(lb, weights, sol, sol.optimal, 1)
+    return NodeBoundResult(np.inf if lb > cap else lb, weights, sol, sol.optimal, 1)
 
 
 def has_free_relu(bounds: Bounds, fixed: Phases) -> bool:
