@@ -208,3 +208,35 @@ def test_node_bound_modes_agree(norm, seed):
         assert all(math.isinf(u) for u in found)
     else:
         assert all(abs(u - ref) <= 1e-7 * max(1.0, ref) for u in found)
+
+
+@pytest.mark.parametrize("norm", [Norm.LINF, Norm.L1])
+def test_region_screen_never_rules_out_a_reachable_region(norm):
+    """``region_possible`` is a necessary condition: for sampled points x′ of R(x, r), the region of
+    x′ with x′'s own class as target is never ruled out; regions whose phase condition cannot hold
+    on R(x, r) are."""
+    from paper_repro.bounds.interval import InputRegion, linear_range
+    from paper_repro.exact.region import region_possible
+
+    rng = np.random.default_rng(7)
+    ruled_out = 0
+    for seed in range(20):
+        q = _random_query(seed, norm, hidden=(4, 3), n_in=6)
+        r = 0.05 + 0.5 * rng.random()
+        for _ in range(20):
+            step = rng.uniform(-1, 1, q.x.size)
+            size = np.abs(step).max() if norm == Norm.LINF else np.abs(step).sum()
+            xp = np.clip(q.x + step * r * rng.random() / size, 0.0, 1.0)
+            pre = q.network.pre_activations(xp)
+            pattern = [np.where(z >= 0, 1, -1).astype(np.int8) for z in pre]
+            target = int(np.argmax(q.network.forward(xp)))
+            assert region_possible(q.network, q.x, norm, pattern, target, r)
+            # flip a first-layer phase that cannot hold anywhere on the region: ruled out
+            w, b = q.network.weights[0], q.network.biases[0]
+            _, hi = linear_range(w, b, InputRegion(q.x, r, norm))
+            impossible = np.flatnonzero(hi < -1e-6)
+            if impossible.size:
+                pattern[0][impossible[0]] = 1
+                assert not region_possible(q.network, q.x, norm, pattern, target, r)
+                ruled_out += 1
+    assert ruled_out > 0
