@@ -14,6 +14,7 @@ from paper_repro.exact.witness import (
     exact_margin,
     fit_within,
     float32_margin,
+    float_margin_bounds,
     repair,
     round_up,
 )
@@ -94,3 +95,33 @@ def test_fit_within_pulls_an_overshooting_witness_inside():
     inside = fit_within(net, x, w, 0.1, Norm.LINF)
     assert inside is not None and inside.distance <= 0.1 and exact_margin(net, inside.x, 1) >= 0
     assert fit_within(net, x, w, 0.04, Norm.LINF) is None  # no adversarial example that close
+
+
+def test_float_margin_enclosure_contains_the_exact_margin():
+    """The float64 forward-error enclosure holds the exact rational margin, on badly scaled
+    networks, on 784-wide layers and on points pushed to within ~1e-12 of the decision boundary
+    (where the float margin's sign is unreliable)."""
+    rng = np.random.default_rng(3)
+    checked = straddling = 0
+    for trial in range(40):
+        n_in = 784 if trial % 10 == 0 else int(rng.integers(2, 30))
+        scale = 10.0 ** rng.uniform(-3, 3)
+        net = ReluNetwork.from_arrays(
+            [rng.normal(size=(24, n_in)) * scale, rng.normal(size=(5, 24)) / scale],
+            [rng.normal(size=24) * scale, rng.normal(size=5)],
+        )
+        x = rng.random(n_in)
+        logits = net.forward(x)
+        target = int(np.argsort(logits)[-2])
+        # move the target's bias so that x sits (in floats) on the boundary
+        shift = np.max(np.delete(logits, target)) - logits[target]
+        biases = [net.biases[0], net.biases[1].copy()]
+        biases[1][target] += shift + rng.choice([-1.0, 0.0, 1.0]) * 1e-12
+        net = ReluNetwork.from_arrays(net.weights, biases)
+        lo, hi = float_margin_bounds(net, x, target)
+        exact = exact_margin(net, x, target)
+        assert Fraction(lo) <= exact <= Fraction(hi)
+        assert hi - lo < 1e-6 * (1 + np.abs(net.forward(x)).max())  # and it is tight
+        straddling += lo < 0 < hi
+        checked += 1
+    assert checked == 40 and straddling > 0

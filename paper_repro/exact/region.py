@@ -52,18 +52,19 @@ def region_witness(
     if np.isfinite(upper) and not region_possible(net, lp.x, lp.norm, pattern, lp.target, upper):
         return None
     for m in REGION_MARGINS:
-        found = _solve(lp, exact, pattern, bounds, radius, m, upper)
-        if found is not None:
-            return found
+        found, feasible = _solve(lp, exact, pattern, bounds, radius, m, upper)
+        if found is not None or not feasible:
+            return found  # a larger margin cannot make an infeasible region feasible
     return None
 
 
-def _solve(lp, exact, pattern, bounds, radius, m, upper=np.inf) -> Witness | None:
+def _solve(lp, exact, pattern, bounds, radius, m, upper=np.inf) -> tuple[Witness | None, bool]:
+    """(witness or ``None``, whether the margin-``m`` region LP had an optimum below ``upper``)."""
     bounds = [(lo.copy(), hi.copy()) for lo, hi in bounds]
     for k, p in enumerate(pattern):
         lo, hi = bounds[k]
         if np.any((p > 0) & (hi < m)) or np.any((p < 0) & (lo > -m)):
-            return None
+            return None, False
         bounds[k] = (
             np.where(p > 0, np.maximum(lo, m), lo),
             np.where(p < 0, np.minimum(hi, -m), hi),
@@ -75,9 +76,9 @@ def _solve(lp, exact, pattern, bounds, radius, m, upper=np.inf) -> Witness | Non
     finally:
         lp.set_output_rows(True, margin=0.0)
     if not sol.optimal or sol.value >= upper * (1 + 1e-9):
-        return None
+        return None, False
     xp = np.clip(lp.x + lp.displacement(sol.col_value), 0.0, 1.0)
-    return repair(exact, lp.x, xp, lp.target, lp.norm)
+    return repair(exact, lp.x, xp, lp.target, lp.norm), True
 
 
 def region_possible(

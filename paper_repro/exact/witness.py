@@ -16,6 +16,7 @@ from fractions import Fraction
 import numpy as np
 import torch
 
+from paper_repro.bounds.safe import gamma
 from paper_repro.models import network_to_torch
 from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm
@@ -126,8 +127,8 @@ def check_witness(
     xp = np.asarray(xprime, np.float64).reshape(-1)
     if xp.shape != x.shape or not np.all(np.isfinite(xp)) or xp.min() < 0 or xp.max() > 1:
         return None
-    if _float_margin(network, xp, target) < -FLOAT_SCREEN:
-        return None  # clearly not adversarial: skip the (slow) exact evaluation
+    if float_margin_bounds(network, xp, target)[1] < 0.0:
+        return None  # certainly not adversarial: skip the (slow) exact evaluation
     margin = exact_margin(network, xp, target)
     if margin < 0:
         return None
@@ -135,16 +136,29 @@ def check_witness(
     return Witness(x=xp.copy(), target=target, distance=dist, margin=round_down(margin))
 
 
-FLOAT_SCREEN = 1e-6
-"""Candidates whose float64 margin is below ``−FLOAT_SCREEN`` are rejected without the exact
-check. Rejecting only ever loses a candidate (never accepts one), so this is a speed-up, not a
-soundness assumption; float64 logit errors of these networks are ~1e-13."""
+def float_margin_bounds(
+    network: ReluNetwork | ExactNetwork, x: np.ndarray, target: int
+) -> tuple[float, float]:
+    """An enclosure ``(lo, hi)`` of the exact margin ``min_{j≠t} (logit_t − logit_j)`` at ``x``
+    (``[n_0]``) from one float64 forward pass and a forward error bound.
 
-
-def _float_margin(network: ReluNetwork | ExactNetwork, x: np.ndarray, target: int) -> float:
+    Per layer, ``|fl(W â + b) − (W a + b)| ≤ |W| e + γ_{n+1} (|W| |â| + |b|)`` (Higham, Thm 3.5,
+    any summation order), where ``e`` bounds the error of the previous layer's ``â`` (ReLU is
+    1-Lipschitz) and ``n`` is the fan-in; the final subtraction adds ``u |m̂|``. The bound, itself
+    computed in floats, is doubled. Used only to *reject* candidates without exact rationals
+    (``hi < 0``): a speed filter; acceptance always goes through :func:`exact_margin`.
+    """
     net = network.network if isinstance(network, ExactNetwork) else network
-    logits = net.forward(x)
-    return float(logits[target] - np.max(np.delete(logits, target)))
+    a, err = np.asarray(x, np.float64), np.zeros(np.asarray(x).shape)
+    for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+        aw = np.abs(w)
+        z = w @ a + b
+        err = aw @ err + gamma(w.shape[1] + 1) * (aw @ np.abs(a) + np.abs(b))
+        a = np.maximum(z, 0.0) if k < len(net.weights) - 1 else z
+    others = np.arange(a.size) != target
+    margins = a[target] - a[others]
+    bound = 2.0 * (err[target] + err[others] + gamma(1) * np.abs(margins)) + 1e-300
+    return float(np.min(margins - bound)), float(np.min(margins + bound))
 
 
 def repair(
@@ -158,8 +172,8 @@ def repair(
 
     Steps along the local gradient of the worst margin (exact in ``x′``'s linear region), projected
     to [0,1], with step sizes doubling from 1e-13 to ~1.3e-5 (L∞ sign steps; L1 a single
-    coordinate).
-    Returns the first exactly-valid point, or ``None``.
+    coordinate). Steps that :func:`float_margin_bounds` cannot place strictly on the target's side
+    are passed over without the exact check. Returns the first exactly-valid point, or ``None``.
     """
     xp = np.clip(np.asarray(xprime, np.float64), 0.0, 1.0)
     found = check_witness(network, x, xp, target, norm)
@@ -180,6 +194,8 @@ def repair(
         direction[i] = np.sign(grad[i])
     for step in 1e-13 * 2.0 ** np.arange(0, 28):
         cand = np.clip(xp + step * direction, 0.0, 1.0)
+        if float_margin_bounds(exact, cand, target)[0] <= 0.0:
+            continue  # not certainly adversarial in floats: a larger step is cheaper than rationals
         found = check_witness(exact, x, cand, target, norm)
         if found is not None:
             return found
