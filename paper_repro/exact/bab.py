@@ -71,7 +71,7 @@ class BabOptions:
     attack: bool = True
     seed: int = 0
     max_nodes: int | None = None
-    newton_steps: int = 6
+    newton_steps: int = 10
     adversarial_tightening: bool = True
     node_bound: NodeBound | None = None
     tighten_after: int = 30
