@@ -240,3 +240,20 @@ def test_region_screen_never_rules_out_a_reachable_region(norm):
                 assert not region_possible(q.network, q.x, norm, pattern, target, r)
                 ruled_out += 1
     assert ruled_out > 0
+
+
+def test_boundary_flips_cross_only_the_near_zero_relus():
+    """kink_net's ReLU z = x1 − 0.625: at x1 = 0.625 the neighbouring region flips it; away from
+    the kink there is no neighbour to try."""
+    from paper_repro.exact.region import boundary_flips
+
+    net = kink_net()
+    flips = boundary_flips(net, np.array([0.625, 0.3]))
+    assert len(flips) == 1 and flips[0][0].tolist() == [-1]  # z = 0 counts as active (+1)
+    assert boundary_flips(net, np.array([0.9, 0.3])) == []
+    two = ReluNetwork.from_arrays(
+        [np.eye(2), np.ones((1, 2))], [np.array([-0.5, -0.25]), np.zeros(1)]
+    )
+    flips = boundary_flips(two, np.array([0.5, 0.25 + 1e-9]), limit=8)
+    assert [f[0].tolist() for f in flips] == [[-1, 1], [1, -1]]  # the exact zero first
+    assert len(boundary_flips(two, np.array([0.5, 0.25]), limit=1)) == 1

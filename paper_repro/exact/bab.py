@@ -43,7 +43,7 @@ from paper_repro.exact.node_bound import (
     has_free_relu,
     newton_bound,
 )
-from paper_repro.exact.region import region_lp, region_witness
+from paper_repro.exact.region import boundary_flips, region_lp, region_witness
 from paper_repro.exact.witness import ExactNetwork, Witness, check_witness, fit_within, repair
 from paper_repro.query import Norm, Query
 
@@ -63,6 +63,7 @@ class BabOptions:
         tighten_after: node LP solves before the first LP tightening. The first nodes'
             region solves usually improve the attack's incumbent, and the bounds are then
             tightened on that smaller radius (fewer LP solves overall on the benchmark sample).
+        descent_budget: region LPs of one :meth:`BabEngine._descend` walk.
     """
 
     tolerance: float = 1e-4
@@ -75,6 +76,7 @@ class BabOptions:
     adversarial_tightening: bool = True
     node_bound: NodeBound | None = None
     tighten_after: int = 30
+    descent_budget: int = 40
 
 
 @dataclass(order=True)
@@ -195,13 +197,32 @@ class BabEngine:
         dist = float(d.max() if self.norm == Norm.LINF else d.sum())
         return dist < self.best.distance * (1 + 1e-9)
 
-    def _try_region(self, target: int, pattern: Phases, radius: float) -> None:
-        """Solve the exact LP of one activation region once per (target, pattern)."""
+    def _try_region(self, target: int, pattern: Phases, radius: float, descend=True) -> None:
+        """Solve the exact LP of one activation region once per (target, pattern); when that
+        improves the incumbent, :meth:`_descend` from it."""
         key = bytes([target]) + b"".join(p.tobytes() for p in pattern)
         if key in self.tried or not pattern:
             return
         self.tried.add(key)
+        before = self.best
         self.offer(self._region_witness(target, pattern, radius))
+        if descend and self.best is not before and self.decide_delta is None:
+            self._descend(radius)
+
+    def _descend(self, radius: float) -> None:
+        """Local search over linear regions (as Dathathri et al. walk them): the incumbent sits on
+        its region's boundary, so solve the neighbouring regions across its near-zero ReLUs and
+        move to the first that improves; repeat until none does or the budget is spent."""
+        budget = self.opt.descent_budget
+        while budget > 0 and self.best is not None:
+            start = self.best
+            for pattern in boundary_flips(self.net, start.x, limit=min(8, budget)):
+                budget -= 1
+                self._try_region(start.target, pattern, radius, descend=False)
+                if self.best is not start:
+                    break
+            if self.best is start:
+                return
 
     def _region_witness(self, target: int, pattern: Phases, radius: float) -> Witness | None:
         """Solve ``min δ`` exactly inside one activation region (all ReLUs fixed), then check."""
@@ -245,7 +266,7 @@ class BabEngine:
                 for z in self.net.pre_activations(self.best.x)
             ]
             if pattern:
-                self.offer(self._region_witness(self.best.target, pattern, self._cap(delta)))
+                self._try_region(self.best.target, pattern, self._cap(delta))
         seq = itertools.count()
         fixed0 = [np.zeros(h, np.int8) for h in self.net.hidden_sizes]
         heap = [_Node(0.0, 0, next(seq), t, fixed0) for t in targets]

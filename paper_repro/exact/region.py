@@ -103,3 +103,27 @@ def region_possible(
     offsets.append(c[others] - c[target])
     lo, _ = linear_range(np.vstack(rows), np.concatenate(offsets), InputRegion(x, radius, norm))
     return bool(np.all(lo <= SCREEN_SLACK))
+
+
+def boundary_flips(network: ReluNetwork, xprime: np.ndarray, limit: int = 8) -> list[Phases]:
+    """The activation regions adjacent to ``x′`` (``[n_0]``) across its near-zero ReLUs.
+
+    A region LP's optimum lies on the region's boundary; where a ReLU's pre-activation is ~0
+    there (``|z| ≤ 1e-6 (1 + max |z_k|)``), the neighbouring region, with that one phase flipped,
+    may hold closer points. Returns at most ``limit`` patterns, the closest-to-zero ReLU first.
+    """
+    pre = network.pre_activations(np.asarray(xprime, np.float64))
+    pattern = [np.where(z >= 0, 1, -1).astype(np.int8) for z in pre]
+    near = [
+        (abs(float(z[i])) / (1.0 + float(np.abs(z).max())), k, int(i))
+        for k, z in enumerate(pre)
+        for i in range(z.size)
+    ]
+    out = []
+    for scaled, k, i in sorted(near)[:limit]:
+        if scaled > 1e-6:
+            break
+        flipped = [p.copy() for p in pattern]
+        flipped[k][i] = -flipped[k][i]
+        out.append(flipped)
+    return out
