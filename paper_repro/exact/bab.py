@@ -40,11 +40,13 @@ from paper_repro.exact.node_bound import (
     NodeBound,
     NodeBoundResult,
     direct_bound,
+    free_relus,
     has_free_relu,
     newton_bound,
 )
-from paper_repro.exact.region import boundary_flips, region_lp, region_witness
-from paper_repro.exact.witness import ExactNetwork, Witness, check_witness, fit_within, repair
+from paper_repro.exact.primal_heuristics import Incumbents
+from paper_repro.exact.region import activation_pattern
+from paper_repro.exact.witness import Witness, check_witness
 from paper_repro.query import Norm, Query
 
 
@@ -115,28 +117,27 @@ class BabEngine:
         far = np.maximum(self.x, 1.0 - self.x)
         self.domain = float(far.max() if self.norm == Norm.LINF else far.sum())
         self.lps: dict[int, RelaxedLP] = {}
-        self.region_lps: dict[int, RelaxedLP] = {}
         self.node_lps: dict[int, RelaxedLP] = {}
         self._first: tuple[float, tuple[np.ndarray, np.ndarray]] | None = None
         self.node_bound = self.opt.node_bound or (
             NodeBound.DIRECT if self.norm == Norm.L1 else NodeBound.NEWTON
         )
-        self.best: Witness | None = None
+        self.inc = Incumbents(query, self.opt.descent_budget)
+        self.exact = self.inc.exact
         self.nodes = 0
         self.base: Bounds | None = None
         self.base_radius = np.inf
         self.tightened = False
-        self.tried: set[bytes] = set()
-        self.exact = ExactNetwork(self.net)
-        self.decide_delta: float | None = None
 
     # ---------------------------------------------------------------- incumbents and bounds
+    @property
+    def best(self) -> Witness | None:
+        """The incumbent (:attr:`Incumbents.best`)."""
+        return self.inc.best
+
     def offer(self, w: Witness | None) -> None:
-        """Keep ``w`` if it is closer than the incumbent (in decide mode, pulled within δ)."""
-        if w is not None and self.decide_delta is not None:
-            w = fit_within(self.exact, self.x, w, self.decide_delta, self.norm) or w
-        if w is not None and (self.best is None or w.distance < self.best.distance):
-            self.best = w
+        """:meth:`Incumbents.offer`."""
+        self.inc.offer(w)
 
     def _lp(self, target: int) -> RelaxedLP:
         """The fixed-radius probe LP (objective ``min s``) of ``target``."""
@@ -149,12 +150,6 @@ class BabEngine:
         if target not in self.node_lps:
             self.node_lps[target] = RelaxedLP(self.net, self.x, self.norm, target, min_delta=True)
         return self.node_lps[target]
-
-    def _region_lp(self, target: int) -> RelaxedLP:
-        """The ``min δ`` LP of ``target``, used for exact linear-region solves."""
-        if target not in self.region_lps:
-            self.region_lps[target] = region_lp(RelaxedLP(self.net, self.x, self.norm, target))
-        return self.region_lps[target]
 
     def _refresh_base(self, radius: float, deadline: float) -> None:
         """Sound bounds on ``R(x, radius)``: IBP ∩ symbolic (∩ LP-tightened)."""
@@ -179,67 +174,13 @@ class BabEngine:
         cap = self.domain if delta is None else delta
         return cap if self.best is None else min(cap, self.best.distance)
 
-    def _heuristics(self, target: int, lp: RelaxedLP, col: np.ndarray, radius: float) -> None:
-        """Incumbents from the LP point and from the exact LP of its linear region."""
-        xp = np.clip(self.x + lp.displacement(col), 0.0, 1.0)
-        logits = self.net.forward(xp)
-        if logits[target] >= logits.max() - 1e-9 and self._may_improve(xp):
-            self.offer(repair(self.exact, self.x, xp, target, self.norm))
-        pattern = [np.where(z >= 0, 1, -1).astype(np.int8) for z in self.net.pre_activations(xp)]
-        self._try_region(target, pattern, radius)
-
-    def _may_improve(self, xp: np.ndarray) -> bool:
-        """False when ``xp`` is clearly farther than the incumbent (minimisation mode only): its
-        exact check would be wasted. A pure speed filter; it never accepts anything."""
-        if self.best is None or self.decide_delta is not None:
-            return True
-        d = np.abs(xp - self.x)
-        dist = float(d.max() if self.norm == Norm.LINF else d.sum())
-        return dist < self.best.distance * (1 + 1e-9)
-
-    def _try_region(self, target: int, pattern: Phases, radius: float, descend=True) -> None:
-        """Solve the exact LP of one activation region once per (target, pattern); when that
-        improves the incumbent, :meth:`_descend` from it."""
-        key = bytes([target]) + b"".join(p.tobytes() for p in pattern)
-        if key in self.tried or not pattern:
-            return
-        self.tried.add(key)
-        before = self.best
-        self.offer(self._region_witness(target, pattern, radius))
-        if descend and self.best is not before and self.decide_delta is None:
-            self._descend(radius)
-
-    def _descend(self, radius: float) -> None:
-        """Local search over linear regions (as Dathathri et al. walk them): the incumbent sits on
-        its region's boundary, so solve the neighbouring regions across its near-zero ReLUs and
-        move to the first that improves; repeat until none does or the budget is spent."""
-        budget = self.opt.descent_budget
-        while budget > 0 and self.best is not None:
-            start = self.best
-            for pattern in boundary_flips(self.net, start.x, limit=min(8, budget)):
-                budget -= 1
-                self._try_region(start.target, pattern, radius, descend=False)
-                if self.best is not start:
-                    break
-            if self.best is start:
-                return
-
-    def _region_witness(self, target: int, pattern: Phases, radius: float) -> Witness | None:
-        """Solve ``min δ`` exactly inside one activation region (all ReLUs fixed), then check."""
-        assert self.base is not None
-        upper = np.inf if self.best is None or self.decide_delta is not None else self.best.distance
-        return region_witness(
-            self._region_lp(target), self.exact, pattern, self.base, radius, upper
-        )
-
     @staticmethod
     def _branch_choice(weights: list[np.ndarray] | None, bounds: Bounds, fixed: Phases):
         """The free unstable ReLU maximising (dual weight of its triangle row) × (triangle height);
         ties and missing duals fall back to the height ``−l·u/(u − l)`` alone."""
         best, best_score = None, -1.0
-        for k in range(len(fixed)):
+        for k, free in enumerate(free_relus(bounds, fixed)):
             lo, hi = bounds[k]
-            free = (lo < 0) & (hi > 0) & (fixed[k] == 0)
             if not free.any():
                 continue
             height = np.where(free, -lo * hi / np.where(free, hi - lo, 1.0), 0.0)
@@ -261,12 +202,8 @@ class BabEngine:
         assert self.base is not None
         unstable = count_unstable(self.base)
         if self.best is not None:  # polish the first incumbent inside its own linear region
-            pattern = [
-                np.where(z >= 0, 1, -1).astype(np.int8)
-                for z in self.net.pre_activations(self.best.x)
-            ]
-            if pattern:
-                self._try_region(self.best.target, pattern, self._cap(delta))
+            pattern = activation_pattern(self.net, self.best.x)
+            self.inc.try_region(self.best.target, pattern, self.base, self._cap(delta))
         seq = itertools.count()
         fixed0 = [np.zeros(h, np.int8) for h in self.net.hidden_sizes]
         heap = [_Node(0.0, 0, next(seq), t, fixed0) for t in targets]
@@ -341,14 +278,15 @@ class BabEngine:
             return None  # no adversarial example within the cap in this subtree
         lb, weights, sol, converged = res.lb, res.weights, res.solution, res.converged
         if sol is not None and sol.optimal:
-            self._heuristics(node.target, lp, sol.col_value, self._cap(delta))
+            xp = np.clip(self.x + lp.displacement(sol.col_value), 0.0, 1.0)
+            self.inc.from_lp_point(node.target, xp, self.base, self._cap(delta))
         choice = self._branch_choice(weights, bounds, node.fixed)
         if choice is None:  # every ReLU fixed: the LP was exact; its bound is final
             leaf = [
                 np.where(lo >= 0, 1, np.where(hi <= 0, -1, f)).astype(np.int8)
                 for (lo, hi), f in zip(bounds[:-1], node.fixed, strict=True)
             ]
-            self._try_region(node.target, leaf, self._cap(delta))
+            self.inc.try_region(node.target, leaf, self.base, self._cap(delta))
             if not converged:  # the bound stopped short of the leaf's optimum: resume it later
                 return lb, [_Node(lb, node.depth_key, 0, node.target, node.fixed, None, weights)]
             return lb, []
@@ -410,7 +348,7 @@ class BabEngine:
     def decide(self, delta: float, deadline: float) -> Decision:
         """Fixed-δ question: is there an adversarial ``x′`` with ``‖x′ − x‖ ≤ delta``?"""
         start = time.monotonic()
-        self.decide_delta = float(delta)
+        self.inc.decide_delta = float(delta)
         out = self.search(deadline, delta=float(delta))
         took = time.monotonic() - start
         if out.best is not None and out.best.distance <= delta:

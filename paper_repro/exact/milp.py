@@ -24,7 +24,7 @@ from paper_repro.bounds.symbolic import symbolic_bounds
 from paper_repro.exact.bab import SearchOutcome
 from paper_repro.exact.decide import Decision, Verdict
 from paper_repro.exact.incumbent import attack_incumbent
-from paper_repro.exact.region import region_lp, region_witness
+from paper_repro.exact.region import activation_pattern, region_lp, region_witness
 from paper_repro.exact.witness import ExactNetwork, Witness, fit_within, repair
 from paper_repro.query import Norm, Query
 
@@ -47,9 +47,7 @@ def _witness(query, exact, lp: RelaxedLP, bounds, col: np.ndarray, t: int, radiu
     xp = np.clip(query.x + lp.displacement(col[: lp.ncol]), 0.0, 1.0)
     w = repair(exact, query.x, xp, t, query.norm)
     if w is None and query.network.hidden_sizes:  # big-M leakage: solve its region exactly
-        pattern = [
-            np.where(z >= 0, 1, -1).astype(np.int8) for z in query.network.pre_activations(xp)
-        ]
+        pattern = activation_pattern(query.network, xp)
         w = region_witness(region_lp(lp), exact, pattern, bounds, radius)
     return w
 

@@ -107,9 +107,14 @@ def direct_bound(
     return NodeBoundResult(np.inf if lb > cap else lb, weights, sol, sol.optimal, 1)
 
 
+def free_relus(bounds: Bounds, fixed: Phases) -> list[np.ndarray]:
+    """Per hidden layer, the mask of ReLUs unstable under ``bounds`` and not split."""
+    return [
+        (lo < 0) & (hi > 0) & (f == 0)
+        for (lo, hi), f in zip(bounds[: len(fixed)], fixed, strict=True)
+    ]
+
+
 def has_free_relu(bounds: Bounds, fixed: Phases) -> bool:
     """Whether some hidden ReLU is unstable under ``bounds`` and not split (the LP is inexact)."""
-    return any(
-        bool(np.any((lo < 0) & (hi > 0) & (f == 0)))
-        for (lo, hi), f in zip(bounds[:-1], fixed, strict=True)
-    )
+    return any(bool(mask.any()) for mask in free_relus(bounds, fixed))

@@ -113,7 +113,7 @@ def boundary_flips(network: ReluNetwork, xprime: np.ndarray, limit: int = 8) -> 
     may hold closer points. Returns at most ``limit`` patterns, the closest-to-zero ReLU first.
     """
     pre = network.pre_activations(np.asarray(xprime, np.float64))
-    pattern = [np.where(z >= 0, 1, -1).astype(np.int8) for z in pre]
+    pattern = activation_pattern(network, xprime)
     near = [
         (abs(float(z[i])) / (1.0 + float(np.abs(z).max())), k, int(i))
         for k, z in enumerate(pre)
@@ -127,3 +127,8 @@ def boundary_flips(network: ReluNetwork, xprime: np.ndarray, limit: int = 8) -> 
         flipped[k][i] = -flipped[k][i]
         out.append(flipped)
     return out
+
+
+def activation_pattern(network: ReluNetwork, x: np.ndarray) -> Phases:
+    """``±1`` per hidden ReLU at ``x`` (``[n_0]``); ``z = 0`` counts as active."""
+    return [np.where(z >= 0, 1, -1).astype(np.int8) for z in network.pre_activations(x)]
