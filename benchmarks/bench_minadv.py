@@ -58,6 +58,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=1, help="worker processes (one thread each)")
     p.add_argument("--peer-images", type=int, default=None, help="MILP on the first K images")
     p.add_argument("--marabou-images", type=int, default=None, help="Marabou on the first K")
+    p.add_argument(
+        "--peers-from",
+        default=None,
+        help="JSONL of an earlier run: its MILP/Marabou rows (same models and timeout) join the "
+        "summary for backends not run now",
+    )
     args = p.parse_args(argv)
     for name in ("jobs", "peer_images", "marabou_images"):
         value = getattr(args, name)
@@ -187,10 +193,38 @@ def run(argv: list[str] | None = None) -> int:
         if pool is not None:
             pool.terminate()
     rows = [dict(r) for r in load_finished(jsonl).values()]
+    if args.peers_from:
+        earlier = _earlier_peers(Path(args.peers_from), rows, backends, args.timeout)
+        rows += earlier
+        runs = sorted({r["backend"] for r in earlier})
+        notes.append(
+            f"{', '.join(runs)} rows ({len(earlier)}) come from the earlier run "
+            f"{args.peers_from} on the same instances, models (sha256) and timeout, not from "
+            "this run."
+        )
     _write_csv(out / f"{args.tag}.csv", rows)
     (out / f"{args.tag}.md").write_text(_summary(rows, args, notes))
     print((out / f"{args.tag}.md").read_text())
     return 0
+
+
+def _earlier_peers(path: Path, rows: list[dict], backends: list[Backend], timeout: float):
+    """Peer rows of an earlier run for backends not run now; refuses other models or timeouts."""
+    if not path.exists():
+        raise PaperReproError(f"--peers-from: {path} does not exist")
+    digests = {r["model"]: r["provenance"]["model_sha256"] for r in rows}
+    running = {str(b) for b in backends}
+    out = []
+    for r in load_finished(path).values():
+        if r["backend"] == "bab" or r["backend"] in running or r["model"] not in digests:
+            continue
+        same = r["provenance"].get("model_sha256") == digests[r["model"]]
+        if not same or r["provenance"].get("timeout") != timeout:
+            raise PaperReproError(
+                f"--peers-from: {path} ran {r['model']} with other weights or another timeout"
+            )
+        out.append(dict(r))
+    return out
 
 
 CSV_FIELDS = (
