@@ -359,8 +359,12 @@ class RelaxedLP:
             c[self.slack_col] = 1.0
         return c
 
-    def solve(self, time_limit: float, basis: highspy.HighsBasis | None = None) -> LPSolution:
-        """Run HiGHS (warm start from ``basis`` or the previous one) → point and safe bound."""
+    def solve(
+        self, time_limit: float, basis: highspy.HighsBasis | None = None, bound: bool = True
+    ) -> LPSolution:
+        """Run HiGHS (warm start from ``basis`` or the previous one) → point and safe bound
+        (``bound=False``: no safe bound, ``-inf``, for callers that bound through
+        :meth:`parametric_root` instead)."""
         h = self.highs
         if basis is not None:
             h.setBasis(basis)
@@ -375,6 +379,8 @@ class RelaxedLP:
         value = h.getInfo().objective_function_value if optimal else -np.inf
         if y.size != self.base.shape[0] or not sol.dual_valid:
             return LPSolution(optimal, value, -np.inf, xv, np.zeros(self.base.shape[0]))
+        if not bound:
+            return LPSolution(optimal, value, -np.inf, xv, y)
         yz, row_term = self._row_terms(y)
         aty, abs_aty = self._aty(yz)
         r_lo, r_hi = reduced_costs(self.cost, aty, abs_aty, self.max_col_nnz)

@@ -67,7 +67,7 @@ def newton_bound(
     solves = 0
     for _ in range(steps):
         lp.set_probe(probe)
-        sol = lp.solve(max(1e-3, deadline - time.monotonic()), basis)
+        sol = lp.solve(max(1e-3, deadline - time.monotonic()), basis, bound=False)
         basis, solves = None, solves + 1
         if sol.optimal and sol.col_value[lp.slack_col] <= 1e-9:
             converged = True
