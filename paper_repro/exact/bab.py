@@ -65,7 +65,8 @@ class BabOptions:
         tighten_after: node LP solves before the first LP tightening. The first nodes'
             region solves usually improve the attack's incumbent, and the bounds are then
             tightened on that smaller radius (fewer LP solves overall on the benchmark sample).
-        descent_budget: region LPs of one :meth:`BabEngine._descend` walk.
+        descent_budget: region LPs of one
+            :meth:`~paper_repro.exact.primal_heuristics.Incumbents.descend` walk.
     """
 
     tolerance: float = 1e-4

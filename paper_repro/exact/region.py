@@ -54,7 +54,7 @@ def region_witness(
     for m in REGION_MARGINS:
         found, feasible = _solve(lp, exact, pattern, bounds, radius, m, upper)
         if found is not None or not feasible:
-            return found  # a larger margin cannot make an infeasible region feasible
+            return found  # a larger margin only shrinks the region: no optimum below upper stays so
     return None
 
 
@@ -113,7 +113,7 @@ def boundary_flips(network: ReluNetwork, xprime: np.ndarray, limit: int = 8) -> 
     may hold closer points. Returns at most ``limit`` patterns, the closest-to-zero ReLU first.
     """
     pre = network.pre_activations(np.asarray(xprime, np.float64))
-    pattern = activation_pattern(network, xprime)
+    pattern = _signs(pre)
     near = [
         (abs(float(z[i])) / (1.0 + float(np.abs(z).max())), k, int(i))
         for k, z in enumerate(pre)
@@ -131,4 +131,8 @@ def boundary_flips(network: ReluNetwork, xprime: np.ndarray, limit: int = 8) -> 
 
 def activation_pattern(network: ReluNetwork, x: np.ndarray) -> Phases:
     """``±1`` per hidden ReLU at ``x`` (``[n_0]``); ``z = 0`` counts as active."""
-    return [np.where(z >= 0, 1, -1).astype(np.int8) for z in network.pre_activations(x)]
+    return _signs(network.pre_activations(x))
+
+
+def _signs(pre: list[np.ndarray]) -> Phases:
+    return [np.where(z >= 0, 1, -1).astype(np.int8) for z in pre]

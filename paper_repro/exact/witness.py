@@ -124,11 +124,24 @@ def check_witness(
     norm: Norm,
 ) -> Witness | None:
     """A :class:`Witness` if ``x′`` is in [0,1]^n and reaches ``target`` exactly, else ``None``."""
+    xp = _in_box(x, xprime)
+    if xp is None or float_margin_bounds(network, xp, target)[1] < 0.0:
+        return None  # certainly not adversarial: skip the (slow) exact evaluation
+    return _exact_witness(network, x, xp, target, norm)
+
+
+def _in_box(x: np.ndarray, xprime: np.ndarray) -> np.ndarray | None:
+    """``x′`` flattened to float64 if it has ``x``'s size, is finite and lies in [0,1]^n."""
     xp = np.asarray(xprime, np.float64).reshape(-1)
     if xp.shape != x.shape or not np.all(np.isfinite(xp)) or xp.min() < 0 or xp.max() > 1:
         return None
-    if float_margin_bounds(network, xp, target)[1] < 0.0:
-        return None  # certainly not adversarial: skip the (slow) exact evaluation
+    return xp
+
+
+def _exact_witness(
+    network: ReluNetwork | ExactNetwork, x: np.ndarray, xp: np.ndarray, target: int, norm: Norm
+) -> Witness | None:
+    """The exact-rational half of :func:`check_witness` (``xp`` already validated)."""
     margin = exact_margin(network, xp, target)
     if margin < 0:
         return None
@@ -193,10 +206,10 @@ def repair(
         direction = np.zeros_like(xp)
         direction[i] = np.sign(grad[i])
     for step in 1e-13 * 2.0 ** np.arange(0, 28):
-        cand = np.clip(xp + step * direction, 0.0, 1.0)
-        if float_margin_bounds(exact, cand, target)[0] <= 0.0:
+        cand = _in_box(x, np.clip(xp + step * direction, 0.0, 1.0))
+        if cand is None or not float_margin_bounds(exact, cand, target)[0] > 0.0:
             continue  # not certainly adversarial in floats: a larger step is cheaper than rationals
-        found = check_witness(exact, x, cand, target, norm)
+        found = _exact_witness(exact, x, cand, target, norm)
         if found is not None:
             return found
     return None
