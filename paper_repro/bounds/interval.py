@@ -10,6 +10,7 @@ stays sound under float64 rounding.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -44,15 +45,21 @@ class InputRegion:
         if not (np.isfinite(self.delta) and self.delta >= 0.0):
             raise PaperReproError(f"region radius must be finite and ≥ 0, got {self.delta}")
 
-    @property
+    @cached_property
     def lo(self) -> np.ndarray:
         """Per-coordinate lower end of the box ``max(0, x − δ)`` (rounded down), ``[n]``."""
         return np.maximum(0.0, np.nextafter(self.x - self.delta, -np.inf))
 
-    @property
+    @cached_property
     def hi(self) -> np.ndarray:
         """Per-coordinate upper end of the box ``min(1, x + δ)`` (rounded up), ``[n]``."""
         return np.minimum(1.0, np.nextafter(self.x + self.delta, np.inf))
+
+    @cached_property
+    def moves(self) -> np.ndarray:
+        """``[n, 3]`` columns: room up ``hi − x``, room down ``x − lo``, and ``|x|`` (the
+        per-coordinate quantities :func:`linear_range` contracts ``a`` with)."""
+        return np.stack([self.hi - self.x, self.x - self.lo, np.abs(self.x)], axis=1)
 
 
 def widen(lo: np.ndarray, hi: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,14 +86,15 @@ def linear_range(
     a = np.atleast_2d(a)
     x, lo_box, hi_box = region.x, region.lo, region.hi
     centre = a @ x + c
+    if region.norm == Norm.LINF:  # one product per sign with (room up, room down, |x|)
+        pos, neg = np.maximum(a, 0.0) @ region.moves, np.maximum(-a, 0.0) @ region.moves
+        gain_hi, gain_lo = pos[:, 0] + neg[:, 1], pos[:, 1] + neg[:, 0]
+        scale = pos[:, 2] + neg[:, 2] + np.abs(c) + gain_hi + gain_lo
+        return widen(centre - gain_lo, centre + gain_hi, scale)
     scale = np.abs(a) @ np.abs(x) + np.abs(c)
     down_cap, up_cap = x - lo_box, hi_box - x  # room to move each coordinate down / up
-    if region.norm == Norm.LINF:
-        gain_hi = np.maximum(a, 0.0) @ up_cap + np.maximum(-a, 0.0) @ down_cap
-        gain_lo = np.maximum(a, 0.0) @ down_cap + np.maximum(-a, 0.0) @ up_cap
-    else:
-        gain_hi = _knapsack(np.abs(a), np.where(a > 0, up_cap, down_cap), region.delta)
-        gain_lo = _knapsack(np.abs(a), np.where(a > 0, down_cap, up_cap), region.delta)
+    gain_hi = _knapsack(np.abs(a), np.where(a > 0, up_cap, down_cap), region.delta)
+    gain_lo = _knapsack(np.abs(a), np.where(a > 0, down_cap, up_cap), region.delta)
     scale = scale + gain_hi + gain_lo
     return widen(centre - gain_lo, centre + gain_hi, scale)
 

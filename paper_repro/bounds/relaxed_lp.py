@@ -19,6 +19,7 @@ hidden pre-activation bounds neuron by neuron.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import highspy
 import numpy as np
@@ -32,6 +33,9 @@ from paper_repro.query import Norm
 
 SLACK_COST = 1e3
 """``M``: cost per unit of output-constraint violation in the ``min δ`` LP."""
+
+_BACKOFF_REL, _BACKOFF_ABS = np.logspace(-13, -6, 8), np.logspace(-16, -9, 8)
+"""Relative and absolute steps below a float root tried when verifying it rigorously."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class RelaxedLP:
         self.highs.setOptionValue("presolve", "off")
         self.highs.setOptionValue("threads", 1)
         self._pass_model()
+        self._sent_lo, self._sent_hi = self.col_lo.copy(), self.col_hi.copy()
 
     def _build(self, ndisp: int) -> None:
         net, x, n = self.network, self.x, self.network.input_dim
@@ -194,9 +199,6 @@ class RelaxedLP:
             for i in changed:
                 self.highs.changeCoeff(int(self.up_rows[k][i]), int(zc[i]), -float(r.slope[i]))
             self.slopes[k] = r.slope
-        self.highs.changeColsBounds(
-            self.ncol, np.arange(self.ncol, dtype=np.int32), self.col_lo, self.col_hi
-        )
         rows = np.concatenate(self.up_rows) if self.up_rows else np.zeros(0, int)
         self.highs.changeRowsBounds(
             len(rows), rows.astype(np.int32), self.row_lo[rows], self.row_hi[rows]
@@ -205,14 +207,13 @@ class RelaxedLP:
     def _radius_bounds(self, radii: np.ndarray, delta_lo: float = 0.0) -> tuple:
         """Bounds of the displacement and ``δ`` columns for each radius, ``[R, δcol + 1]`` each.
 
-        Same rounding as :class:`InputRegion`: the box ends are rounded outwards, then the
-        displacement room ``x − lo`` / ``hi − x`` is rounded up.
+        The room to move coordinate ``i`` down is ``min(x_i, ρ)`` and up ``min(1 − x_i, ρ)``:
+        the first is exact in floats, and ``1 − x_i`` is rounded up once per query
+        (:attr:`_room_up`), so the columns always hold ``R(x, ρ)`` (a superset is sound).
         """
         r = np.asarray(radii, float).reshape(-1, 1)
-        x = self.x[None, :]
-        box_lo = np.maximum(0.0, np.nextafter(x - r, -np.inf))
-        box_hi = np.minimum(1.0, np.nextafter(x + r, np.inf))
-        down, up = np.nextafter(x - box_lo, np.inf), np.nextafter(box_hi - x, np.inf)
+        down = np.minimum(self.x[None, :], r)
+        up = np.minimum(self._room_up[None, :], r)
         m = self.delta_col + 1
         lo, hi = np.zeros((len(r), m)), np.zeros((len(r), m))
         n = self.network.input_dim
@@ -224,6 +225,14 @@ class RelaxedLP:
         lo[:, -1] = np.minimum(delta_lo, r[:, 0]) if self.min_delta else hi[:, -1]
         return lo, hi
 
+    @cached_property
+    def _room_up(self) -> np.ndarray:
+        """``1 − x`` rounded up, ``[n]`` (Fast2Sum: ``1 − x = s + t`` exactly; round up if
+        ``t > 0``)."""
+        s = 1.0 - self.x
+        t = -self.x - (s - 1.0)
+        return np.where(t > 0.0, np.nextafter(s, np.inf), s)
+
     def _probe_bounds(
         self, radius: float, delta_lo: float, col_lo: np.ndarray, col_hi: np.ndarray
     ) -> None:
@@ -232,12 +241,17 @@ class RelaxedLP:
         col_lo[: lo.shape[1]], col_hi[: hi.shape[1]] = lo[0], hi[0]
 
     def set_probe(self, radius: float, delta_lo: float = 0.0) -> None:
-        """Change only the input region's radius (other bounds stay those of :meth:`configure`)."""
+        """Change only the input region's radius (other bounds stay those of :meth:`configure`).
+        Column bounds reach HiGHS at the next :meth:`solve` (only those that changed)."""
         self._probe_bounds(radius, delta_lo, self.col_lo, self.col_hi)
-        m = self.delta_col + 1
-        self.highs.changeColsBounds(
-            m, np.arange(m, dtype=np.int32), self.col_lo[:m], self.col_hi[:m]
-        )
+
+    def _send_cols(self) -> None:
+        """Pass to HiGHS the column bounds that differ from those it holds."""
+        changed = np.flatnonzero((self.col_lo != self._sent_lo) | (self.col_hi != self._sent_hi))
+        if changed.size:
+            idx = changed.astype(np.int32)
+            self.highs.changeColsBounds(idx.size, idx, self.col_lo[idx], self.col_hi[idx])
+            self._sent_lo[idx], self._sent_hi[idx] = self.col_lo[idx], self.col_hi[idx]
 
     def dual_ray(self) -> np.ndarray | None:
         """HiGHS's Farkas ray after an infeasible solve (either sign may be the proof), or None."""
@@ -276,15 +290,19 @@ class RelaxedLP:
 
         if bound(np.array([cap]))[0] > 0.0:
             return np.inf
-        guess = self._root_guess(r_lo[:m], r_hi[:m], const, cap)
-        tries = guess * (1.0 - np.logspace(-13, -6, 8)) - np.logspace(-16, -9, 8)
+        # the radius terms are ≤ 0 (each box holds 0), so the rigorous bound is
+        # const − err·const_mag + (1 + err)·Σ terms: aim the float root at that
+        guess = self._root_guess(r_lo[:m], r_hi[:m], (const - err * const_mag) / (1 + err), cap)
+        tries = guess * (1.0 - _BACKOFF_REL) - _BACKOFF_ABS
         tries = np.concatenate([[guess], tries])
         tries = tries[tries > 0.0]
-        if tries.size:  # verify the float guess rigorously, backing off slightly if needed
-            ok = np.flatnonzero(bound(tries) > 0.0)
+        for part in (tries[:2], tries[2:]):  # verify the guess rigorously, backing off if needed
+            ok = np.flatnonzero(bound(part) > 0.0) if part.size else part
             if ok.size:
-                return float(tries[ok[0]])
+                return float(part[ok[0]])
         lo_r, hi_r = 0.0, cap
+        if not bound(np.array([0.0]))[0] > 0.0:
+            return 0.0  # the dual proves nothing at all (the grid below would start here)
         for _ in range(4):  # grid refinement: the bound is non-increasing in the radius
             grid = np.linspace(lo_r, hi_r, 17)
             ok = bound(grid) > 0.0
@@ -298,16 +316,11 @@ class RelaxedLP:
         """Float root of ``const − Σ_j s_j min(ρ, c_j)`` (the dual bound's radius dependence)."""
         n = self.network.input_dim
         if self.norm == Norm.LINF:
-            loss = [(np.maximum(r_hi[:n], 0.0), self.x), (np.maximum(-r_lo[:n], 0.0), 1.0 - self.x)]
+            parts = [np.maximum(r_hi[:n], 0.0), np.maximum(-r_lo[:n], 0.0)]
         else:
-            loss = [
-                (np.maximum(-r_lo[:n], 0.0), 1.0 - self.x),
-                (np.maximum(-r_lo[n : 2 * n], 0.0), self.x),
-            ]
-        slopes = np.concatenate([sl for sl, _ in loss] + [[max(-r_lo[-1], 0.0)]])
-        caps = np.concatenate([c for _, c in loss] + [[np.inf]])
-        order = np.argsort(caps)
-        slopes, caps = slopes[order], caps[order]
+            parts = [np.maximum(-r_lo[:n], 0.0), np.maximum(-r_lo[n : 2 * n], 0.0)]
+        caps, order = self._guess_caps
+        slopes = np.concatenate([*parts, [max(-r_lo[-1], 0.0)]])[order]
         spent = np.concatenate([[0.0], np.cumsum(slopes * np.where(np.isfinite(caps), caps, 0.0))])
         rate = np.concatenate([[slopes.sum()], slopes.sum() - np.cumsum(slopes)])
         starts = np.concatenate([[0.0], caps])
@@ -322,6 +335,16 @@ class RelaxedLP:
             return cap
         k = int(hit[0])
         return float(min(max(roots[k], starts[k]), cap))
+
+    @cached_property
+    def _guess_caps(self) -> tuple[np.ndarray, np.ndarray]:
+        """The breakpoints of :meth:`_root_guess` (room per displacement column, then ``inf`` for
+        ``δ``), sorted, and their order; they depend only on ``x``."""
+        x = self.x
+        caps = np.concatenate([x, 1.0 - x] if self.norm == Norm.LINF else [1.0 - x, x])
+        caps = np.concatenate([caps, [np.inf]])
+        order = np.argsort(caps)
+        return caps[order], order
 
     def _row_terms(self, y: np.ndarray) -> tuple:
         return row_terms(self.row_lo, self.row_hi, y)
@@ -366,6 +389,7 @@ class RelaxedLP:
         (``bound=False``: no safe bound, ``-inf``, for callers that bound through
         :meth:`parametric_root` instead)."""
         h = self.highs
+        self._send_cols()
         if basis is not None:
             h.setBasis(basis)
         # HiGHS's clock runs across calls: the limit is absolute in its run time.

@@ -40,6 +40,7 @@ class Incumbents:
         self.decide_delta: float | None = None
         self.tried: set[bytes] = set()
         self.region_lps: dict[int, RelaxedLP] = {}
+        self.probe_lps: dict[int, RelaxedLP] = {}
 
     def offer(self, w: Witness | None) -> None:
         """Keep ``w`` if it is closer than the incumbent (in decide mode, pulled within δ)."""
@@ -100,5 +101,11 @@ class Incumbents:
         """Solve ``min δ`` exactly inside one activation region (all ReLUs fixed), then check."""
         if target not in self.region_lps:
             self.region_lps[target] = region_lp(RelaxedLP(self.net, self.x, self.norm, target))
+        probe = None
+        if self.norm == Norm.LINF:  # the L∞ min-δ LP has 2n extra rows: screen at one radius
+            if target not in self.probe_lps:
+                self.probe_lps[target] = RelaxedLP(self.net, self.x, self.norm, target, False)
+            probe = self.probe_lps[target]
         upper = np.inf if self.best is None or self.decide_delta is not None else self.best.distance
-        return region_witness(self.region_lps[target], self.exact, pattern, bounds, radius, upper)
+        lp = self.region_lps[target]
+        return region_witness(lp, self.exact, pattern, bounds, radius, upper, probe)

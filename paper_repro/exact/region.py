@@ -34,6 +34,7 @@ def region_witness(
     bounds: Bounds,
     radius: float,
     upper: float = np.inf,
+    probe: RelaxedLP | None = None,
 ) -> Witness | None:
     """The closest exactly-checked adversarial example (for ``lp.target``) inside the activation
     region ``pattern`` (``±1`` per hidden ReLU) within ``R(x, radius)``, or ``None``.
@@ -47,15 +48,29 @@ def region_witness(
         upper: skip the witness repair and exact check when the LP optimum is not below this
             (e.g. the incumbent's distance): a speed filter only. With a finite ``upper`` the
             LP is skipped when :func:`region_possible` rules the region out within ``upper``.
+        probe: a fixed-radius LP (``min_delta=False``) of the same target: when given, the region
+            is first solved at the single radius ``min(radius, upper)`` and the ``min δ`` LP runs
+            only if the target is reached there (a speed filter: most regions cannot beat the
+            incumbent, and the fixed-radius LP lacks the L∞ ``min δ`` LP's 2n rows).
     """
     net = exact.network
     if np.isfinite(upper) and not region_possible(net, lp.x, lp.norm, pattern, lp.target, upper):
+        return None
+    if probe is not None and not _reaches(probe, pattern, bounds, min(radius, upper)):
         return None
     for m in REGION_MARGINS:
         found, feasible = _solve(lp, exact, pattern, bounds, radius, m, upper)
         if found is not None or not feasible:
             return found  # a larger margin only shrinks the region: no optimum below upper stays so
     return None
+
+
+def _reaches(lp: RelaxedLP, pattern: Phases, bounds: Bounds, radius: float) -> bool:
+    """Whether the fixed-radius LP of the region reaches the target within ``radius`` (float
+    answer, ``s ≤ 1e-9``; used only to skip work)."""
+    lp.configure(radius, bounds, pattern, slack=True)
+    sol = lp.solve(1.0, bound=False)
+    return bool(sol.optimal and sol.col_value[lp.slack_col] <= 1e-9)
 
 
 def _solve(lp, exact, pattern, bounds, radius, m, upper=np.inf) -> tuple[Witness | None, bool]:
