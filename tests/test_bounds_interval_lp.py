@@ -155,3 +155,64 @@ def test_l1_knapsack_partial_sort_matches_full_sort(budget):
     h.passModel(lp)
     h.run()
     assert abs(-h.getInfo().objective_function_value - fast[5]) <= 1e-7 * max(1.0, fast[5])
+
+
+def test_shared_knapsacks_equal_separate_ones():
+    """One partition for several capacity matrices gives each one's own knapsack."""
+    from paper_repro.bounds.interval import _greedy, _knapsacks
+
+    rng = np.random.default_rng(3)
+    value = np.abs(rng.normal(size=(9, 784)))
+    caps = (rng.uniform(size=(9, 784)), np.where(rng.random((9, 784)) < 0.7, 0.0, 1.0))
+    for budget in (0.5, 12.0, 300.0):
+        for got, cap in zip(_knapsacks(value, caps, budget), caps, strict=True):
+            np.testing.assert_allclose(got, _greedy(value, cap, budget), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("norm", [Norm.LINF, Norm.L1])
+def test_lp_displacement_columns_hold_the_exact_region(norm):
+    """The displacement bounds of every radius contain the exact room ``min(x_i, ρ)`` down and
+    ``min(1 − x_i, ρ)`` up (checked in rationals), including x at 0, 1 and values where
+    ``1 − x`` rounds; ``1 − x`` is never rounded down."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(11)
+    x = np.concatenate([[0.0, 1.0, 0.5, 1 - 2**-53, 2**-1074, 1e-20, 0.1, 1 / 3], rng.random(8)])
+    net = _net(rng, [x.size, 3, 2])
+    lp = RelaxedLP(net, x, norm, 1, min_delta=False)
+    radii = np.array([0.0, 1e-300, 0.1, 1 / 3, 0.75, 2.0])
+    lo, hi = lp._radius_bounds(radii)
+    n = x.size
+    for r, row_lo, row_hi in zip(radii, lo, hi, strict=True):
+        for i in range(n):
+            down = min(Fraction(x[i]), Fraction(r))
+            up = min(1 - Fraction(x[i]), Fraction(r))
+            if norm == Norm.LINF:
+                assert Fraction(row_lo[i]) <= -down and Fraction(row_hi[i]) >= up
+            else:
+                assert Fraction(row_hi[i]) >= up and Fraction(row_hi[n + i]) >= down
+                assert row_lo[i] == 0.0 and row_lo[n + i] == 0.0
+            if norm == Norm.LINF:  # and not much more (a one-ulp slack at most)
+                assert row_hi[i] <= np.nextafter(float(up), np.inf)
+
+
+def test_symbolic_bounds_memo_gives_the_same_bounds():
+    """Nodes that share their shallow splits may reuse those layers' backward bounds: with the
+    memo the bounds are identical to a fresh computation, for any order of nodes."""
+    rng = np.random.default_rng(5)
+    net = _net(rng, [6, 5, 5, 3])
+    x = rng.random(6)
+    for norm in (Norm.LINF, Norm.L1):
+        region = InputRegion(x, 0.5 if norm == Norm.LINF else 1.5, norm)
+        base = symbolic_bounds(net, region)
+        memo: dict = {}
+        for _ in range(40):
+            fixed = [rng.integers(-1, 2, size=5).astype(np.int8) for _ in range(2)]
+            if rng.random() < 0.5:  # repeat an earlier first layer
+                fixed[0][:] = 0
+            fresh = symbolic_bounds(net, region, base, fixed)
+            cached = symbolic_bounds(net, region, base, fixed, cache=memo)
+            for (a, b), (c, d) in zip(fresh, cached, strict=True):
+                np.testing.assert_array_equal(a, c)
+                np.testing.assert_array_equal(b, d)
+        assert any(key[0] == 1 for key in memo)

@@ -257,3 +257,41 @@ def test_boundary_flips_cross_only_the_near_zero_relus():
     flips = boundary_flips(two, np.array([0.5, 0.25 + 1e-9]), limit=8)
     assert [f[0].tolist() for f in flips] == [[-1, 1], [1, -1]]  # the exact zero first
     assert len(boundary_flips(two, np.array([0.5, 0.25]), limit=1)) == 1
+
+
+def test_region_probe_screen_keeps_every_improving_region():
+    """The fixed-radius probe before the L∞ ``min δ`` region LP only skips work: for regions of
+    sampled points, with or without the probe the region solve returns the same witness distance
+    (below the incumbent ``upper``), or ``None`` in both cases."""
+    from paper_repro.bounds.interval import InputRegion, interval_bounds
+    from paper_repro.bounds.relaxed_lp import RelaxedLP
+    from paper_repro.bounds.symbolic import symbolic_bounds
+    from paper_repro.exact.region import region_lp, region_witness
+    from paper_repro.exact.witness import ExactNetwork
+
+    rng = np.random.default_rng(3)
+    agree = empty = 0
+    for seed in range(12):
+        q = _random_query(seed, Norm.LINF, hidden=(4, 3), n_in=6)
+        r = 0.2 + 0.4 * rng.random()
+        region = InputRegion(q.x, r, Norm.LINF)
+        bounds = symbolic_bounds(q.network, region, interval_bounds(q.network, region))
+        exact = ExactNetwork(q.network)
+        t = q.targets()[0]
+        plain = region_lp(RelaxedLP(q.network, q.x, Norm.LINF, t))
+        probe = RelaxedLP(q.network, q.x, Norm.LINF, t, min_delta=False)
+        for _ in range(15):
+            xp = np.clip(q.x + rng.uniform(-r, r, q.x.size), 0.0, 1.0)
+            pattern = [
+                np.where(z >= 0, 1, -1).astype(np.int8) for z in q.network.pre_activations(xp)
+            ]
+            upper = r * rng.uniform(0.3, 1.0)
+            a = region_witness(plain, exact, pattern, bounds, r, upper)
+            b = region_witness(plain, exact, pattern, bounds, r, upper, probe)
+            if a is None:
+                assert b is None
+                empty += 1
+                continue
+            assert b is not None and abs(a.distance - b.distance) <= 1e-9
+            agree += 1
+    assert agree > 0 and empty > 0

@@ -93,38 +93,54 @@ def linear_range(
         return widen(centre - gain_lo, centre + gain_hi, scale)
     scale = np.abs(a) @ np.abs(x) + np.abs(c)
     down_cap, up_cap = x - lo_box, hi_box - x  # room to move each coordinate down / up
-    gain_hi = _knapsack(np.abs(a), np.where(a > 0, up_cap, down_cap), region.delta)
-    gain_lo = _knapsack(np.abs(a), np.where(a > 0, down_cap, up_cap), region.delta)
+    up_room, down_room = np.where(a > 0, up_cap, down_cap), np.where(a > 0, down_cap, up_cap)
+    gain_hi, gain_lo = _knapsacks(np.abs(a), (up_room, down_room), region.delta)
     scale = scale + gain_hi + gain_lo
     return widen(centre - gain_lo, centre + gain_hi, scale)
 
 
 def _knapsack(value: np.ndarray, cap: np.ndarray, budget: float) -> np.ndarray:
     """Per row: max ``Σ value_i t_i`` s.t. ``0 ≤ t_i ≤ cap_i``, ``Σ t_i ≤ budget``. ``[m, n]
-    → [m]``.
+    → [m]`` (:func:`_knapsacks` with one capacity matrix)."""
+    return _knapsacks(value, (cap,), budget)[0]
+
+
+def _knapsacks(value: np.ndarray, caps: tuple[np.ndarray, ...], budget: float) -> list:
+    """:func:`_knapsack` for several capacity matrices sharing one value matrix (``[m, n]``).
 
     The greedy (largest value first) solution is optimal. Only the ``k`` largest values of each row
-    are sorted (``argpartition``); rows whose ``k`` items cannot absorb the budget are solved with
-    a full sort.
+    are sorted (``argpartition``), once for all capacities; rows whose ``k`` items cannot absorb
+    the budget are solved with a full sort.
     """
-    value, cap = np.atleast_2d(value), np.atleast_2d(cap)
+    value = np.atleast_2d(value)
     n = value.shape[1]
     k = int(min(n, 2 * np.ceil(budget) + 64))
     if 2 * k >= n:
-        return _greedy(value, cap, budget)
+        return [_greedy(value, np.atleast_2d(cap), budget) for cap in caps]
     top = np.argpartition(-value, k - 1, axis=1)[:, :k]
-    v, cp = np.take_along_axis(value, top, axis=1), np.take_along_axis(cap, top, axis=1)
-    out = _greedy(v, cp, budget)
-    short = np.flatnonzero(cp.sum(axis=1) < budget)
-    if short.size:
-        out[short] = _greedy(value[short], cap[short], budget)
-    return out
+    v = np.take_along_axis(value, top, axis=1)
+    order = np.argsort(-v, axis=1, kind="stable")
+    top, v = np.take_along_axis(top, order, axis=1), np.take_along_axis(v, order, axis=1)
+    outs = []
+    for cap in caps:
+        cap = np.atleast_2d(cap)
+        cp = np.take_along_axis(cap, top, axis=1)
+        out = _take_greedy(v, cp, budget)
+        short = np.flatnonzero(cp.sum(axis=1) < budget)
+        if short.size:
+            out[short] = _greedy(value[short], cap[short], budget)
+        outs.append(out)
+    return outs
 
 
 def _greedy(value: np.ndarray, cap: np.ndarray, budget: float) -> np.ndarray:
     order = np.argsort(-value, axis=1, kind="stable")
     v = np.take_along_axis(value, order, axis=1)
-    cp = np.take_along_axis(cap, order, axis=1)
+    return _take_greedy(v, np.take_along_axis(cap, order, axis=1), budget)
+
+
+def _take_greedy(v: np.ndarray, cp: np.ndarray, budget: float) -> np.ndarray:
+    """The greedy's gain for items already sorted by decreasing value ``v`` (capacities ``cp``)."""
     before = np.cumsum(cp, axis=1) - cp
     take = np.clip(budget - before, 0.0, cp)
     # Rounding in the cumulative sums can only misplace budget by ~1 ulp per term; the caller's

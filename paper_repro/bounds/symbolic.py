@@ -68,6 +68,7 @@ def symbolic_bounds(
     prior: Bounds | None = None,
     fixed: Phases | None = None,
     first: tuple[np.ndarray, np.ndarray] | None = None,
+    cache: dict | None = None,
 ) -> Bounds:
     """Backward symbolic bounds on every affine layer's outputs, intersected with ``prior``.
 
@@ -78,6 +79,9 @@ def symbolic_bounds(
         fixed: branch-and-bound phase splits; hidden-layer bounds are clipped to them.
         first: ``linear_range`` of the first layer over ``region``, if already computed (it does
             not depend on ``fixed``; branch-and-bound nodes share it).
+        cache: memo of the backward bounds of layer ``k`` keyed by ``fixed[:k]``; valid only
+            for one ``(region, prior)`` pair (branch-and-bound nodes that differ only in deeper
+            splits share their shallower layers' bounds).
 
     Returns:
         ``[(lo_k, hi_k)]`` for every affine layer (hidden pre-activations, then logits). A node
@@ -95,9 +99,16 @@ def symbolic_bounds(
             lo, hi = first if first is not None else linear_range(w, b, region)
         else:
             mag = np.abs(w) @ mag + np.abs(b)
-            lo, hi = _backward(network, k, relax, region)
-            pad = REL_MARGIN * mag
-            lo, hi = lo - pad, hi + pad
+            memo = cache if cache is not None and fixed is not None else None
+            key = None if memo is None else (k, b"".join(f.tobytes() for f in fixed[:k]))
+            if memo is not None and key in memo:
+                lo, hi = memo[key]
+            else:
+                lo, hi = _backward(network, k, relax, region)
+                pad = REL_MARGIN * mag
+                lo, hi = lo - pad, hi + pad
+                if memo is not None:
+                    memo[key] = (lo, hi)
         if prior is not None:
             lo, hi = np.maximum(lo, prior[k][0]), np.minimum(hi, prior[k][1])
         if k < n_layers - 1:

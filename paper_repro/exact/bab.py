@@ -119,7 +119,7 @@ class BabEngine:
         self.domain = float(far.max() if self.norm == Norm.LINF else far.sum())
         self.lps: dict[int, RelaxedLP] = {}
         self.node_lps: dict[int, RelaxedLP] = {}
-        self._first: tuple[float, InputRegion, tuple[np.ndarray, np.ndarray]] | None = None
+        self._first: tuple | None = None  # (cap, base, region, first-layer range, bounds memo)
         self.node_bound = self.opt.node_bound or (
             NodeBound.DIRECT if self.norm == Norm.L1 else NodeBound.NEWTON
         )
@@ -264,12 +264,12 @@ class BabEngine:
         late = not self.tightened and self.nodes >= self.opt.tighten_after
         if late or cap < self.opt.retighten_ratio * self.base_radius:
             self._refresh_base(cap, deadline)
-        if self._first is None or self._first[0] != cap:  # shared by every node at this cap
-            region = InputRegion(self.x, cap, self.norm)
+        if self._first is None or self._first[0] != cap or self._first[1] is not self.base:
+            region = InputRegion(self.x, cap, self.norm)  # shared by every node at this cap
             w, b = self.net.weights[0], self.net.biases[0]
-            self._first = (cap, region, linear_range(w, b, region))
-        _, region, first = self._first
-        bounds = symbolic_bounds(self.net, region, self.base, node.fixed, first)
+            self._first = (cap, self.base, region, linear_range(w, b, region), {})
+        _, base, region, first, memo = self._first
+        bounds = symbolic_bounds(self.net, region, base, node.fixed, first, memo)
         if any(np.any(lo > hi) for lo, hi in bounds):
             return None  # the splits contradict sound bounds
         if self.node_bound == NodeBound.DIRECT:
