@@ -189,9 +189,11 @@ def test_lp_displacement_columns_hold_the_exact_region(norm):
             up = min(1 - Fraction(x[i]), Fraction(r))
             if norm == Norm.LINF:
                 assert Fraction(row_lo[i]) <= -down and Fraction(row_hi[i]) >= up
-            else:
-                assert Fraction(row_hi[i]) >= up and Fraction(row_hi[n + i]) >= down
-                assert row_lo[i] == 0.0 and row_lo[n + i] == 0.0
+            else:  # p over pixels that can move up, then q over those that can move down
+                p, q = np.flatnonzero(lp.p_idx == i), np.flatnonzero(lp.q_idx == i)
+                assert (Fraction(row_hi[p[0]]) >= up) if p.size else up == 0
+                assert (Fraction(row_hi[lp.p_idx.size + q[0]]) >= down) if q.size else down == 0
+                assert np.all(row_lo[: lp.delta_col] == 0.0)
             if norm == Norm.LINF:  # and not much more (a one-ulp slack at most)
                 assert row_hi[i] <= np.nextafter(float(up), np.inf)
 

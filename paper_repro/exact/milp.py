@@ -121,11 +121,7 @@ def _start_vector(
 ) -> highspy.HighsSolution:
     v = np.zeros(ncol)
     d = w.x - query.x
-    n = query.network.input_dim
-    if query.norm == Norm.LINF:
-        v[:n] = d
-    else:
-        v[:n], v[n : 2 * n] = np.maximum(d, 0.0), np.maximum(-d, 0.0)
+    v[: lp.delta_col] = lp.displacement_columns(d)
     v[lp.delta_col] = w.distance
     pre = query.network.pre_activations(w.x)
     for k, z in enumerate(pre):
