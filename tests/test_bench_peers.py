@@ -14,12 +14,16 @@ from paper_repro.errors import PaperReproError
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _bench():
-    path = ROOT / "benchmarks" / "bench_minadv.py"
-    spec = importlib.util.spec_from_file_location("bench_minadv", path)
+def _script(name: str):
+    """A module from ``benchmarks/{name}.py`` (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _bench():
+    return _script("bench_minadv")
 
 
 def _row(backend: str, digest: str = "aa", timeout: float = 120.0, target: int = 1) -> dict:
@@ -57,18 +61,10 @@ def test_earlier_peer_rows_from_other_weights_or_timeout_are_refused(tmp_path, d
         bench._earlier_peers(tmp_path / "missing.jsonl", [], [], 120.0)
 
 
-def _compare():
-    path = ROOT / "benchmarks" / "compare_minadv.py"
-    spec = importlib.util.spec_from_file_location("compare_minadv", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_compare_runs_pairs_instances_and_flags_changes(tmp_path, capsys):
     """``compare_minadv.py``: totals over the pairs both runs finished, status changes, δ*
     disagreements; bad input is one clear error."""
-    cmp = _compare()
+    cmp = _script("compare_minadv")
 
     def row(target, status, upper, seconds, nodes, backend="bab"):
         r = _row(backend, target=target)
