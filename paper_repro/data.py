@@ -9,6 +9,7 @@ on and a network answers; otherwise one clear error names the file and where it 
 from __future__ import annotations
 
 import enum
+import functools
 import gzip
 import hashlib
 import importlib.resources
@@ -256,6 +257,12 @@ def load_test(
     return load_mnist5k("holdout", holdout, seed)
 
 
+@functools.lru_cache(maxsize=2)
+def _test_split(directory: str) -> Split:
+    """The MNIST test split of ``directory``, read once per process (callers copy what they use)."""
+    return load_mnist("test", directory, download=True)
+
+
 def load_test_image(index: int, directory: str | Path | None = None) -> tuple[np.ndarray, int]:
     """Genuine MNIST test image ``index`` as float64 ``[784]`` in [0,1] and its label.
 
@@ -265,7 +272,7 @@ def load_test_image(index: int, directory: str | Path | None = None) -> tuple[np
         from paper_repro.config import load_config, resolve_path
 
         directory = resolve_path(load_config()["data"]["dir"])
-    split = load_mnist("test", directory, download=True)
+    split = _test_split(str(Path(directory).resolve()))
     if not 0 <= index < len(split):
         raise PaperReproError(f"MNIST test index {index} out of range 0..{len(split) - 1}")
     return split.images[index].astype(np.float64), int(split.labels[index])
