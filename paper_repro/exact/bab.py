@@ -95,6 +95,19 @@ class _Node:
     hint: list | None = field(compare=False, default=None)
 
 
+@dataclass(frozen=True)
+class _CapBounds:
+    """What every node at one incumbent radius ``cap`` shares: the base bounds it was built on,
+    the input region, the first layer's range and the memo of deeper layers' backward bounds
+    (:func:`~paper_repro.bounds.symbolic.symbolic_bounds`)."""
+
+    cap: float
+    base: Bounds
+    region: InputRegion
+    first: tuple[np.ndarray, np.ndarray]
+    memo: dict
+
+
 @dataclass
 class SearchOutcome:
     """Raw result of a min-δ search (BaB or MILP): ``lower ≤ δ* ≤ upper`` (``best`` achieves
@@ -119,7 +132,7 @@ class BabEngine:
         self.domain = float(far.max() if self.norm == Norm.LINF else far.sum())
         self.lps: dict[int, RelaxedLP] = {}
         self.node_lps: dict[int, RelaxedLP] = {}
-        self._first: tuple | None = None  # (cap, base, region, first-layer range, bounds memo)
+        self._shared: _CapBounds | None = None
         self.node_bound = self.opt.node_bound or (
             NodeBound.DIRECT if self.norm == Norm.L1 else NodeBound.NEWTON
         )
@@ -264,12 +277,15 @@ class BabEngine:
         late = not self.tightened and self.nodes >= self.opt.tighten_after
         if late or cap < self.opt.retighten_ratio * self.base_radius:
             self._refresh_base(cap, deadline)
-        if self._first is None or self._first[0] != cap or self._first[1] is not self.base:
-            region = InputRegion(self.x, cap, self.norm)  # shared by every node at this cap
+        shared = self._shared
+        if shared is None or shared.cap != cap or shared.base is not self.base:
+            region = InputRegion(self.x, cap, self.norm)
             w, b = self.net.weights[0], self.net.biases[0]
-            self._first = (cap, self.base, region, linear_range(w, b, region), {})
-        _, base, region, first, memo = self._first
-        bounds = symbolic_bounds(self.net, region, base, node.fixed, first, memo)
+            shared = _CapBounds(cap, self.base, region, linear_range(w, b, region), {})
+            self._shared = shared
+        bounds = symbolic_bounds(
+            self.net, shared.region, shared.base, node.fixed, shared.first, shared.memo
+        )
         if any(np.any(lo > hi) for lo, hi in bounds):
             return None  # the splits contradict sound bounds
         if self.node_bound == NodeBound.DIRECT:

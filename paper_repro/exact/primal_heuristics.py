@@ -104,7 +104,9 @@ class Incumbents:
         probe = None
         if self.norm == Norm.LINF:  # the L∞ min-δ LP has 2n extra rows: screen at one radius
             if target not in self.probe_lps:
-                self.probe_lps[target] = RelaxedLP(self.net, self.x, self.norm, target, False)
+                self.probe_lps[target] = RelaxedLP(
+                    self.net, self.x, self.norm, target, min_delta=False
+                )
             probe = self.probe_lps[target]
         upper = np.inf if self.best is None or self.decide_delta is not None else self.best.distance
         lp = self.region_lps[target]
