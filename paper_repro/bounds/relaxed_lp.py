@@ -58,7 +58,13 @@ class RelaxedLP(RadiusDual):
     """
 
     def __init__(
-        self, network: ReluNetwork, x: np.ndarray, norm: Norm, target: int, min_delta: bool = True
+        self,
+        network: ReluNetwork,
+        x: np.ndarray,
+        norm: Norm,
+        target: int,
+        min_delta: bool = True,
+        indicators: bool = False,
     ) -> None:
         self.network, self.x, self.norm, self.target = network, np.asarray(x, float), norm, target
         self.min_delta = min_delta
@@ -78,7 +84,11 @@ class RelaxedLP(RadiusDual):
             self.a_cols.append(np.arange(col + h, col + 2 * h))
             col += 2 * h
         self.y_cols = np.arange(col, col + network.num_classes)
-        self.ncol = col + network.num_classes
+        col += network.num_classes
+        # one [0, 1] column per first-layer ReLU (its phase indicator) for hull cuts; no rows
+        self.ind_cols = np.arange(col, col + (hidden[0] if indicators and hidden else 0))
+        self.ncol = col + self.ind_cols.size
+        self.cut_rows, self.cut_owners = np.zeros(0, int), np.zeros(0, int)
         self._build(ndisp)
         self.highs = highspy.Highs()
         self.highs.setOptionValue("output_flag", False)
@@ -208,6 +218,11 @@ class RelaxedLP(RadiusDual):
             for i in changed:
                 self.highs.changeCoeff(int(self.up_rows[k][i]), int(zc[i]), -float(r.slope[i]))
             self.slopes[k] = r.slope
+            if k == 0 and self.ind_cols.size:  # the phase indicator: 1 active, 0 inactive
+                on = (lo >= 0) | (fk is not None and (fk > 0))
+                off = (hi <= 0) | (fk is not None and (fk < 0))
+                self.col_lo[self.ind_cols] = np.where(on & ~off, 1.0, 0.0)
+                self.col_hi[self.ind_cols] = np.where(off & ~on, 0.0, 1.0)
         rows = np.concatenate(self.up_rows) if self.up_rows else np.zeros(0, int)
         self.highs.changeRowsBounds(
             len(rows), rows.astype(np.int32), self.row_lo[rows], self.row_hi[rows]
@@ -232,6 +247,40 @@ class RelaxedLP(RadiusDual):
             idx = changed.astype(np.int32)
             self.highs.changeColsBounds(idx.size, idx, self.col_lo[idx], self.col_hi[idx])
             self._sent_lo[idx], self._sent_hi[idx] = self.col_lo[idx], self.col_hi[idx]
+
+    def add_rows(
+        self, rows: sp.csr_matrix, lo: np.ndarray, hi: np.ndarray, owners: np.ndarray
+    ) -> None:
+        """Append constraint rows ``lo ≤ rows · v ≤ hi`` (``rows``: ``[k, ncol]``; e.g. cuts), to
+        the model and to the matrix the safe dual bounds are computed from; ``owners`` (``[k]``)
+        names the first-layer ReLU each row relaxes (its dual counts in :meth:`relu_weights`)."""
+        rows = sp.csr_matrix(rows)
+        start = self.base.shape[0]
+        self.cut_rows = np.concatenate([self.cut_rows, np.arange(start, start + rows.shape[0])])
+        self.cut_owners = np.concatenate([self.cut_owners, np.asarray(owners, int)])
+        self.base = sp.vstack([self.base, rows]).tocsc()
+        self.base_t = self.base.T.tocsr()
+        self.abs_base_t = abs(self.base_t)
+        self.max_col_nnz = int(np.max(np.diff(self.base.indptr))) + 3
+        self.row_lo = np.concatenate([self.row_lo, np.asarray(lo, float)])
+        self.row_hi = np.concatenate([self.row_hi, np.asarray(hi, float)])
+        self.highs.addRows(
+            rows.shape[0],
+            np.asarray(lo, float),
+            np.asarray(hi, float),
+            rows.nnz,
+            rows.indptr[:-1].astype(np.int32),
+            rows.indices.astype(np.int32),
+            rows.data.astype(float),
+        )
+
+    def relu_weights(self, y: np.ndarray) -> list[np.ndarray]:
+        """Per hidden layer, ``|dual|`` of each ReLU's upper relaxation rows (triangle row, plus
+        any rows added for it) for the dual ``y``: the branching scores' weights."""
+        weights = [np.abs(y[r]) for r in self.up_rows]
+        if self.cut_rows.size and weights:
+            np.add.at(weights[0], self.cut_owners, np.abs(y[self.cut_rows]))
+        return weights
 
     def dual_ray(self) -> np.ndarray | None:
         """HiGHS's Farkas ray after an infeasible solve (either sign may be the proof), or None."""
@@ -283,8 +332,8 @@ class RelaxedLP(RadiusDual):
         :meth:`parametric_root` instead)."""
         h = self.highs
         self._send_cols()
-        if basis is not None:
-            h.setBasis(basis)
+        if basis is not None and len(basis.row_status) == self.base.shape[0]:
+            h.setBasis(basis)  # (a basis from before rows were added is not reused)
         # HiGHS's clock runs across calls: the limit is absolute in its run time.
         h.setOptionValue("time_limit", h.getRunTime() + max(1e-3, float(time_limit)))
         h.run()

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from paper_repro.bounds.hull_cuts import HullCutPool
 from paper_repro.bounds.interval import (
     Bounds,
     InputRegion,
@@ -67,6 +68,10 @@ class BabOptions:
             tightened on that smaller radius (fewer LP solves overall on the benchmark sample).
         descent_budget: region LPs of one
             :meth:`~paper_repro.exact.primal_heuristics.Incumbents.descend` walk.
+        hull_cuts: most first-layer convex-hull cuts (:mod:`~paper_repro.bounds.hull_cuts`)
+            added to a target's fixed-radius LP (0: none); ``cut_rounds`` per node bound, from
+            the ``cuts_after``-th LP solve on: the dense cut rows slow every LP down, so only
+            searches that have not closed by then (hard instances) pay for them.
     """
 
     tolerance: float = 1e-4
@@ -80,6 +85,9 @@ class BabOptions:
     node_bound: NodeBound | None = None
     tighten_after: int = 30
     descent_budget: int = 40
+    hull_cuts: int = 100
+    cut_rounds: int = 1
+    cuts_after: int = 2000
 
 
 @dataclass(order=True)
@@ -132,6 +140,7 @@ class BabEngine:
         self.domain = float(far.max() if self.norm == Norm.LINF else far.sum())
         self.lps: dict[int, RelaxedLP] = {}
         self.node_lps: dict[int, RelaxedLP] = {}
+        self.pools: dict[int, HullCutPool] = {}
         self._shared: _CapBounds | None = None
         self.node_bound = self.opt.node_bound or (
             NodeBound.DIRECT if self.norm == Norm.L1 else NodeBound.NEWTON
@@ -141,7 +150,7 @@ class BabEngine:
         self.nodes = 0
         self.base: Bounds | None = None
         self.base_radius = np.inf
-        self.tightened = False
+        self.tightened = self.cut_tightened = False
 
     # ---------------------------------------------------------------- incumbents and bounds
     @property
@@ -156,7 +165,11 @@ class BabEngine:
     def _lp(self, target: int) -> RelaxedLP:
         """The fixed-radius probe LP (objective ``min s``) of ``target``."""
         if target not in self.lps:
-            self.lps[target] = RelaxedLP(self.net, self.x, self.norm, target, min_delta=False)
+            cuts = self.opt.hull_cuts > 0
+            lp = RelaxedLP(self.net, self.x, self.norm, target, min_delta=False, indicators=cuts)
+            self.lps[target] = lp
+            if cuts:
+                self.pools[target] = HullCutPool(lp, self.opt.hull_cuts)
         return self.lps[target]
 
     def _node_lp(self, target: int) -> RelaxedLP:
@@ -275,6 +288,9 @@ class BabEngine:
         """Bound one node; returns ``None`` (empty within the cap) or ``(lb, children)``."""
         cap = self._cap(delta)
         late = not self.tightened and self.nodes >= self.opt.tighten_after
+        full = [p.added >= p.max_cuts for p in self.pools.values()]
+        if full and all(full) and not self.cut_tightened:  # tighten again through the cuts
+            self.cut_tightened = late = True
         if late or cap < self.opt.retighten_ratio * self.base_radius:
             self._refresh_base(cap, deadline)
         shared = self._shared
@@ -350,6 +366,16 @@ class BabEngine:
         lp = self._lp(node.target)
         lp.configure(cap, bounds, node.fixed)
         stop = np.inf if self.best is None else self.best.distance - self.opt.tolerance
+        refine = None
+        late = self.nodes >= self.opt.cuts_after
+        if node.target in self.pools and late and self._shared is not None:
+            pool, region = self.pools[node.target], self._shared.region
+            lo, hi = bounds[0]
+            free = (lo < 0) & (hi > 0) & (node.fixed[0] == 0)
+
+            def refine(sol) -> bool:
+                return pool.separate(sol.col_value, region, free) > 0
+
         res = newton_bound(
             lp,
             lb,
@@ -359,6 +385,8 @@ class BabEngine:
             stop_at=stop,
             basis=None if fresh else node.basis,
             hint=None if fresh else node.hint,
+            refine=refine,
+            rounds=self.opt.cut_rounds,
         )
         self.nodes += res.solves
         return lp, res

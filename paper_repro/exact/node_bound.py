@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +55,8 @@ def newton_bound(
     stop_at: float = np.inf,
     basis: object = None,
     hint: list[np.ndarray] | None = None,
+    refine: Callable[[LPSolution], bool] | None = None,
+    rounds: int = 0,
 ) -> NodeBoundResult:
     """Newton steps on the radius from ``lb`` (a bound already proven, e.g. the parent's).
 
@@ -62,6 +65,8 @@ def newton_bound(
     (:meth:`RelaxedLP.parametric_root`; a Farkas ray when the LP is infeasible), and ``ρ ← ρ′``.
     Stops after ``steps`` solves, at convergence, or once ``lb ≥ stop_at`` (the node can be
     pruned). ``lb = inf`` in the result: no adversarial example lies within ``cap`` in the node.
+    At the relaxation's optimum, up to ``rounds`` times, ``refine(solution)`` may tighten the LP
+    (add valid cuts that separate the point; returns whether it did) and the steps go on.
     """
     probe, sol, weights, converged = lb, None, hint, False
     solves = 0
@@ -69,23 +74,26 @@ def newton_bound(
         lp.set_probe(probe)
         sol = lp.solve(max(1e-3, deadline - time.monotonic()), basis, bound=False)
         basis, solves = None, solves + 1
-        if sol.optimal and sol.col_value[lp.slack_col] <= 1e-9:
-            converged = True
-            break  # the relaxation reaches the target within ρ: no better bound here
-        root = lp.parametric_root(sol.row_dual, cap)  # any dual vector gives a bound
-        if not sol.optimal:  # the splits are infeasible at radius ρ: try the Farkas ray
-            ray = lp.dual_ray()
-            if ray is not None:
-                roots = [lp.parametric_root(r, cap, farkas=True) for r in (ray, -ray)]
-                root = max(root, *roots)
-        if root == np.inf:
-            return NodeBoundResult(np.inf, weights, sol, True, solves)  # empty within the cap
-        weights = [np.abs(sol.row_dual[r]) for r in lp.up_rows]
-        if root <= probe * (1 + 1e-6) + 1e-12:
-            lb, converged = max(lb, root), True
-            break
-        lb, probe = max(lb, root), root
-        if lb >= stop_at:
+        done = sol.optimal and sol.col_value[lp.slack_col] <= 1e-9
+        if not done:  # the relaxation does not reach the target within ρ: the dual proves more
+            root = lp.parametric_root(sol.row_dual, cap)  # any dual vector gives a bound
+            if not sol.optimal:  # the splits are infeasible at radius ρ: try the Farkas ray
+                ray = lp.dual_ray()
+                if ray is not None:
+                    roots = [lp.parametric_root(r, cap, farkas=True) for r in (ray, -ray)]
+                    root = max(root, *roots)
+            if root == np.inf:
+                return NodeBoundResult(np.inf, weights, sol, True, solves)  # empty within the cap
+            weights = lp.relu_weights(sol.row_dual)
+            done = root <= probe * (1 + 1e-6) + 1e-12
+            lb, probe = max(lb, root), max(probe, root)
+            if lb >= stop_at:
+                converged = True
+                break
+        if done:  # the relaxation's optimum: cut its point off (``refine``) or stop
+            if refine is not None and rounds > 0 and sol.optimal and refine(sol):
+                rounds -= 1
+                continue
             converged = True
             break
     return NodeBoundResult(lb, weights, sol, converged, solves)
@@ -103,7 +111,7 @@ def direct_bound(
     sol = lp.solve(max(1e-3, deadline - time.monotonic()), basis)
     if np.isfinite(sol.safe_bound):
         lb = max(lb, float(sol.safe_bound))
-    weights = [np.abs(sol.row_dual[r]) for r in lp.up_rows]
+    weights = lp.relu_weights(sol.row_dual)
     return NodeBoundResult(np.inf if lb > cap else lb, weights, sol, sol.optimal, 1)
 
 
