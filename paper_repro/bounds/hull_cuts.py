@@ -91,6 +91,11 @@ class HullCutPool:
             raise ValueError("hull cuts need a RelaxedLP built with indicators=True")
         self.lp, self.max_cuts, self.added = lp, max_cuts, 0
 
+    def clear(self) -> None:
+        """Drop every cut (when the region shrinks, cuts derived on the larger box are weak)."""
+        self.lp.drop_added_rows()
+        self.added = 0
+
     def separate(self, col_value: np.ndarray, box: InputRegion, free: np.ndarray) -> int:
         """Add the violated cuts of the neurons ``free`` (``[m]`` bool: unstable, not branched) at
         the LP point ``col_value`` (``[ncol]``), valid on ``box``; returns how many were added."""

@@ -95,6 +95,10 @@ class RelaxedLP(RadiusDual):
         self.highs.setOptionValue("presolve", "off")
         self.highs.setOptionValue("threads", 1)
         self.highs.setOptionValue("primal_feasibility_tolerance", 1e-9)
+        # no scaling: the rows are already O(1) (weights, ±1, slopes), and HiGHS would rescale
+        # the model on every warm-started run (measured: −12 % L∞ and −41 % L1 time on the
+        # benchmark sample at equal LP counts)
+        self.highs.setOptionValue("simplex_scale_strategy", 0)
         self._pass_model()
         self._sent_lo, self._sent_hi = self.col_lo.copy(), self.col_hi.copy()
 
@@ -273,6 +277,20 @@ class RelaxedLP(RadiusDual):
             rows.indices.astype(np.int32),
             rows.data.astype(float),
         )
+
+    def drop_added_rows(self) -> None:
+        """Remove every row added by :meth:`add_rows` (e.g. cuts derived for a larger region)."""
+        if self.cut_rows.size == 0:
+            return
+        start = int(self.cut_rows[0])
+        idx = np.arange(start, self.base.shape[0], dtype=np.int32)
+        self.highs.deleteRows(idx.size, idx)
+        self.base = self.base.tocsr()[:start].tocsc()
+        self.base_t = self.base.T.tocsr()
+        self.abs_base_t = abs(self.base_t)
+        self.max_col_nnz = int(np.max(np.diff(self.base.indptr))) + 3
+        self.row_lo, self.row_hi = self.row_lo[:start], self.row_hi[:start]
+        self.cut_rows, self.cut_owners = np.zeros(0, int), np.zeros(0, int)
 
     def relu_weights(self, y: np.ndarray) -> list[np.ndarray]:
         """Per hidden layer, ``|dual|`` of each ReLU's upper relaxation rows (triangle row, plus

@@ -85,9 +85,9 @@ class BabOptions:
     node_bound: NodeBound | None = None
     tighten_after: int = 30
     descent_budget: int = 40
-    hull_cuts: int = 100
+    hull_cuts: int = 0
     cut_rounds: int = 1
-    cuts_after: int = 2000
+    cuts_after: int = 0
 
 
 @dataclass(order=True)
@@ -182,6 +182,10 @@ class BabEngine:
         """Sound bounds on ``R(x, radius)``: IBP ∩ symbolic (∩ LP-tightened)."""
         region = InputRegion(self.x, radius, self.norm)
         bounds = symbolic_bounds(self.net, region, interval_bounds(self.net, region))
+        if radius < self.opt.retighten_ratio * self.base_radius:
+            for pool in self.pools.values():  # cuts of the larger box: make room for new ones
+                pool.clear()
+                self.cut_tightened = False
         self.tightened = self.nodes >= self.opt.tighten_after
         if self.opt.lp_tighten and len(self.net.hidden_sizes) > 1 and self.tightened:
             lp = self._lp(self.q.targets()[0])
