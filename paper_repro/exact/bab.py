@@ -69,9 +69,10 @@ class BabOptions:
         descent_budget: region LPs of one
             :meth:`~paper_repro.exact.primal_heuristics.Incumbents.descend` walk.
         hull_cuts: most first-layer convex-hull cuts (:mod:`~paper_repro.bounds.hull_cuts`)
-            added to a target's fixed-radius LP (0: none); ``cut_rounds`` per node bound, from
-            the ``cuts_after``-th LP solve on: the dense cut rows slow every LP down, so only
-            searches that have not closed by then (hard instances) pay for them.
+            added to a target's fixed-radius LP (0, the default: none; measured slower on the
+            benchmark), ``cut_rounds`` per node bound, from the ``cuts_after``-th LP solve on;
+            they are dropped when the region shrinks, and the bounds LP-tightened again once
+            the pool is full.
     """
 
     tolerance: float = 1e-4
