@@ -27,6 +27,8 @@ then rests on :mod:`paper_repro.bounds.safe`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -100,6 +102,14 @@ class HullCutPool:
         """Drop every cut (when the region shrinks, cuts derived on the larger box are weak)."""
         self.lp.drop_added_rows()
         self.added = 0
+
+    def refiner(self, box: InputRegion, first: tuple, fixed: np.ndarray) -> Callable:
+        """The ``refine`` callback of :func:`~paper_repro.exact.node_bound.newton_bound` for a
+        node: separate at an LP solution for the first-layer ReLUs unstable under ``first``
+        (their ``(lo, hi)``) and not branched (``fixed == 0``); True if cuts were added."""
+        lo, hi = first
+        free = (lo < 0) & (hi > 0) & (fixed == 0)
+        return lambda sol: self.separate(sol.col_value, box, free) > 0
 
     def separate(self, col_value: np.ndarray, box: InputRegion, free: np.ndarray) -> int:
         """Add the violated cuts of the neurons ``free`` (``[m]`` bool: unstable, not branched) at

@@ -40,8 +40,8 @@ from paper_repro.exact.incumbent import attack_incumbent
 from paper_repro.exact.node_bound import (
     NodeBound,
     NodeBoundResult,
+    branch_choice,
     direct_bound,
-    free_relus,
     has_free_relu,
     newton_bound,
 )
@@ -206,23 +206,6 @@ class BabEngine:
         cap = self.domain if delta is None else delta
         return cap if self.best is None else min(cap, self.best.distance)
 
-    @staticmethod
-    def _branch_choice(weights: list[np.ndarray] | None, bounds: Bounds, fixed: Phases):
-        """The free unstable ReLU maximising (dual weight of its triangle row) × (triangle height);
-        ties and missing duals fall back to the height ``−l·u/(u − l)`` alone."""
-        best, best_score = None, -1.0
-        for k, free in enumerate(free_relus(bounds, fixed)):
-            lo, hi = bounds[k]
-            if not free.any():
-                continue
-            height = np.where(free, -lo * hi / np.where(free, hi - lo, 1.0), 0.0)
-            dual = 0.0 if weights is None else weights[k]
-            score = np.where(free, dual * height + 1e-9 * height, -1.0)
-            i = int(np.argmax(score))
-            if score[i] > best_score:
-                best, best_score = (k, i), float(score[i])
-        return best
-
     # ---------------------------------------------------------------- the search
     def search(self, deadline: float, delta: float | None = None) -> SearchOutcome:
         """Best-first BaB until ``upper − lower ≤ tolerance`` (``delta=None``) or, for a fixed
@@ -319,7 +302,7 @@ class BabEngine:
         if sol is not None and sol.optimal:
             xp = np.clip(self.x + lp.displacement(sol.col_value), 0.0, 1.0)
             self.inc.from_lp_point(node.target, xp, self.base, self._cap(delta))
-        choice = self._branch_choice(weights, bounds, node.fixed)
+        choice = branch_choice(weights, bounds, node.fixed)
         if choice is None:  # every ReLU fixed: the LP was exact; its bound is final
             leaf = [
                 np.where(lo >= 0, 1, np.where(hi <= 0, -1, f)).astype(np.int8)
@@ -372,15 +355,8 @@ class BabEngine:
         lp.configure(cap, bounds, node.fixed)
         stop = np.inf if self.best is None else self.best.distance - self.opt.tolerance
         refine = None
-        late = self.nodes >= self.opt.cuts_after
-        if node.target in self.pools and late and self._shared is not None:
-            pool, region = self.pools[node.target], self._shared.region
-            lo, hi = bounds[0]
-            free = (lo < 0) & (hi > 0) & (node.fixed[0] == 0)
-
-            def refine(sol) -> bool:
-                return pool.separate(sol.col_value, region, free) > 0
-
+        if node.target in self.pools and self.nodes >= self.opt.cuts_after and self._shared:
+            refine = self.pools[node.target].refiner(self._shared.region, bounds[0], node.fixed[0])
         res = newton_bound(
             lp,
             lb,

@@ -126,3 +126,22 @@ def free_relus(bounds: Bounds, fixed: Phases) -> list[np.ndarray]:
 def has_free_relu(bounds: Bounds, fixed: Phases) -> bool:
     """Whether some hidden ReLU is unstable under ``bounds`` and not split (the LP is inexact)."""
     return any(bool(mask.any()) for mask in free_relus(bounds, fixed))
+
+
+def branch_choice(
+    weights: list[np.ndarray] | None, bounds: Bounds, fixed: Phases
+) -> tuple[int, int] | None:
+    """The free unstable ReLU maximising (dual weight of its triangle row) × (triangle height);
+    ties and missing duals fall back to the height ``−l·u/(u − l)`` alone."""
+    best, best_score = None, -1.0
+    for k, free in enumerate(free_relus(bounds, fixed)):
+        lo, hi = bounds[k]
+        if not free.any():
+            continue
+        height = np.where(free, -lo * hi / np.where(free, hi - lo, 1.0), 0.0)
+        dual = 0.0 if weights is None else weights[k]
+        score = np.where(free, dual * height + 1e-9 * height, -1.0)
+        i = int(np.argmax(score))
+        if score[i] > best_score:
+            best, best_score = (k, i), float(score[i])
+    return best
