@@ -88,7 +88,7 @@ class RelaxedLP(RadiusDual):
         # one [0, 1] column per first-layer ReLU (its phase indicator) for hull cuts; no rows
         self.ind_cols = np.arange(col, col + (hidden[0] if indicators and hidden else 0))
         self.ncol = col + self.ind_cols.size
-        self.cut_rows, self.cut_owners = np.zeros(0, int), np.zeros(0, int)
+        self.cut_owners = np.zeros(0, int)  # per added row (:meth:`add_rows`), its ReLU
         self._build(ndisp)
         self.highs = highspy.Highs()
         self.highs.setOptionValue("output_flag", False)
@@ -161,14 +161,19 @@ class RelaxedLP(RadiusDual):
         rows = rows + cols(np.full(len(others), self.slack_col), np.ones(len(others)))
         self.out_rows = np.arange(n_rows, n_rows + len(others))
         add(rows, np.zeros(len(others)), np.full(len(others), np.inf))
-        self.base = sp.vstack(blocks).tocsc()
+        self._set_matrix(sp.vstack(blocks).tocsc())
+        self.model_rows = self.base.shape[0]  # rows of the relaxation; added rows come after
         self.row_lo, self.row_hi = np.concatenate(lo), np.concatenate(hi)
         self.col_lo, self.col_hi = np.zeros(self.ncol), np.zeros(self.ncol)
         self.slopes = [np.zeros(len(z)) for z in self.z_cols]
         self.cost = self.objective_delta()
-        self.base_t = self.base.T.tocsr()
+
+    def _set_matrix(self, base: sp.csc_matrix) -> None:
+        """Set the constraint matrix and what the safe dual bounds derive from it."""
+        self.base = base
+        self.base_t = base.T.tocsr()
         self.abs_base_t = abs(self.base_t)
-        self.max_col_nnz = int(np.max(np.diff(self.base.indptr))) + 3
+        self.max_col_nnz = int(np.max(np.diff(base.indptr))) + 3
 
     def _pass_model(self) -> None:
         lp = highspy.HighsLp()
@@ -259,13 +264,8 @@ class RelaxedLP(RadiusDual):
         the model and to the matrix the safe dual bounds are computed from; ``owners`` (``[k]``)
         names the first-layer ReLU each row relaxes (its dual counts in :meth:`relu_weights`)."""
         rows = sp.csr_matrix(rows)
-        start = self.base.shape[0]
-        self.cut_rows = np.concatenate([self.cut_rows, np.arange(start, start + rows.shape[0])])
         self.cut_owners = np.concatenate([self.cut_owners, np.asarray(owners, int)])
-        self.base = sp.vstack([self.base, rows]).tocsc()
-        self.base_t = self.base.T.tocsr()
-        self.abs_base_t = abs(self.base_t)
-        self.max_col_nnz = int(np.max(np.diff(self.base.indptr))) + 3
+        self._set_matrix(sp.vstack([self.base, rows]).tocsc())
         self.row_lo = np.concatenate([self.row_lo, np.asarray(lo, float)])
         self.row_hi = np.concatenate([self.row_hi, np.asarray(hi, float)])
         self.highs.addRows(
@@ -280,24 +280,21 @@ class RelaxedLP(RadiusDual):
 
     def drop_added_rows(self) -> None:
         """Remove every row added by :meth:`add_rows` (e.g. cuts derived for a larger region)."""
-        if self.cut_rows.size == 0:
+        start = self.model_rows
+        if self.base.shape[0] == start:
             return
-        start = int(self.cut_rows[0])
         idx = np.arange(start, self.base.shape[0], dtype=np.int32)
         self.highs.deleteRows(idx.size, idx)
-        self.base = self.base.tocsr()[:start].tocsc()
-        self.base_t = self.base.T.tocsr()
-        self.abs_base_t = abs(self.base_t)
-        self.max_col_nnz = int(np.max(np.diff(self.base.indptr))) + 3
+        self._set_matrix(self.base.tocsr()[:start].tocsc())
         self.row_lo, self.row_hi = self.row_lo[:start], self.row_hi[:start]
-        self.cut_rows, self.cut_owners = np.zeros(0, int), np.zeros(0, int)
+        self.cut_owners = np.zeros(0, int)
 
     def relu_weights(self, y: np.ndarray) -> list[np.ndarray]:
         """Per hidden layer, ``|dual|`` of each ReLU's upper relaxation rows (triangle row, plus
         any rows added for it) for the dual ``y``: the branching scores' weights."""
         weights = [np.abs(y[r]) for r in self.up_rows]
-        if self.cut_rows.size and weights:
-            np.add.at(weights[0], self.cut_owners, np.abs(y[self.cut_rows]))
+        if self.cut_owners.size and weights:
+            np.add.at(weights[0], self.cut_owners, np.abs(y[self.model_rows :]))
         return weights
 
     def dual_ray(self) -> np.ndarray | None:
@@ -380,6 +377,14 @@ class RelaxedLP(RadiusDual):
         e[self.p_idx] += col_value[:k]
         e[self.q_idx] -= col_value[k : self.delta_col]
         return e
+
+    def displacement_coefficients(self, coef: np.ndarray) -> np.ndarray:
+        """Row coefficients on the displacement columns of linear functions ``coef · (x′ − x)``
+        (``[k, n]`` → ``[k, δ column]``; the transpose of :meth:`displacement`)."""
+        coef = np.atleast_2d(coef)
+        if self.norm == Norm.LINF:
+            return coef.copy()
+        return np.concatenate([coef[:, self.p_idx], -coef[:, self.q_idx]], axis=1)
 
     def displacement_columns(self, e: np.ndarray) -> np.ndarray:
         """Values of the displacement columns for ``x′ − x = e`` (``[n]``; the inverse of

@@ -186,7 +186,7 @@ class BabEngine:
         if radius < self.opt.retighten_ratio * self.base_radius:
             for pool in self.pools.values():  # cuts of the larger box: make room for new ones
                 pool.clear()
-                self.cut_tightened = False
+            self.cut_tightened = False
         self.tightened = self.nodes >= self.opt.tighten_after
         if self.opt.lp_tighten and len(self.net.hidden_sizes) > 1 and self.tightened:
             lp = self._lp(self.q.targets()[0])
@@ -354,9 +354,9 @@ class BabEngine:
         lp = self._lp(node.target)
         lp.configure(cap, bounds, node.fixed)
         stop = np.inf if self.best is None else self.best.distance - self.opt.tolerance
-        refine = None
-        if node.target in self.pools and self.nodes >= self.opt.cuts_after and self._shared:
-            refine = self.pools[node.target].refiner(self._shared.region, bounds[0], node.fixed[0])
+        refine, shared = None, self._shared
+        if node.target in self.pools and self.nodes >= self.opt.cuts_after and shared is not None:
+            refine = self.pools[node.target].refiner(shared.region, bounds[0], node.fixed[0])
         res = newton_bound(
             lp,
             lb,
