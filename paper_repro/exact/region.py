@@ -20,6 +20,11 @@ REGION_MARGINS = (1e-11, 1e-8)
 SCREEN_SLACK = 1e-7
 """A region is skipped when one of its constraints misses by more than this (logit units)."""
 
+MIN_GAIN = 1e-6
+"""With a ``probe``, a region is solved only if it reaches the target within
+``upper (1 − MIN_GAIN)``: a region whose optimum is the incumbent itself (or within a millionth
+of it) is not solved again."""
+
 
 def region_lp(lp: RelaxedLP) -> RelaxedLP:
     """Prepare a ``min δ`` :class:`RelaxedLP` for region solves (tight primal feasibility)."""
@@ -49,14 +54,17 @@ def region_witness(
             (e.g. the incumbent's distance): a speed filter only. With a finite ``upper`` the
             LP is skipped when :func:`region_possible` rules the region out within ``upper``.
         probe: a fixed-radius LP (``min_delta=False``) of the same target: when given, the region
-            is first solved at the single radius ``min(radius, upper)`` and the ``min δ`` LP runs
-            only if the target is reached there (a speed filter: most regions cannot beat the
-            incumbent, and the fixed-radius LP lacks the L∞ ``min δ`` LP's 2n rows).
+            is first solved at the single radius ``min(radius, upper (1 − MIN_GAIN))`` and the
+            ``min δ`` LP runs only if the target is reached there (a speed filter: most regions
+            cannot beat the incumbent, and the fixed-radius LP lacks the L∞ ``min δ`` LP's 2n
+            rows).
     """
     net = exact.network
     if np.isfinite(upper) and not region_possible(net, lp.x, lp.norm, pattern, lp.target, upper):
         return None
-    if probe is not None and not _reaches(probe, pattern, bounds, min(radius, upper)):
+    if probe is not None and not _reaches(
+        probe, pattern, bounds, min(radius, upper * (1 - MIN_GAIN))
+    ):
         return None
     for m in REGION_MARGINS:
         found, feasible = _solve(lp, exact, pattern, bounds, radius, m, upper)
