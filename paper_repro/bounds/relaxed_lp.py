@@ -209,7 +209,7 @@ class RelaxedLP(RadiusDual):
         ``slack=False`` pins ``s = 0`` (the exact, non-elastic LP, used by heuristics);
         ``delta_lo`` restricts the node to distances ``δ ≥ delta_lo`` (a δ-interval split).
         """
-        self._probe_bounds(radius, delta_lo, self.col_lo, self.col_hi)
+        self.set_probe(radius, delta_lo)
         y_lo, y_hi = bounds[-1]
         gap = np.max(np.delete(y_hi, self.target)) - y_lo[self.target]
         self.col_hi[self.slack_col] = max(1.0, float(gap) + 1.0) if slack else 0.0
@@ -237,17 +237,12 @@ class RelaxedLP(RadiusDual):
             len(rows), rows.astype(np.int32), self.row_lo[rows], self.row_hi[rows]
         )
 
-    def _probe_bounds(
-        self, radius: float, delta_lo: float, col_lo: np.ndarray, col_hi: np.ndarray
-    ) -> None:
-        """Write the displacement and ``δ`` column bounds for ``R(x, radius)`` into the arrays."""
-        lo, hi = self._radius_bounds(np.array([radius]), delta_lo)
-        col_lo[: lo.shape[1]], col_hi[: hi.shape[1]] = lo[0], hi[0]
-
     def set_probe(self, radius: float, delta_lo: float = 0.0) -> None:
-        """Change only the input region's radius (other bounds stay those of :meth:`configure`).
-        Column bounds reach HiGHS at the next :meth:`solve` (only those that changed)."""
-        self._probe_bounds(radius, delta_lo, self.col_lo, self.col_hi)
+        """Change only the input region's radius (other bounds stay those of :meth:`configure`):
+        the displacement and ``δ`` column bounds of ``R(x, radius)``. Column bounds reach HiGHS
+        at the next :meth:`solve` (only those that changed)."""
+        lo, hi = self._radius_bounds(np.array([radius]), delta_lo)
+        self.col_lo[: lo.shape[1]], self.col_hi[: hi.shape[1]] = lo[0], hi[0]
 
     def _send_cols(self) -> None:
         """Pass to HiGHS the column bounds that differ from those it holds."""

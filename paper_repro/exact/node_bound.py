@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from paper_repro.bounds.basis_step import step_radius
 from paper_repro.bounds.interval import Bounds
 from paper_repro.bounds.relaxed_lp import LPSolution, RelaxedLP
 from paper_repro.bounds.symbolic import Phases
@@ -69,11 +70,15 @@ def newton_bound(
     (add valid cuts that separate the point; returns whether it did) and the steps go on.
     """
     probe, sol, weights, converged = lb, None, hint, False
-    solves = 0
+    solves, last = 0, None  # last: the radius of the solve whose basis HiGHS holds
     for _ in range(steps):
         lp.set_probe(probe)
-        sol = lp.solve(max(1e-3, deadline - time.monotonic()), basis, bound=False)
-        basis, solves = None, solves + 1
+        stepped = None if last is None else step_radius(lp, sol, last, probe)
+        if stepped is not None:  # that basis is still optimal at ρ (zero simplex iterations)
+            sol = stepped
+        else:
+            sol = lp.solve(max(1e-3, deadline - time.monotonic()), basis, bound=False)
+            basis, solves, last = None, solves + 1, probe
         done = sol.optimal and sol.col_value[lp.slack_col] <= 1e-9
         if not done:  # the relaxation does not reach the target within ρ: the dual proves more
             root = lp.parametric_root(sol.row_dual, cap)  # any dual vector gives a bound
@@ -92,7 +97,7 @@ def newton_bound(
                 break
         if done:  # the relaxation's optimum: cut its point off (``refine``) or stop
             if refine is not None and rounds > 0 and sol.optimal and refine(sol):
-                rounds -= 1
+                rounds, last = rounds - 1, None  # rows were added: re-solve
                 continue
             converged = True
             break
