@@ -146,7 +146,7 @@ class BabEngine:
         self.node_bound = self.opt.node_bound or (
             NodeBound.DIRECT if self.norm == Norm.L1 else NodeBound.NEWTON
         )
-        self.inc = Incumbents(query, self.opt.descent_budget, probe_lp=self._lp)
+        self.inc = Incumbents(query, self.opt.descent_budget)
         self.exact = self.inc.exact
         self.nodes = 0
         self.base: Bounds | None = None

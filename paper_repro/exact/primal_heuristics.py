@@ -9,8 +9,6 @@ make a bound unsound: every witness is checked exactly before it is kept.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from paper_repro.bounds.interval import Bounds
@@ -29,23 +27,13 @@ from paper_repro.query import Norm, Query
 class Incumbents:
     """Best witness of one query's search and the region heuristics (one HiGHS model per target).
 
-    ``probe_lp(target)`` gives the fixed-radius LP of the L∞ region screen; the branch-and-bound
-    passes its own node LP (one HiGHS model fewer per target; the screen reconfigures it, so the
-    caller reads the node's basis first). Without it, one is built per target.
-
     Attributes:
         best: the incumbent (exactly checked), or ``None``.
         decide_delta: in fixed-δ mode, witnesses are pulled within this radius when possible.
     """
 
-    def __init__(
-        self,
-        query: Query,
-        descent_budget: int = 40,
-        probe_lp: Callable[[int], RelaxedLP] | None = None,
-    ) -> None:
+    def __init__(self, query: Query, descent_budget: int = 40) -> None:
         self.net, self.x, self.norm = query.network, query.x, query.norm
-        self.probe_lp = probe_lp or self._own_probe_lp
         self.exact = ExactNetwork(self.net)
         self.descent_budget = descent_budget
         self.best: Witness | None = None
@@ -113,14 +101,13 @@ class Incumbents:
         """Solve ``min δ`` exactly inside one activation region (all ReLUs fixed), then check."""
         if target not in self.region_lps:
             self.region_lps[target] = region_lp(RelaxedLP(self.net, self.x, self.norm, target))
-        # the L∞ min-δ LP has 2n extra rows: screen at one radius with a fixed-radius LP
-        probe = self.probe_lp(target) if self.norm == Norm.LINF else None
+        probe = None
+        if self.norm == Norm.LINF:  # the L∞ min-δ LP has 2n extra rows: screen at one radius
+            if target not in self.probe_lps:
+                self.probe_lps[target] = RelaxedLP(
+                    self.net, self.x, self.norm, target, min_delta=False
+                )
+            probe = self.probe_lps[target]
         upper = np.inf if self.best is None or self.decide_delta is not None else self.best.distance
         lp = self.region_lps[target]
         return region_witness(lp, self.exact, pattern, bounds, radius, upper, probe)
-
-    def _own_probe_lp(self, target: int) -> RelaxedLP:
-        """A fixed-radius LP of ``target`` for the region screen (when none is shared)."""
-        if target not in self.probe_lps:
-            self.probe_lps[target] = RelaxedLP(self.net, self.x, self.norm, target, min_delta=False)
-        return self.probe_lps[target]
