@@ -66,9 +66,7 @@ def step_radius(lp: RelaxedLP, sol: LPSolution, old: float, new: float) -> LPSol
     tol = FEASIBILITY_TOL
     if np.any(v1 < col_lo - tol) or np.any(v1 > col_hi + tol) or v1[lp.slack_col] > tol:
         return None
-    act = lp.base @ v1
-    for rows, zc, slope in zip(lp.up_rows, lp.z_cols, lp.slopes, strict=True):
-        act[rows] -= slope * v1[zc]
+    act = lp.activity(v1)
     if np.any(act < lp.row_lo - tol) or np.any(act > lp.row_hi + tol):
         return None
     return LPSolution(True, float(lp.cost @ v1), -np.inf, v1, sol.row_dual)

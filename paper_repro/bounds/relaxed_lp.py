@@ -310,6 +310,14 @@ class RelaxedLP(RadiusDual):
             abs_aty[zc] += np.abs(self.slopes[k] * yk)
         return aty, abs_aty
 
+    def activity(self, v: np.ndarray) -> np.ndarray:
+        """Row activities ``A v`` of the current matrix (base plus the relaxation slopes) at the
+        point ``v`` (``[ncol]``), ``[rows]``; the forward counterpart of :meth:`_aty`."""
+        act = self.base @ v
+        for rows, zc, slope in zip(self.up_rows, self.z_cols, self.slopes, strict=True):
+            act[rows] -= slope * v[zc]
+        return act
+
     def set_output_rows(self, enabled: bool, margin: float = 0.0) -> None:
         """Enforce ``y_t − y_j + s ≥ margin`` (``enabled``) or drop the output rows (bound
         tightening).

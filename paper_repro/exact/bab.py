@@ -299,7 +299,6 @@ class BabEngine:
         if res.lb == np.inf:
             return None  # no adversarial example within the cap in this subtree
         lb, weights, sol, converged = res.lb, res.weights, res.solution, res.converged
-        basis = lp.highs.getBasis()  # before the region screen reconfigures the same LP
         if sol is not None and sol.optimal:
             xp = np.clip(self.x + lp.displacement(sol.col_value), 0.0, 1.0)
             self.inc.from_lp_point(node.target, xp, self.base, self._cap(delta))
@@ -313,6 +312,7 @@ class BabEngine:
             if not converged:  # the bound stopped short of the leaf's optimum: resume it later
                 return lb, [_Node(lb, node.depth_key, 0, node.target, node.fixed, None, weights)]
             return lb, []
+        basis = lp.highs.getBasis()
         k, i = choice
         depth = node_depth(node.fixed)
         kids = []
