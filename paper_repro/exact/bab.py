@@ -38,7 +38,7 @@ from paper_repro.bounds.interval import (
 )
 from paper_repro.bounds.lp import RelaxedLP, lp_tighten
 from paper_repro.bounds.symbolic import Phases, symbolic_bounds
-from paper_repro.exact.decide import Decision, Verdict
+from paper_repro.exact.decide import Decision, SearchOutcome, Verdict
 from paper_repro.exact.incumbent import attack_incumbent
 from paper_repro.exact.node_bound import (
     NodeBound,
@@ -50,7 +50,7 @@ from paper_repro.exact.node_bound import (
 )
 from paper_repro.exact.primal_heuristics import Incumbents
 from paper_repro.exact.region import activation_pattern
-from paper_repro.exact.witness import Witness, check_witness
+from paper_repro.exact.witness import Witness
 from paper_repro.query import Norm, Query
 
 
@@ -122,19 +122,6 @@ class _CapBounds:
     region: InputRegion
     first: tuple[np.ndarray, np.ndarray]
     memo: dict
-
-
-@dataclass
-class SearchOutcome:
-    """Raw result of a min-δ search (BaB or MILP): ``lower ≤ δ* ≤ upper`` (``best`` achieves
-    ``upper``), nodes, finished flag."""
-
-    lower: float
-    best: Witness | None
-    nodes: int
-    finished: bool
-    unstable: int
-    attack: Witness | None
 
 
 class BabEngine:
@@ -301,7 +288,9 @@ class BabEngine:
         )
         if any(np.any(lo > hi) for lo, hi in bounds):
             return None  # the splits contradict sound bounds
-        if self.node_bound == NodeBound.DIRECT:
+        probe = self.opt.stop_first and has_free_relu(bounds, node.fixed)
+        probe = probe and (delta is not None or self.best is not None)
+        if self.node_bound == NodeBound.DIRECT and not probe:
             lp, res = self._bound_direct(node, cap, bounds, deadline)
         else:
             lp, res = self._bound_newton(node, node.lb, cap, bounds, deadline, delta=delta)
@@ -411,11 +400,3 @@ def bab_decider(options: BabOptions | None = None):
         return engine.decide(delta, time.monotonic() + timeout)
 
     return decide
-
-
-def seed_incumbent(engine: BabEngine, initial: np.ndarray | None) -> None:
-    """Offer a user-supplied adversarial example (checked exactly against every target)."""
-    if initial is None:
-        return
-    for t in engine.q.targets():
-        engine.offer(check_witness(engine.net, engine.x, initial, t, engine.norm))

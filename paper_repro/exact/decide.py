@@ -2,7 +2,8 @@
 
 ``decide(query, delta, timeout)`` answers: is there ``x′ ∈ [0,1]^n`` with ``‖x′ − x‖ ≤ δ`` that the
 network classifies as one of ``query.targets()`` (``logit_t ≥ logit_j`` for all ``j``)? This is the
-Reluplex query inside Carlini et al.'s binary search (Sec. 3).
+Reluplex query inside Carlini et al.'s binary search (Sec. 3). :class:`SearchOutcome` is the raw
+result of the other protocol, a min-δ search (BaB or MILP).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from paper_repro.exact.witness import Witness
 from paper_repro.query import Query
 
 
@@ -44,3 +46,16 @@ class Decision:
 
 Decider = Callable[[Query, float, float], Decision]
 """``decider(query, delta, timeout_seconds) -> Decision``."""
+
+
+@dataclass
+class SearchOutcome:
+    """Raw result of a min-δ search (BaB or MILP): ``lower ≤ δ* ≤ upper`` (``best`` achieves
+    ``upper``), nodes, finished flag."""
+
+    lower: float
+    best: Witness | None
+    nodes: int
+    finished: bool
+    unstable: int
+    attack: Witness | None

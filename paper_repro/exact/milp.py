@@ -21,8 +21,7 @@ import numpy as np
 from paper_repro.bounds.interval import Bounds, InputRegion, interval_bounds
 from paper_repro.bounds.lp import RelaxedLP, lp_tighten
 from paper_repro.bounds.symbolic import symbolic_bounds
-from paper_repro.exact.bab import SearchOutcome
-from paper_repro.exact.decide import Decision, Verdict
+from paper_repro.exact.decide import Decision, SearchOutcome, Verdict
 from paper_repro.exact.incumbent import attack_incumbent
 from paper_repro.exact.region import activation_pattern, region_lp, region_witness
 from paper_repro.exact.witness import ExactNetwork, Witness, fit_within, repair

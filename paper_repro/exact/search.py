@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from paper_repro.errors import PaperReproError
-from paper_repro.exact.bab import BabEngine, BabOptions, bab_decider, seed_incumbent
+from paper_repro.exact.bab import BabEngine, BabOptions, bab_decider
 from paper_repro.exact.decide import Decider, Verdict
 from paper_repro.exact.incumbent import attack_incumbent
 from paper_repro.exact.milp import milp_decider, milp_minimize
@@ -293,3 +293,11 @@ def _replace(res: MinAdvResult, status: Status, message: str) -> MinAdvResult:
     from dataclasses import replace
 
     return replace(res, status=status, message=message)
+
+
+def seed_incumbent(engine: BabEngine, initial: np.ndarray | None) -> None:
+    """Offer a user-supplied adversarial example (checked exactly against every target)."""
+    if initial is None:
+        return
+    for t in engine.q.targets():
+        engine.offer(check_witness(engine.net, engine.x, initial, t, engine.norm))
