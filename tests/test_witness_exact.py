@@ -48,6 +48,23 @@ def test_exact_logits_match_naive_fractions_and_floats():
     assert np.allclose([float(v) for v in exact], net.forward(x), rtol=1e-12)
 
 
+def test_exact_forms_are_reused_only_for_identical_weights():
+    """The per-process memo of exact forms is keyed by the weights: a network with one output
+    bias changed in its last bit gets its own form, and the same weights loaded twice share one."""
+    rng = np.random.default_rng(3)
+    ws = [rng.normal(size=(4, 6)), rng.normal(size=(3, 4))]
+    bs = [rng.normal(size=4), rng.normal(size=3)]
+    net = ReluNetwork.from_arrays(ws, bs)
+    twin = ReluNetwork.from_arrays([w.copy() for w in ws], [b.copy() for b in bs])
+    assert ExactNetwork(net).matrices[0] is ExactNetwork(twin).matrices[0]
+    bs[1][0] = np.nextafter(bs[1][0], np.inf)
+    other = ReluNetwork.from_arrays(ws, bs)
+    x = rng.random(6)
+    assert exact_logits(ExactNetwork(net), x) == _naive_logits(net, x)
+    assert exact_logits(ExactNetwork(other), x) == _naive_logits(other, x)
+    assert exact_logits(ExactNetwork(other), x) != exact_logits(ExactNetwork(net), x)
+
+
 def test_margin_sign_decides_validity_including_ties():
     """y0 = x0, y1 = x1: a tie (x0 == x1) is adversarial for both classes."""
     net = ReluNetwork.from_arrays([np.eye(2), np.eye(2)], [np.zeros(2), np.zeros(2)])
