@@ -272,7 +272,7 @@ def plot_bound_sandwich(sandwich: pd.DataFrame, path: str | Path) -> Path:
     )
     ax.set_ylabel("untargeted L∞ distance ([0,1] pixels)")
     ax.set_title("Certified radius ≤ exact minimal distance ≤ attack distance")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: no point hidden
     return _save(fig, path)
 
 
