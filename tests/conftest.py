@@ -10,10 +10,14 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from paper_repro.bounds.interval import InputRegion, interval_bounds  # noqa: E402
+from paper_repro.bounds.symbolic import symbolic_bounds  # noqa: E402
 from paper_repro.config import REPO_ROOT, load_config, resolve_path  # noqa: E402
+from paper_repro.network import ReluNetwork  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -30,3 +34,25 @@ def mnist_dir() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def random_relaxation():
+    """Factory ``make(seed, norm, cap, hidden=(4, 4))`` → ``(net, x, target, bounds)``: a random
+    6-input ReLU network with 3 classes, an input with one pixel at 0 and one at 1 (one-sided
+    room to move), a target other than its class, and sound symbolic bounds on ``R(x, cap)``."""
+
+    def make(seed: int, norm, cap: float, hidden: tuple[int, ...] = (4, 4)):
+        rng = np.random.default_rng(seed)
+        sizes = [6, *hidden, 3]
+        layers = range(len(sizes) - 1)
+        ws = [rng.normal(size=(sizes[k + 1], sizes[k])) for k in layers]
+        bs = [rng.normal(size=sizes[k + 1]) * 0.2 for k in layers]
+        x = rng.random(6)
+        x[0], x[1] = 0.0, 1.0
+        net = ReluNetwork.from_arrays(ws, bs)
+        target = (int(np.argmax(net.forward(x))) + 1) % 3
+        region = InputRegion(x, cap, norm)
+        return net, x, target, symbolic_bounds(net, region, interval_bounds(net, region))
+
+    return make

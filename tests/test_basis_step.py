@@ -7,27 +7,8 @@ import numpy as np
 import pytest
 
 from paper_repro.bounds.basis_step import step_radius
-from paper_repro.bounds.interval import InputRegion, interval_bounds
 from paper_repro.bounds.relaxed_lp import RelaxedLP
-from paper_repro.bounds.symbolic import symbolic_bounds
-from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm
-
-
-def _lp(seed: int, norm: Norm, cap: float) -> RelaxedLP:
-    rng = np.random.default_rng(seed)
-    sizes = [6, 4, 4, 3]
-    ws = [rng.normal(size=(sizes[k + 1], sizes[k])) for k in range(3)]
-    bs = [rng.normal(size=sizes[k + 1]) * 0.2 for k in range(3)]
-    x = rng.random(6)
-    x[0], x[1] = 0.0, 1.0  # pixels whose room to move is one-sided
-    net = ReluNetwork.from_arrays(ws, bs)
-    target = (int(np.argmax(net.forward(x))) + 1) % 3
-    region = InputRegion(x, cap, norm)
-    bounds = symbolic_bounds(net, region, interval_bounds(net, region))
-    lp = RelaxedLP(net, x, norm, target, min_delta=False)
-    lp.configure(cap, bounds, None)
-    return lp
 
 
 def _feasible(lp: RelaxedLP, v: np.ndarray, tol: float = 1e-8) -> bool:
@@ -41,14 +22,16 @@ def _feasible(lp: RelaxedLP, v: np.ndarray, tol: float = 1e-8) -> bool:
 
 
 @pytest.mark.parametrize("norm", [Norm.LINF, Norm.L1])
-def test_step_matches_a_real_solve_at_the_new_radius(norm):
+def test_step_matches_a_real_solve_at_the_new_radius(norm, random_relaxation):
     """Whenever a step is taken, its point is feasible at the new radius (checked on the full
     matrix) and a real solve there reaches the same objective; steps are taken on some radii and
     refused on others (the basis stops being feasible)."""
     cap = 0.6 if norm == Norm.LINF else 3.0
     taken = refused = 0
     for seed in range(12):
-        lp = _lp(seed, norm, cap)
+        net, x, target, bounds = random_relaxation(seed, norm, cap)
+        lp = RelaxedLP(net, x, norm, target, min_delta=False)
+        lp.configure(cap, bounds, None)
         for r0 in cap * np.array([0.05, 0.2, 0.4]):
             for r1 in r0 * np.array([1.0 + 1e-6, 1.01, 1.1, 1.5, 2.5]):
                 lp.set_probe(r0)

@@ -6,42 +6,32 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from paper_repro.bounds.interval import InputRegion, interval_bounds
 from paper_repro.bounds.relaxed_lp import RelaxedLP
-from paper_repro.bounds.symbolic import symbolic_bounds
 from paper_repro.exact.node_bound import newton_bound
-from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm
 
 
-def _case(seed: int, norm: Norm, cap: float):
-    rng = np.random.default_rng(seed)
-    sizes = [6, 5, 4, 3]
-    ws = [rng.normal(size=(sizes[k + 1], sizes[k])) for k in range(3)]
-    bs = [rng.normal(size=sizes[k + 1]) * 0.2 for k in range(3)]
-    x = rng.random(6)
-    x[0], x[1] = 0.0, 1.0  # pixels whose room to move is one-sided
-    net = ReluNetwork.from_arrays(ws, bs)
-    target = (int(np.argmax(net.forward(x))) + 1) % 3
-    region = InputRegion(x, cap, norm)
-    bounds = symbolic_bounds(net, region, interval_bounds(net, region))
+def _case(make, seed: int, norm: Norm, cap: float):
+    """A random query's fixed-radius LP with a free slack, its bounds and one first-layer split
+    (a node of the tree)."""
+    net, x, target, bounds = make(seed, norm, cap, hidden=(5, 4))
     fixed = [np.zeros(h, np.int8) for h in net.hidden_sizes]
     lo, hi = bounds[0]
     unstable = np.flatnonzero((lo < 0) & (hi > 0))
-    if unstable.size:  # split one first-layer ReLU at random, as a node of the tree would
+    if unstable.size:
         fixed[0][unstable[seed % unstable.size]] = 1 if seed % 2 else -1
     lp = RelaxedLP(net, x, norm, target, min_delta=False, free_slack=True)
     return lp, bounds, fixed
 
 
 @pytest.mark.parametrize("norm", [Norm.LINF, Norm.L1])
-def test_the_slack_floor_cuts_nothing(norm):
+def test_the_slack_floor_cuts_nothing(norm, random_relaxation):
     """``min s`` with the free slack's floor equals ``min s`` with no floor at all (a slack of
     −1e6), at radii on both sides of the root: the floor never binds."""
     cap = 0.6 if norm == Norm.LINF else 3.0
     negative = 0
     for seed in range(10):
-        lp, bounds, fixed = _case(seed, norm, cap)
+        lp, bounds, fixed = _case(random_relaxation, seed, norm, cap)
         for radius in cap * np.array([0.1, 0.5, 1.0]):
             lp.configure(cap, bounds, fixed)
             lp.set_probe(radius)
@@ -58,13 +48,13 @@ def test_the_slack_floor_cuts_nothing(norm):
 
 
 @pytest.mark.parametrize("norm", [Norm.LINF, Norm.L1])
-def test_stop_probe_agrees_with_newton(norm):
+def test_stop_probe_agrees_with_newton(norm, random_relaxation):
     """One solve at the stop radius prunes exactly the nodes whose converged Newton root reaches
     the stop (up to 1e-6), and otherwise returns a bound no larger than that root."""
     cap = 0.6 if norm == Norm.LINF else 3.0
     pruned = branched = 0
     for seed in range(16):
-        lp, bounds, fixed = _case(seed, norm, cap)
+        lp, bounds, fixed = _case(random_relaxation, seed, norm, cap)
         lp.configure(cap, bounds, fixed)
         exact = newton_bound(lp, 0.0, cap, np.inf, steps=50)
         assert exact.converged
