@@ -259,10 +259,11 @@ def test_boundary_flips_cross_only_the_near_zero_relus():
     assert len(boundary_flips(two, np.array([0.5, 0.25]), limit=1)) == 1
 
 
-def test_region_probe_screen_keeps_every_improving_region():
-    """The fixed-radius probe before the L∞ ``min δ`` region LP only skips work: for regions of
-    sampled points, with or without the probe the region solve returns the same witness distance
-    (below the incumbent ``upper``), or ``None`` in both cases."""
+def test_fixed_radius_region_solve_matches_the_min_delta_lp():
+    """The L∞ region solve on a fixed-radius LP (a screen at one radius, then Newton steps on the
+    radius) finds what the ``min δ`` region LP finds: for regions of sampled points, the same
+    witness distance (to the Newton tolerance, never below the LP's optimum), or ``None`` in
+    both cases."""
     from paper_repro.bounds.interval import InputRegion, interval_bounds
     from paper_repro.bounds.relaxed_lp import RelaxedLP
     from paper_repro.bounds.symbolic import symbolic_bounds
@@ -279,7 +280,7 @@ def test_region_probe_screen_keeps_every_improving_region():
         exact = ExactNetwork(q.network)
         t = q.targets()[0]
         plain = region_lp(RelaxedLP(q.network, q.x, Norm.LINF, t))
-        probe = RelaxedLP(q.network, q.x, Norm.LINF, t, min_delta=False)
+        fixed = region_lp(RelaxedLP(q.network, q.x, Norm.LINF, t, min_delta=False))
         for _ in range(15):
             xp = np.clip(q.x + rng.uniform(-r, r, q.x.size), 0.0, 1.0)
             pattern = [
@@ -287,11 +288,12 @@ def test_region_probe_screen_keeps_every_improving_region():
             ]
             upper = r * rng.uniform(0.3, 1.0)
             a = region_witness(plain, exact, pattern, bounds, r, upper)
-            b = region_witness(plain, exact, pattern, bounds, r, upper, probe)
+            b = region_witness(fixed, exact, pattern, bounds, r, upper)
             if a is None:
                 assert b is None
                 empty += 1
                 continue
-            assert b is not None and abs(a.distance - b.distance) <= 1e-9
+            assert b is not None
+            assert a.distance - 1e-9 <= b.distance <= a.distance * (1 + 1e-8) + 1e-9
             agree += 1
     assert agree > 0 and empty > 0

@@ -59,14 +59,16 @@ def newton_bound(
     refine: Callable[[LPSolution], bool] | None = None,
     rounds: int = 0,
     stop_first: bool = False,
+    rel_tol: float = 1e-6,
 ) -> NodeBoundResult:
     """Newton steps on the radius from ``lb`` (a bound already proven, e.g. the parent's).
 
     ``lp`` must be a fixed-radius LP (``min_delta=False``) already configured for the node. At the
     probe ``ρ`` it solves ``min s``; while ``s > 0``, the dual proves a larger radius ``ρ′``
     (:meth:`RelaxedLP.parametric_root`; a Farkas ray when the LP is infeasible), and ``ρ ← ρ′``.
-    Stops after ``steps`` solves, at convergence, or once ``lb ≥ stop_at`` (the node can be
-    pruned). ``lb = inf`` in the result: no adversarial example lies within ``cap`` in the node.
+    Stops after ``steps`` solves, at convergence (a step gains at most ``rel_tol`` relative), or
+    once ``lb ≥ stop_at`` (the node can be pruned). ``lb = inf`` in the result: no adversarial
+    example lies within ``cap`` in the node.
     At the relaxation's optimum, up to ``rounds`` times, ``refine(solution)`` may tighten the LP
     (add valid cuts that separate the point; returns whether it did) and the steps go on.
 
@@ -105,7 +107,7 @@ def newton_bound(
             if root == np.inf:
                 return NodeBoundResult(np.inf, weights, sol, True, solves)  # empty within the cap
             weights = lp.relu_weights(sol.row_dual)
-            done = root <= probe * (1 + 1e-6) + 1e-12
+            done = root <= probe * (1 + rel_tol) + 1e-12
             lb, probe = max(lb, root), max(probe, root)
             if lb >= stop_at:
                 converged = True

@@ -40,7 +40,6 @@ class Incumbents:
         self.decide_delta: float | None = None
         self.tried: set[bytes] = set()
         self.region_lps: dict[int, RelaxedLP] = {}
-        self.probe_lps: dict[int, RelaxedLP] = {}
 
     def offer(self, w: Witness | None) -> None:
         """Keep ``w`` if it is closer than the incumbent (in decide mode, pulled within δ)."""
@@ -98,16 +97,12 @@ class Incumbents:
     def region_witness(
         self, target: int, pattern: Phases, bounds: Bounds, radius: float
     ) -> Witness | None:
-        """Solve ``min δ`` exactly inside one activation region (all ReLUs fixed), then check."""
+        """Solve ``min δ`` exactly inside one activation region (all ReLUs fixed), then check.
+        For L∞ the region LP is a fixed-radius one (no 2n rows for δ; Newton steps on the
+        radius, :func:`~paper_repro.exact.region.region_witness`)."""
         if target not in self.region_lps:
-            self.region_lps[target] = region_lp(RelaxedLP(self.net, self.x, self.norm, target))
-        probe = None
-        if self.norm == Norm.LINF:  # the L∞ min-δ LP has 2n extra rows: screen at one radius
-            if target not in self.probe_lps:
-                self.probe_lps[target] = RelaxedLP(
-                    self.net, self.x, self.norm, target, min_delta=False
-                )
-            probe = self.probe_lps[target]
+            linf = self.norm == Norm.LINF
+            lp = RelaxedLP(self.net, self.x, self.norm, target, min_delta=not linf)
+            self.region_lps[target] = region_lp(lp)
         upper = np.inf if self.best is None or self.decide_delta is not None else self.best.distance
-        lp = self.region_lps[target]
-        return region_witness(lp, self.exact, pattern, bounds, radius, upper, probe)
+        return region_witness(self.region_lps[target], self.exact, pattern, bounds, radius, upper)
