@@ -259,6 +259,56 @@ def test_boundary_flips_cross_only_the_near_zero_relus():
     assert len(boundary_flips(two, np.array([0.5, 0.25]), limit=1)) == 1
 
 
+def test_fixed_radius_region_solve_steps_past_a_low_safe_root(monkeypatch):
+    """The safe bound's root can lie a little below the LP's own root (seen on the PGD model,
+    where ``s`` stayed 2.5e-8 at the converged radius and every witness was lost): the region
+    solve then steps just past it and still returns the witness, within 1e-6 relative."""
+    from dataclasses import replace
+
+    import paper_repro.exact.region as region_mod
+    from paper_repro.bounds.interval import InputRegion, interval_bounds
+    from paper_repro.bounds.relaxed_lp import RelaxedLP
+    from paper_repro.bounds.symbolic import symbolic_bounds
+    from paper_repro.exact.region import region_lp, region_witness
+    from paper_repro.exact.witness import ExactNetwork
+
+    real = region_mod.newton_bound
+
+    def low_root(lp, *args, **kwargs):  # converged, but 1e-7 relative short, with s > 0 there
+        res = real(lp, *args, **kwargs)
+        if res.lb == np.inf:
+            return res
+        lp.set_probe(res.lb * (1 - 1e-7))
+        return replace(res, lb=res.lb * (1 - 1e-7), solution=lp.solve(1.0, bound=False))
+
+    rng = np.random.default_rng(5)
+    found = 0
+    for seed in range(8):
+        q = _random_query(seed, Norm.LINF, hidden=(4, 3), n_in=6)
+        r = 0.5
+        region = InputRegion(q.x, r, Norm.LINF)
+        bounds = symbolic_bounds(q.network, region, interval_bounds(q.network, region))
+        exact = ExactNetwork(q.network)
+        t = q.targets()[0]
+        plain = region_lp(RelaxedLP(q.network, q.x, Norm.LINF, t))
+        fixed = region_lp(RelaxedLP(q.network, q.x, Norm.LINF, t, min_delta=False))
+        for _ in range(10):
+            xp = np.clip(q.x + rng.uniform(-r, r, q.x.size), 0.0, 1.0)
+            pattern = [
+                np.where(z >= 0, 1, -1).astype(np.int8) for z in q.network.pre_activations(xp)
+            ]
+            a = region_witness(plain, exact, pattern, bounds, r)
+            with monkeypatch.context() as m:
+                m.setattr(region_mod, "newton_bound", low_root)
+                b = region_witness(fixed, exact, pattern, bounds, r)
+            if a is None:
+                continue
+            assert b is not None
+            assert a.distance - 1e-9 <= b.distance <= a.distance * (1 + 1e-6) + 1e-9
+            found += 1
+    assert found >= 5
+
+
 def test_fixed_radius_region_solve_matches_the_min_delta_lp():
     """The L∞ region solve on a fixed-radius LP (a screen at one radius, then Newton steps on the
     radius) finds what the ``min δ`` region LP finds: for regions of sampled points, the same

@@ -284,9 +284,17 @@ def _result(query, lower, best, attack, start, backend, unstable, nodes, tol, ex
         margin_exact=None if best is None else best.margin,
         margin_float32=None if best is None else float32_margin(query.network, best.x, best.target),
         nodes=int(nodes),
-        message="" if gap_ok else "time limit reached before the bracket closed",
+        message="" if gap_ok else _open_reason(extra),
         extra=dict(extra),
     )
+
+
+def _open_reason(extra: dict) -> str:
+    """Why a bracket stayed open: the deadline, or a search that ran out of nodes whose last
+    regions' witnesses could not be made exact (the bracket is certified either way)."""
+    if extra.get("finished"):
+        return "search exhausted without an exact witness at the lower bound (bracket certified)"
+    return "time limit reached before the bracket closed"
 
 
 def _replace(res: MinAdvResult, status: Status, message: str) -> MinAdvResult:
