@@ -259,6 +259,33 @@ def test_boundary_flips_cross_only_the_near_zero_relus():
     assert len(boundary_flips(two, np.array([0.5, 0.25]), limit=1)) == 1
 
 
+def _region_cases(rng, seeds, radius_of, per_query: int):
+    """Sampled activation regions of random 6-input L∞ queries: yields ``(plain, fixed, exact,
+    pattern, bounds, r)`` with ``plain`` the ``min δ`` region LP and ``fixed`` the fixed-radius
+    one of the query's target, and ``bounds`` sound on ``R(x, r)``, ``r = radius_of(rng)``."""
+    from paper_repro.bounds.interval import InputRegion, interval_bounds
+    from paper_repro.bounds.relaxed_lp import RelaxedLP
+    from paper_repro.bounds.symbolic import symbolic_bounds
+    from paper_repro.exact.region import region_lp
+    from paper_repro.exact.witness import ExactNetwork
+
+    for seed in seeds:
+        q = _random_query(seed, Norm.LINF, hidden=(4, 3), n_in=6)
+        r = radius_of(rng)
+        region = InputRegion(q.x, r, Norm.LINF)
+        bounds = symbolic_bounds(q.network, region, interval_bounds(q.network, region))
+        exact = ExactNetwork(q.network)
+        t = q.targets()[0]
+        plain = region_lp(RelaxedLP(q.network, q.x, Norm.LINF, t))
+        fixed = region_lp(RelaxedLP(q.network, q.x, Norm.LINF, t, min_delta=False))
+        for _ in range(per_query):
+            xp = np.clip(q.x + rng.uniform(-r, r, q.x.size), 0.0, 1.0)
+            pattern = [
+                np.where(z >= 0, 1, -1).astype(np.int8) for z in q.network.pre_activations(xp)
+            ]
+            yield plain, fixed, exact, pattern, bounds, r
+
+
 def test_fixed_radius_region_solve_steps_past_a_low_safe_root(monkeypatch):
     """The safe bound's root can lie a little below the LP's own root (seen on the PGD model,
     where ``s`` stayed 2.5e-8 at the converged radius and every witness was lost): the region
@@ -266,11 +293,6 @@ def test_fixed_radius_region_solve_steps_past_a_low_safe_root(monkeypatch):
     from dataclasses import replace
 
     import paper_repro.exact.region as region_mod
-    from paper_repro.bounds.interval import InputRegion, interval_bounds
-    from paper_repro.bounds.relaxed_lp import RelaxedLP
-    from paper_repro.bounds.symbolic import symbolic_bounds
-    from paper_repro.exact.region import region_lp, region_witness
-    from paper_repro.exact.witness import ExactNetwork
 
     real = region_mod.newton_bound
 
@@ -283,29 +305,16 @@ def test_fixed_radius_region_solve_steps_past_a_low_safe_root(monkeypatch):
 
     rng = np.random.default_rng(5)
     found = 0
-    for seed in range(8):
-        q = _random_query(seed, Norm.LINF, hidden=(4, 3), n_in=6)
-        r = 0.5
-        region = InputRegion(q.x, r, Norm.LINF)
-        bounds = symbolic_bounds(q.network, region, interval_bounds(q.network, region))
-        exact = ExactNetwork(q.network)
-        t = q.targets()[0]
-        plain = region_lp(RelaxedLP(q.network, q.x, Norm.LINF, t))
-        fixed = region_lp(RelaxedLP(q.network, q.x, Norm.LINF, t, min_delta=False))
-        for _ in range(10):
-            xp = np.clip(q.x + rng.uniform(-r, r, q.x.size), 0.0, 1.0)
-            pattern = [
-                np.where(z >= 0, 1, -1).astype(np.int8) for z in q.network.pre_activations(xp)
-            ]
-            a = region_witness(plain, exact, pattern, bounds, r)
-            with monkeypatch.context() as m:
-                m.setattr(region_mod, "newton_bound", low_root)
-                b = region_witness(fixed, exact, pattern, bounds, r)
-            if a is None:
-                continue
-            assert b is not None
-            assert a.distance - 1e-9 <= b.distance <= a.distance * (1 + 1e-6) + 1e-9
-            found += 1
+    for plain, fixed, exact, pattern, bounds, r in _region_cases(rng, range(8), lambda g: 0.5, 10):
+        a = region_mod.region_witness(plain, exact, pattern, bounds, r)
+        with monkeypatch.context() as m:
+            m.setattr(region_mod, "newton_bound", low_root)
+            b = region_mod.region_witness(fixed, exact, pattern, bounds, r)
+        if a is None:
+            continue
+        assert b is not None
+        assert a.distance - 1e-9 <= b.distance <= a.distance * (1 + 1e-6) + 1e-9
+        found += 1
     assert found >= 5
 
 
@@ -314,36 +323,20 @@ def test_fixed_radius_region_solve_matches_the_min_delta_lp():
     radius) finds what the ``min δ`` region LP finds: for regions of sampled points, the same
     witness distance (to the Newton tolerance, never below the LP's optimum), or ``None`` in
     both cases."""
-    from paper_repro.bounds.interval import InputRegion, interval_bounds
-    from paper_repro.bounds.relaxed_lp import RelaxedLP
-    from paper_repro.bounds.symbolic import symbolic_bounds
-    from paper_repro.exact.region import region_lp, region_witness
-    from paper_repro.exact.witness import ExactNetwork
+    from paper_repro.exact.region import region_witness
 
     rng = np.random.default_rng(3)
     agree = empty = 0
-    for seed in range(12):
-        q = _random_query(seed, Norm.LINF, hidden=(4, 3), n_in=6)
-        r = 0.2 + 0.4 * rng.random()
-        region = InputRegion(q.x, r, Norm.LINF)
-        bounds = symbolic_bounds(q.network, region, interval_bounds(q.network, region))
-        exact = ExactNetwork(q.network)
-        t = q.targets()[0]
-        plain = region_lp(RelaxedLP(q.network, q.x, Norm.LINF, t))
-        fixed = region_lp(RelaxedLP(q.network, q.x, Norm.LINF, t, min_delta=False))
-        for _ in range(15):
-            xp = np.clip(q.x + rng.uniform(-r, r, q.x.size), 0.0, 1.0)
-            pattern = [
-                np.where(z >= 0, 1, -1).astype(np.int8) for z in q.network.pre_activations(xp)
-            ]
-            upper = r * rng.uniform(0.3, 1.0)
-            a = region_witness(plain, exact, pattern, bounds, r, upper)
-            b = region_witness(fixed, exact, pattern, bounds, r, upper)
-            if a is None:
-                assert b is None
-                empty += 1
-                continue
-            assert b is not None
-            assert a.distance - 1e-9 <= b.distance <= a.distance * (1 + 1e-8) + 1e-9
-            agree += 1
+    cases = _region_cases(rng, range(12), lambda g: 0.2 + 0.4 * g.random(), 15)
+    for plain, fixed, exact, pattern, bounds, r in cases:
+        upper = r * rng.uniform(0.3, 1.0)
+        a = region_witness(plain, exact, pattern, bounds, r, upper)
+        b = region_witness(fixed, exact, pattern, bounds, r, upper)
+        if a is None:
+            assert b is None
+            empty += 1
+            continue
+        assert b is not None
+        assert a.distance - 1e-9 <= b.distance <= a.distance * (1 + 1e-8) + 1e-9
+        agree += 1
     assert agree > 0 and empty > 0

@@ -90,11 +90,8 @@ def _reaches(lp: RelaxedLP, pattern: Phases, bounds: Bounds, radius: float) -> b
 
 def _solve(lp, exact, pattern, bounds, radius, m, upper=np.inf) -> tuple[Witness | None, bool]:
     """(witness or ``None``, whether the margin-``m`` region LP had an optimum below ``upper``)."""
-    bounds = _shrunk(bounds, pattern, m)
-    if bounds is None:
+    if not _configure(lp, pattern, bounds, radius, m, slack=False):
         return None, False
-    lp.configure(radius, bounds, pattern, slack=False)
-    lp.set_output_rows(True, margin=m)
     try:
         sol = lp.solve(1.0)
     finally:
@@ -105,15 +102,23 @@ def _solve(lp, exact, pattern, bounds, radius, m, upper=np.inf) -> tuple[Witness
     return repair(exact, lp.x, xp, lp.target, lp.norm), True
 
 
-def _shrunk(bounds: Bounds, pattern: Phases, m: float) -> Bounds | None:
-    """``bounds`` with each ReLU kept at least ``m`` inside its phase, or ``None`` if impossible."""
-    out = [(lo.copy(), hi.copy()) for lo, hi in bounds]
+def _configure(
+    lp: RelaxedLP, pattern: Phases, bounds: Bounds, radius: float, m: float, slack: bool
+) -> bool:
+    """Configure ``lp`` for the region with every ReLU at least ``m`` inside its phase and the
+    output rows at margin ``m`` (reset them after solving); ``False``: the margins empty it."""
+    shrunk = [(lo.copy(), hi.copy()) for lo, hi in bounds]
     for k, p in enumerate(pattern):
-        lo, hi = out[k]
+        lo, hi = shrunk[k]
         if np.any((p > 0) & (hi < m)) or np.any((p < 0) & (lo > -m)):
-            return None
-        out[k] = (np.where(p > 0, np.maximum(lo, m), lo), np.where(p < 0, np.minimum(hi, -m), hi))
-    return out
+            return False
+        shrunk[k] = (
+            np.where(p > 0, np.maximum(lo, m), lo),
+            np.where(p < 0, np.minimum(hi, -m), hi),
+        )
+    lp.configure(radius, shrunk, pattern, slack=slack)
+    lp.set_output_rows(True, margin=m)
+    return True
 
 
 def _solve_newton(lp, exact, pattern, bounds, radius, m) -> tuple[Witness | None, bool]:
@@ -123,11 +128,8 @@ def _solve_newton(lp, exact, pattern, bounds, radius, m) -> tuple[Witness | None
     the root (1e-10, 1e-8, 1e-6 relative: the safe bound's root can lie a little below the LP's)
     for a point. On the benchmark's median L∞ instances about three warm solves of
     ~3 ms replace one ``min δ`` solve of ~11 ms (the first, cold, one ~66 ms)."""
-    shrunk = _shrunk(bounds, pattern, m)
-    if shrunk is None:
+    if not _configure(lp, pattern, bounds, radius, m, slack=True):
         return None, False
-    lp.configure(radius, shrunk, pattern, slack=True)
-    lp.set_output_rows(True, margin=m)
     try:
         res = newton_bound(lp, 0.0, radius, time.monotonic() + 1.0, steps=30, rel_tol=1e-12)
         if res.lb == np.inf or not res.converged:
