@@ -288,12 +288,15 @@ class BabEngine:
         )
         if any(np.any(lo > hi) for lo, hi in bounds):
             return None  # the splits contradict sound bounds
-        probe = self.opt.stop_first and has_free_relu(bounds, node.fixed)
-        probe = probe and (delta is not None or self.best is not None)
-        if self.node_bound == NodeBound.DIRECT and not probe:
+        # the stop probe needs a stop radius: an incumbent, or the fixed δ
+        stop_probe = self.opt.stop_first and has_free_relu(bounds, node.fixed)
+        stop_probe = stop_probe and (delta is not None or self.best is not None)
+        if self.node_bound == NodeBound.DIRECT and not stop_probe:
             lp, res = self._bound_direct(node, cap, bounds, deadline)
         else:
-            lp, res = self._bound_newton(node, node.lb, cap, bounds, deadline, delta=delta)
+            lp, res = self._bound_newton(
+                node, node.lb, cap, bounds, deadline, delta=delta, stop_probe=stop_probe
+            )
         if res.lb == np.inf:
             return None  # no adversarial example within the cap in this subtree
         lb, weights, sol, converged = res.lb, res.weights, res.solution, res.converged
@@ -347,9 +350,10 @@ class BabEngine:
         deadline: float,
         fresh: bool = False,
         delta: float | None = None,
+        stop_probe: bool = False,
     ) -> tuple[RelaxedLP, NodeBoundResult]:
         """:func:`newton_bound` from the proven bound ``lb`` (and, unless ``fresh``, the parent's
-        basis and branching hint)."""
+        basis and branching hint), first by the stop probe if ``stop_probe``."""
         lp = self._lp(node.target)
         lp.configure(cap, bounds, node.fixed)
         stop = np.inf if self.best is None else self.best.distance - self.opt.tolerance
@@ -369,7 +373,7 @@ class BabEngine:
             hint=None if fresh else node.hint,
             refine=refine,
             rounds=self.opt.cut_rounds,
-            stop_first=self.opt.stop_first and not fresh and has_free_relu(bounds, node.fixed),
+            stop_first=stop_probe,
         )
         self.nodes += res.solves
         return lp, res

@@ -98,12 +98,7 @@ def newton_bound(
             basis, solves, last = None, solves + 1, probe
         done = sol.optimal and sol.col_value[lp.slack_col] <= 1e-9
         if not done:  # the relaxation does not reach the target within ρ: the dual proves more
-            root = lp.parametric_root(sol.row_dual, cap)  # any dual vector gives a bound
-            if not sol.optimal:  # the splits are infeasible at radius ρ: try the Farkas ray
-                ray = lp.dual_ray()
-                if ray is not None:
-                    roots = [lp.parametric_root(r, cap, farkas=True) for r in (ray, -ray)]
-                    root = max(root, *roots)
+            root = _proven_radius(lp, sol, cap)
             if root == np.inf:
                 return NodeBoundResult(np.inf, weights, sol, True, solves)  # empty within the cap
             weights = lp.relu_weights(sol.row_dual)
@@ -121,6 +116,18 @@ def newton_bound(
     return NodeBoundResult(lb, weights, sol, converged, solves)
 
 
+def _proven_radius(lp: RelaxedLP, sol: LPSolution, cap: float) -> float:
+    """The radius (``≤ cap``, or ``inf``) that the solve's dual vector proves clear of the target
+    (any dual vector gives a bound); when the splits made the LP infeasible, also HiGHS's Farkas
+    ray, either sign (:meth:`RelaxedLP.parametric_root`)."""
+    root = lp.parametric_root(sol.row_dual, cap)
+    if not sol.optimal:
+        ray = lp.dual_ray()
+        if ray is not None:
+            root = max(root, *(lp.parametric_root(r, cap, farkas=True) for r in (ray, -ray)))
+    return root
+
+
 def _stop_probe(
     lp: RelaxedLP, lb: float, cap: float, deadline: float, stop: float, basis: object
 ) -> NodeBoundResult | None:
@@ -134,11 +141,7 @@ def _stop_probe(
     """
     lp.set_probe(stop)
     sol = lp.solve(max(1e-3, deadline - time.monotonic()), basis, bound=False)
-    root = lp.parametric_root(sol.row_dual, cap)
-    if not sol.optimal:  # the splits are infeasible at radius ``stop``: try the Farkas ray
-        ray = lp.dual_ray()
-        if ray is not None:
-            root = max(root, *(lp.parametric_root(r, cap, farkas=True) for r in (ray, -ray)))
+    root = _proven_radius(lp, sol, cap)
     if root == np.inf:
         return NodeBoundResult(np.inf, None, sol, True, 1)  # empty within the cap
     lb = max(lb, root)
