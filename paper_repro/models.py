@@ -72,12 +72,14 @@ class MLP(nn.Module):
 
 def network_to_torch(network: ReluNetwork, dtype: torch.dtype = torch.float32) -> MLP:
     """An :class:`MLP` with the weights of ``network`` (e.g. to run float32 checks or attacks)."""
-    model = MLP(network.hidden_sizes, network.input_dim, network.num_classes)
+    # cast first, then copy: a float64 model keeps float64 weights exactly (casting after the
+    # copy would round them through float32)
+    model = MLP(network.hidden_sizes, network.input_dim, network.num_classes).to(dtype)
     with torch.no_grad():
         for lin, w, b in zip(model.linears(), network.weights, network.biases, strict=True):
             lin.weight.copy_(torch.from_numpy(np.array(w)))
             lin.bias.copy_(torch.from_numpy(np.array(b)))
-    return model.to(dtype).eval()
+    return model.eval()
 
 
 def save_model(model: MLP, path: str | Path, meta: dict[str, Any]) -> None:

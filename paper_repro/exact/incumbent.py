@@ -2,7 +2,7 @@
 
 Carlini et al. (Sec. 3) start every search from an attack's adversarial example (``δ_max``). We use
 targeted iterated FGSM from random starts (Kurakin et al.; the update of
-:class:`~paper_repro.attacks. gradient.IteratedFGSM`) in float64 torch, batched over a grid of
+:class:`~paper_repro.attacks.gradient.IteratedFGSM`) in float64 numpy, batched over a grid of
 radii ε; every candidate is checked exactly (:func:`paper_repro.exact.witness.check_witness`), so
 the result is a valid witness whatever the attack does. The L∞ witness is also an L1 witness (with
 its L1 distance).
@@ -13,11 +13,9 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from paper_repro.exact.witness import ExactNetwork, Witness, check_witness
-from paper_repro.models import network_to_torch
+from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm, Query
 
 
@@ -35,7 +33,9 @@ def attack_incumbent(
 
     Targeted iterated FGSM (Kurakin et al.; step ε/8, random start) run *batched over a grid of
     radii* ε: a geometric grid on (0, 1] first, then a linear grid between the last failing and the
-    first succeeding radius.
+    first succeeding radius. The cross-entropy gradient is back-propagated by hand in numpy
+    float64 (:func:`cross_entropy_grad`): for 24 points of a small MLP, torch's per-operation
+    and autograd overhead made the attack about 5× slower (44 ms against 9 ms per call).
 
     Args:
         query: the query (its norm decides the reported distance).
@@ -53,33 +53,33 @@ def attack_incumbent(
     deadline = time.monotonic() + seconds
     net = query.network
     exact = exact or ExactNetwork(net)
-    model = network_to_torch(net, dtype=torch.float64)
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.as_tensor(query.x, dtype=torch.float64).reshape(1, -1)
+    rng = np.random.default_rng(seed)
+    x = np.asarray(query.x, np.float64).reshape(1, -1)
     best: Witness | None = None
 
     def run(eps_values: np.ndarray) -> np.ndarray:
         """Attack at every radius; returns the per-radius success flags."""
         nonlocal best
-        eps = torch.as_tensor(np.repeat(eps_values, restarts), dtype=torch.float64)[:, None]
-        xs = x.repeat(len(eps), 1)
-        noise = torch.rand(xs.shape, generator=gen, dtype=torch.float64) * 2 - 1
-        adv = _project(xs + eps * noise, xs, eps)
-        tgt = torch.full((len(eps),), target, dtype=torch.long)
+        eps = np.repeat(np.asarray(eps_values, np.float64), restarts)[:, None]
+        lo, hi = np.maximum(x - eps, 0.0), np.minimum(x + eps, 1.0)
+        noise = rng.random((len(eps), x.shape[1])) * 2 - 1
+        adv = np.clip(x + eps * noise, lo, hi)
         for _ in range(steps):
-            adv = adv.detach().requires_grad_(True)
-            loss = F.cross_entropy(model(adv), tgt, reduction="sum")
-            (grad,) = torch.autograd.grad(loss, adv)
-            adv = _project(adv - eps / 8.0 * grad.sign(), xs, eps)
-        adv_np = adv.detach().numpy()
-        logits = net.forward(adv_np)
+            grad = cross_entropy_grad(net, adv, target)
+            adv = np.clip(adv - eps / 8.0 * np.sign(grad), lo, hi)
+        logits = net.forward(adv)
         ok = logits[:, target] >= logits.max(axis=1)
-        diff = adv_np - query.x
+        diff = adv - query.x
         dist = np.abs(diff).max(axis=1) if query.norm == Norm.LINF else np.abs(diff).sum(axis=1)
-        for i in np.flatnonzero(ok)[np.argsort(dist[ok])][:3]:  # the exact check is slow
-            w = check_witness(exact, query.x, adv_np[i], target, query.norm)
-            if w is not None and (best is None or w.distance < best.distance):
-                best = w
+        # the exact check is slow (about 3 ms): closest first, at most 3, and none once one
+        # passes or the rest cannot beat the incumbent
+        for i in np.flatnonzero(ok)[np.argsort(dist[ok])][:3]:
+            if best is not None and dist[i] >= best.distance:
+                break
+            w = check_witness(exact, query.x, adv[i], target, query.norm)
+            if w is not None:
+                best = w if best is None or w.distance < best.distance else best
+                break
         return ok.reshape(len(eps_values), restarts).any(axis=1)
 
     radii = np.geomspace(1.0 / 2 ** (grid - 1), 1.0, grid)
@@ -93,5 +93,23 @@ def attack_incumbent(
     return best
 
 
-def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    return torch.clamp(torch.minimum(torch.maximum(x_adv, x - eps), x + eps), 0.0, 1.0)
+def cross_entropy_grad(network: ReluNetwork, xs: np.ndarray, target: int) -> np.ndarray:
+    """``∂/∂x Σ_b CE(logits(x_b), target)`` for a batch ``xs`` (``[B, n_0]`` → ``[B, n_0]``):
+    one forward pass, then the chain rule by hand (softmax − one-hot, then back through each
+    affine layer and ReLU mask, with ``relu′(0) = 0`` as in torch)."""
+    acts, masks = [np.asarray(xs, np.float64)], []
+    for k, (w, b) in enumerate(zip(network.weights, network.biases, strict=True)):
+        z = acts[-1] @ w.T + b
+        if k < len(network.weights) - 1:
+            masks.append(z > 0.0)
+            z = np.maximum(z, 0.0)
+        acts.append(z)
+    logits = acts[-1]
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    g = p / p.sum(axis=1, keepdims=True)
+    g[:, target] -= 1.0
+    for k in range(len(network.weights) - 1, -1, -1):
+        g = g @ network.weights[k]
+        if k > 0:
+            g = g * masks[k - 1]
+    return g
