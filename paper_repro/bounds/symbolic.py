@@ -89,8 +89,12 @@ def symbolic_bounds(
         splits are infeasible shows up as some ``lo > hi``.
     """
     n_layers = len(network.weights)
-    mag = np.abs(network.weights[0]) @ np.maximum(np.abs(region.lo), np.abs(region.hi))
-    mag = mag + np.abs(network.biases[0])
+    memo = cache if cache is not None and fixed is not None else None
+    mags = None if memo is None else memo.get("mag")
+    if mags is None:  # per layer, Σ|terms| of its outputs over the region (the margins' scale)
+        mags = _magnitudes(network, region)
+        if memo is not None:
+            memo["mag"] = mags
     out: Bounds = []
     relax: list[ReluRelaxation] = []
     for k in range(n_layers):
@@ -98,14 +102,12 @@ def symbolic_bounds(
         if k == 0:
             lo, hi = first if first is not None else linear_range(w, b, region)
         else:
-            mag = np.abs(w) @ mag + np.abs(b)
-            memo = cache if cache is not None and fixed is not None else None
             key = None if memo is None else (k, b"".join(f.tobytes() for f in fixed[:k]))
             if memo is not None and key in memo:
                 lo, hi = memo[key]
             else:
                 lo, hi = _backward(network, k, relax, region)
-                pad = REL_MARGIN * mag
+                pad = REL_MARGIN * mags[k]
                 lo, hi = lo - pad, hi + pad
                 if memo is not None:
                     memo[key] = (lo, hi)
@@ -119,24 +121,33 @@ def symbolic_bounds(
     return out
 
 
+def _magnitudes(network: ReluNetwork, region: InputRegion) -> list[np.ndarray]:
+    """Per affine layer ``k``, ``|W_k| m_{k−1} + |b_k|`` from ``m_0 = max(|lo|, |hi|)`` of the
+    input box, ``[n_{k+1}]``: a bound on the magnitude of every term of the layer's outputs."""
+    mag = np.maximum(np.abs(region.lo), np.abs(region.hi))
+    out = []
+    for w, b in zip(network.weights, network.biases, strict=True):
+        mag = np.abs(w) @ mag + np.abs(b)
+        out.append(mag)
+    return out
+
+
 def _backward(
     network: ReluNetwork, k: int, relax: list[ReluRelaxation], region: InputRegion
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Bounds of layer ``k``'s outputs from the relaxations of hidden layers ``0..k−1``."""
+    """Bounds of layer ``k``'s outputs from the relaxations of hidden layers ``0..k−1``.
+
+    One backward pass of upper bounds for the stacked functions ``[f; −f]`` (``f = W_k a + b_k``):
+    the upper bound of ``−f`` is minus the lower bound of ``f`` (negation is exact in floats, so
+    this is the lower pass itself, at half the calls)."""
     w, b = network.weights[k], network.biases[k]
-    a_up, c_up = w.copy(), b.copy()
-    a_lo, c_lo = w.copy(), b.copy()
+    m = w.shape[0]
+    a, c = np.concatenate([w, -w]), np.concatenate([b, -b])
     for j in range(k - 1, -1, -1):
         r = relax[j]
-        pos, neg = np.maximum(a_up, 0.0), np.minimum(a_up, 0.0)
-        c_up = c_up + pos @ r.intercept
-        a_up = pos * r.slope + neg * r.alpha
-        pos, neg = np.maximum(a_lo, 0.0), np.minimum(a_lo, 0.0)
-        c_lo = c_lo + neg @ r.intercept
-        a_lo = pos * r.alpha + neg * r.slope
-        wj, bj = network.weights[j], network.biases[j]
-        c_up, a_up = c_up + a_up @ bj, a_up @ wj
-        c_lo, a_lo = c_lo + a_lo @ bj, a_lo @ wj
-    lo, _ = linear_range(a_lo, c_lo, region)
-    _, hi = linear_range(a_up, c_up, region)
-    return lo, hi
+        pos, neg = np.maximum(a, 0.0), np.minimum(a, 0.0)
+        c = c + pos @ r.intercept
+        a = pos * r.slope + neg * r.alpha
+        c, a = c + a @ network.biases[j], a @ network.weights[j]
+    _, hi = linear_range(a, c, region)
+    return -hi[m:], hi[:m]
