@@ -62,10 +62,11 @@ def test_interval_symbolic_lp_bounds_contain_samples(norm, seed):
     region = InputRegion(x, delta, norm)
     ibp = interval_bounds(net, region)
     sym = symbolic_bounds(net, region, ibp)
+    boxed = symbolic_bounds(net, region, ibp, symbolic_outputs=False)  # interval logits
     lp = RelaxedLP(net, x, norm, target=0, min_delta=False)
     tight = lp_tighten(lp, delta, sym, deadline=1e18)
     pts = _samples(rng, region, 600)
-    for bounds in (ibp, sym, tight):
+    for bounds in (ibp, sym, boxed, tight):
         _inside(net, pts, bounds)
     for (l1, u1), (l2, u2) in zip(ibp, tight, strict=True):  # tightening never loosens
         assert np.all(l2 >= l1) and np.all(u2 <= u1)
@@ -85,9 +86,13 @@ def test_symbolic_bounds_respect_phase_splits():
         fixed = [np.zeros(6, np.int8)]
         fixed[0][i] = phase
         b = symbolic_bounds(net, region, base, fixed)
+        boxed = symbolic_bounds(net, region, base, fixed, symbolic_outputs=False)
         keep = pts[(pre[:, i] >= 0) if phase > 0 else (pre[:, i] <= 0)]
         assert len(keep) > 0
         _inside(net, keep, b)
+        _inside(net, keep, boxed)
+        assert boxed[0][0][i] == b[0][0][i]  # only the logits' bounds differ
+        assert not np.array_equal(boxed[-1][0], b[-1][0])
         assert (b[0][0][i] >= 0) if phase > 0 else (b[0][1][i] <= 0)
 
 

@@ -69,6 +69,7 @@ def symbolic_bounds(
     fixed: Phases | None = None,
     first: tuple[np.ndarray, np.ndarray] | None = None,
     cache: dict | None = None,
+    symbolic_outputs: bool = True,
 ) -> Bounds:
     """Backward symbolic bounds on every affine layer's outputs, intersected with ``prior``.
 
@@ -82,11 +83,15 @@ def symbolic_bounds(
         cache: memo of the backward bounds of layer ``k`` keyed by ``fixed[:k]``; valid only
             for one ``(region, prior)`` pair (branch-and-bound nodes that differ only in deeper
             splits share their shallower layers' bounds).
+        symbolic_outputs: ``False``: bound the logits by interval arithmetic over the last hidden
+            layer's bounds instead (looser, about 10× cheaper). Enough where an LP re-derives the
+            logits from the same relaxation, as in branch-and-bound nodes: there they only box
+            the logit and slack columns, which the relaxation's rows already imply (on the
+            median-band L∞ benchmark instances: the same trees, about 4 % less time).
 
     Returns:
         ``[(lo_k, hi_k)]`` for every affine layer (hidden pre-activations, then logits). A node
-        whose
-        splits are infeasible shows up as some ``lo > hi``.
+        whose splits are infeasible shows up as some ``lo > hi``.
     """
     n_layers = len(network.weights)
     memo = cache if cache is not None and fixed is not None else None
@@ -105,6 +110,8 @@ def symbolic_bounds(
             key = None if memo is None else (k, b"".join(f.tobytes() for f in fixed[:k]))
             if memo is not None and key in memo:
                 lo, hi = memo[key]
+            elif k == n_layers - 1 and not symbolic_outputs:
+                lo, hi = _interval_layer(w, b, out[-1], mags[k])
             else:
                 lo, hi = _backward(network, k, relax, region)
                 pad = REL_MARGIN * mags[k]
@@ -130,6 +137,17 @@ def _magnitudes(network: ReluNetwork, region: InputRegion) -> list[np.ndarray]:
         mag = np.abs(w) @ mag + np.abs(b)
         out.append(mag)
     return out
+
+
+def _interval_layer(
+    w: np.ndarray, b: np.ndarray, prev: tuple[np.ndarray, np.ndarray], mag: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of ``W relu(z) + b`` for ``z ∈ prev`` (``[n]`` each) by interval arithmetic,
+    widened by ``REL_MARGIN · mag`` (``mag`` ≥ the sum of the terms' magnitudes, ``[m]``)."""
+    a_lo, a_hi = np.maximum(prev[0], 0.0), np.maximum(prev[1], 0.0)
+    pos, neg = np.maximum(w, 0.0), np.minimum(w, 0.0)
+    pad = REL_MARGIN * mag
+    return pos @ a_lo + neg @ a_hi + b - pad, pos @ a_hi + neg @ a_lo + b + pad
 
 
 def _backward(

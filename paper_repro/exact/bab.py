@@ -284,7 +284,13 @@ class BabEngine:
             shared = _CapBounds(cap, self.base, region, linear_range(w, b, region), {})
             self._shared = shared
         bounds = symbolic_bounds(
-            self.net, shared.region, shared.base, node.fixed, shared.first, shared.memo
+            self.net,
+            shared.region,
+            shared.base,
+            node.fixed,
+            shared.first,
+            shared.memo,
+            symbolic_outputs=False,
         )
         if any(np.any(lo > hi) for lo, hi in bounds):
             return None  # the splits contradict sound bounds
