@@ -79,9 +79,17 @@ class RadiusDual:
         const, const_mag = float(np.sum(fixed_terms)), float(np.sum(np.abs(fixed_terms)))
         err = 2.0 * gamma(row_term.size + self.ncol + 2)
 
+        disp_lo, disp_hi = r_lo[: m - 1], r_hi[: m - 1]
+
         def bound(radii: np.ndarray) -> np.ndarray:
             lo, hi = self._radius_bounds(radii)
-            terms = col_terms(r_lo[:m], r_hi[:m], lo, hi)
+            # every displacement box holds 0 (lo ≤ 0 ≤ hi), so of col_terms' four products
+            # r_lo·hi and r_hi·lo are the least (rounding is monotone): the same floats
+            with np.errstate(invalid="ignore"):
+                disp = np.minimum(disp_lo * hi[:, :-1], disp_hi * lo[:, :-1])
+            disp = np.where(np.isnan(disp), 0.0, disp)  # 0 · inf: the coefficient is {0}
+            delta = col_terms(r_lo[m - 1 : m], r_hi[m - 1 : m], lo[:, -1:], hi[:, -1:])
+            terms = np.concatenate([disp, delta], axis=1)
             total = const + terms.sum(axis=1)
             return total - err * (const_mag + np.abs(terms).sum(axis=1)) - 1e-300
 
@@ -119,12 +127,11 @@ class RadiusDual:
             parts = [np.maximum(r_hi[:n], 0.0), np.maximum(-r_lo[:n], 0.0)]
         else:
             parts = [np.maximum(-r_lo[: self.delta_col], 0.0)]
-        caps, order = self._guess_caps
+        finite_caps, order, starts, ends = self._guess_caps
         slopes = np.concatenate([*parts, [max(-r_lo[-1], 0.0)]])[order]
-        spent = np.concatenate([[0.0], np.cumsum(slopes * np.where(np.isfinite(caps), caps, 0.0))])
-        rate = np.concatenate([[slopes.sum()], slopes.sum() - np.cumsum(slopes)])
-        starts = np.concatenate([[0.0], caps])
-        ends = np.concatenate([caps, [np.inf]])
+        spent = np.concatenate([[0.0], np.cumsum(slopes * finite_caps)])
+        total = slopes.sum()
+        rate = np.concatenate([[total], total - np.cumsum(slopes)])
         # on [starts[k], ends[k]] the function is const − spent_k − rate_k ρ
         with np.errstate(divide="ignore", invalid="ignore"):
             roots = np.where(
@@ -137,9 +144,10 @@ class RadiusDual:
         return float(min(max(roots[k], starts[k]), cap))
 
     @cached_property
-    def _guess_caps(self) -> tuple[np.ndarray, np.ndarray]:
+    def _guess_caps(self) -> tuple[np.ndarray, ...]:
         """The breakpoints of :meth:`_root_guess` (room per displacement column, then ``inf`` for
-        ``δ``), sorted, and their order; they depend only on ``x``."""
+        ``δ``), sorted: finite ones (``inf`` → 0), their order, and each linear piece's start
+        and end; they depend only on ``x``."""
         x = self.x
         if self.norm == Norm.LINF:
             caps = np.concatenate([x, 1.0 - x])
@@ -147,4 +155,6 @@ class RadiusDual:
             caps = np.concatenate([1.0 - x[self.p_idx], x[self.q_idx]])
         caps = np.concatenate([caps, [np.inf]])
         order = np.argsort(caps)
-        return caps[order], order
+        caps = caps[order]
+        starts, ends = np.concatenate([[0.0], caps]), np.concatenate([caps, [np.inf]])
+        return np.where(np.isfinite(caps), caps, 0.0), order, starts, ends

@@ -42,12 +42,12 @@ def safe_dual_bound(
 
 
 def row_terms(row_lo: np.ndarray, row_hi: np.ndarray, y: np.ndarray) -> tuple:
-    """Zero the duals that would multiply an infinite row bound; ``y_i · (row bound)`` terms."""
-    y = np.where((y > 0) & ~np.isfinite(row_lo), 0.0, y)
-    y = np.where((y < 0) & ~np.isfinite(row_hi), 0.0, y)
-    term = np.where(y > 0, y * np.where(y > 0, row_lo, 0.0), 0.0)
-    term = term + np.where(y < 0, y * np.where(y < 0, row_hi, 0.0), 0.0)
-    return y, term
+    """Zero the duals that would multiply an infinite row bound; ``y_i · (row bound)`` terms
+    (the lower bound for ``y_i > 0``, the upper for ``y_i < 0``)."""
+    side = np.where(y > 0, row_lo, row_hi)  # the bound each dual multiplies
+    finite = np.isfinite(side)
+    y = np.where(finite, y, 0.0)
+    return y, y * np.where(finite, side, 0.0)
 
 
 def reduced_costs(cost: np.ndarray, aty: np.ndarray, abs_aty: np.ndarray, k: int) -> tuple:

@@ -39,17 +39,17 @@ def relax_layer(lo: np.ndarray, hi: np.ndarray, fixed: np.ndarray | None = None)
     Stable or fixed ReLUs get the exact line (``a = z`` or ``a = 0``). The intercept is rounded up
     so the upper line stays above ``relu`` at both ends of ``[lo, hi]`` despite float rounding.
     """
-    fx = np.zeros(lo.shape, dtype=np.int8) if fixed is None else fixed
-    inactive = (hi <= 0.0) | (fx < 0)
-    active = ~inactive & ((lo >= 0.0) | (fx > 0))
-    unstable = ~inactive & ~active
-    width = np.where(unstable, hi - lo, 1.0)
-    slope = np.where(unstable, hi / width, np.where(active, 1.0, 0.0))
-    at_lo = -slope * lo
-    at_hi = hi - slope * hi
-    intercept = np.where(unstable, np.maximum(at_lo, at_hi), 0.0)
-    intercept = np.where(unstable, intercept + 4e-16 * (np.abs(lo) + np.abs(hi)) + 1e-300, 0.0)
-    alpha = np.where(active, 1.0, np.where(unstable & (hi > -lo), 1.0, 0.0))
+    if fixed is None:
+        inactive = hi <= 0.0
+        active = ~inactive & (lo >= 0.0)
+    else:
+        inactive = (hi <= 0.0) | (fixed < 0)
+        active = ~inactive & ((lo >= 0.0) | (fixed > 0))
+    unstable = ~(inactive | active)
+    slope = np.where(unstable, hi / np.where(unstable, hi - lo, 1.0), active.astype(float))
+    top = np.maximum(-slope * lo, hi - slope * hi)  # the line's excess over relu at lo and hi
+    intercept = np.where(unstable, top + 4e-16 * (np.abs(lo) + np.abs(hi)) + 1e-300, 0.0)
+    alpha = np.where(unstable, hi > -lo, active).astype(float)
     return ReluRelaxation(alpha=alpha, slope=slope, intercept=intercept)
 
 
