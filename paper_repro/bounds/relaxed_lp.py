@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from paper_repro.bounds.interval import Bounds
 from paper_repro.bounds.radius_dual import RadiusDual
 from paper_repro.bounds.safe import gamma, reduced_costs, row_terms, total
-from paper_repro.bounds.symbolic import Phases, relax_layer
+from paper_repro.bounds.symbolic import Phases, ReluRelaxation, relax_layer
 from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm
 
@@ -206,6 +206,7 @@ class RelaxedLP(RadiusDual):
         fixed: Phases | None,
         slack: bool = True,
         delta_lo: float = 0.0,
+        relaxations: list[ReluRelaxation] | None = None,
     ) -> None:
         """Set the region ``R(x, radius)``, sound ``bounds`` (valid on it) and branched phases.
 
@@ -213,6 +214,8 @@ class RelaxedLP(RadiusDual):
         ``s ≥ 0``, or with :attr:`free_slack` ``s`` down to the least margin the output bounds
         allow, so ``min s < 0`` measures how far inside the radius the target is reached);
         ``delta_lo`` restricts the node to distances ``δ ≥ delta_lo`` (a δ-interval split).
+        ``relaxations``: the hidden layers' :func:`relax_layer` of ``bounds`` and ``fixed``, if
+        already computed (:func:`~paper_repro.bounds.symbolic.symbolic_bounds` fills them).
         """
         self.set_probe(radius, delta_lo)
         y_lo, y_hi = bounds[-1]
@@ -227,7 +230,7 @@ class RelaxedLP(RadiusDual):
         for k, (zc, ac) in enumerate(zip(self.z_cols, self.a_cols, strict=True)):
             lo, hi = bounds[k]
             fk = None if fixed is None else fixed[k]
-            r = relax_layer(lo, hi, fk)
+            r = relax_layer(lo, hi, fk) if relaxations is None else relaxations[k]
             self.col_lo[zc], self.col_hi[zc] = lo, hi
             inactive = r.slope == 0.0
             self.col_lo[ac] = np.where(inactive, 0.0, np.maximum(lo, 0.0))

@@ -70,6 +70,7 @@ def symbolic_bounds(
     first: tuple[np.ndarray, np.ndarray] | None = None,
     cache: dict | None = None,
     symbolic_outputs: bool = True,
+    relaxations: list[ReluRelaxation] | None = None,
 ) -> Bounds:
     """Backward symbolic bounds on every affine layer's outputs, intersected with ``prior``.
 
@@ -88,6 +89,9 @@ def symbolic_bounds(
             logits from the same relaxation, as in branch-and-bound nodes: there they only box
             the logit and slack columns, which the relaxation's rows already imply (on the
             median-band L∞ benchmark instances: the same trees, about 4 % less time).
+        relaxations: if given (empty), filled with each hidden layer's :func:`relax_layer` of
+            the returned bounds and ``fixed`` (what
+            :meth:`~paper_repro.bounds.relaxed_lp.RelaxedLP.configure` would compute again).
 
     Returns:
         ``[(lo_k, hi_k)]`` for every affine layer (hidden pre-activations, then logits). A node
@@ -101,7 +105,7 @@ def symbolic_bounds(
         if memo is not None:
             memo["mag"] = mags
     out: Bounds = []
-    relax: list[ReluRelaxation] = []
+    relax: list[ReluRelaxation] = [] if relaxations is None else relaxations
     for k in range(n_layers):
         w, b = network.weights[k], network.biases[k]
         if k == 0:

@@ -37,7 +37,8 @@ from paper_repro.bounds.interval import (
     linear_range,
 )
 from paper_repro.bounds.lp import RelaxedLP, lp_tighten
-from paper_repro.bounds.symbolic import Phases, symbolic_bounds
+from paper_repro.bounds.symbolic import Phases, ReluRelaxation, symbolic_bounds
+from paper_repro.exact.bab_options import BabOptions
 from paper_repro.exact.decide import Decision, SearchOutcome, Verdict
 from paper_repro.exact.incumbent import attack_incumbent
 from paper_repro.exact.node_bound import (
@@ -53,49 +54,8 @@ from paper_repro.exact.region import activation_pattern
 from paper_repro.exact.witness import Witness
 from paper_repro.query import Norm, Query
 
-
-@dataclass(frozen=True)
-class BabOptions:
-    """Knobs of the branch-and-bound.
-
-    Attributes:
-        tolerance: stop when ``upper − lower ≤ tolerance`` (same units as δ).
-        lp_tighten: LP-tighten hidden bounds (layers ≥ 2) whenever the region is recomputed.
-        retighten_ratio: recompute bounds when ``U`` falls below this fraction of their radius.
-        newton_steps: fixed-radius LP solves per node (Newton steps on the radius, from below).
-        adversarial_tightening: for a targeted query, tighten bounds only over the points of the
-            region that reach the target (:func:`~paper_repro.bounds.lp.lp_tighten`).
-        node_bound: :class:`NodeBound` (``None``: ``direct`` for L1, ``newton`` for L∞).
-        tighten_after: node LP solves before the first LP tightening. The first nodes'
-            region solves usually improve the attack's incumbent, and the bounds are then
-            tightened on that smaller radius (fewer LP solves overall on the benchmark sample).
-        descent_budget: region LPs of one
-            :meth:`~paper_repro.exact.primal_heuristics.Incumbents.descend` walk.
-        hull_cuts: most first-layer convex-hull cuts (:mod:`~paper_repro.bounds.hull_cuts`)
-            added to a target's fixed-radius LP (0, the default: none; measured slower on the
-            benchmark), ``cut_rounds`` per node bound, from the ``cuts_after``-th LP solve on;
-            they are dropped when the region shrinks, and the bounds LP-tightened again once
-            the pool is full.
-        stop_first: bound a node with free ReLUs by one LP at the stop radius (the incumbent's
-            distance less the tolerance, or δ) instead of Newton steps (``newton_bound``'s
-            ``stop_first``); the default.
-    """
-
-    tolerance: float = 1e-4
-    lp_tighten: bool = True
-    retighten_ratio: float = 0.8
-    attack: bool = True
-    seed: int = 0
-    max_nodes: int | None = None
-    newton_steps: int = 10
-    adversarial_tightening: bool = True
-    node_bound: NodeBound | None = None
-    tighten_after: int = 30
-    descent_budget: int = 40
-    hull_cuts: int = 0
-    cut_rounds: int = 1
-    cuts_after: int = 0
-    stop_first: bool = True
+_Relaxed = tuple[Bounds, list[ReluRelaxation]]
+"""A node's bounds and its hidden layers' relaxations (computed once, by the symbolic bounds)."""
 
 
 @dataclass(order=True)
@@ -283,6 +243,7 @@ class BabEngine:
             w, b = self.net.weights[0], self.net.biases[0]
             shared = _CapBounds(cap, self.base, region, linear_range(w, b, region), {})
             self._shared = shared
+        relax: list[ReluRelaxation] = []  # the hidden layers' relaxations, for configure
         bounds = symbolic_bounds(
             self.net,
             shared.region,
@@ -291,6 +252,7 @@ class BabEngine:
             shared.first,
             shared.memo,
             symbolic_outputs=False,
+            relaxations=relax,
         )
         if any(np.any(lo > hi) for lo, hi in bounds):
             return None  # the splits contradict sound bounds
@@ -298,10 +260,10 @@ class BabEngine:
         stop_probe = self.opt.stop_first and has_free_relu(bounds, node.fixed)
         stop_probe = stop_probe and (delta is not None or self.best is not None)
         if self.node_bound == NodeBound.DIRECT and not stop_probe:
-            lp, res = self._bound_direct(node, cap, bounds, deadline)
+            lp, res = self._bound_direct(node, cap, (bounds, relax), deadline)
         else:
             lp, res = self._bound_newton(
-                node, node.lb, cap, bounds, deadline, delta=delta, stop_probe=stop_probe
+                node, node.lb, cap, (bounds, relax), deadline, delta=delta, stop_probe=stop_probe
             )
         if res.lb == np.inf:
             return None  # no adversarial example within the cap in this subtree
@@ -330,20 +292,20 @@ class BabEngine:
         return lb, kids
 
     def _bound_direct(
-        self, node: _Node, cap: float, bounds: Bounds, deadline: float
+        self, node: _Node, cap: float, relaxed: _Relaxed, deadline: float
     ) -> tuple[RelaxedLP, NodeBoundResult]:
         """:func:`direct_bound`; leaves (whose LP is exact) and nodes whose safe bound lags the
         float optimum by more than a tenth of the tolerance (HiGHS's dual tolerances, scaled by
         the slack cost) are finished by Newton steps, which certify to the last digits. The
         direct LP (its point and basis) stays the node's LP."""
-        lp = self._node_lp(node.target)
-        lp.configure(cap, bounds, node.fixed)
+        lp, (bounds, relax) = self._node_lp(node.target), relaxed
+        lp.configure(cap, bounds, node.fixed, relaxations=relax)
         res = direct_bound(lp, node.lb, cap, deadline, node.basis)
         self.nodes += res.solves
         sol = res.solution
         lag = sol.optimal and sol.value - res.lb > 0.1 * self.opt.tolerance
         if res.lb < np.inf and (lag or not has_free_relu(bounds, node.fixed)):
-            _, refined = self._bound_newton(node, res.lb, cap, bounds, deadline, fresh=True)
+            _, refined = self._bound_newton(node, res.lb, cap, relaxed, deadline, fresh=True)
             res.lb, res.converged = max(res.lb, refined.lb), refined.converged
         return lp, res
 
@@ -352,7 +314,7 @@ class BabEngine:
         node: _Node,
         lb: float,
         cap: float,
-        bounds: Bounds,
+        relaxed: _Relaxed,
         deadline: float,
         fresh: bool = False,
         delta: float | None = None,
@@ -360,8 +322,8 @@ class BabEngine:
     ) -> tuple[RelaxedLP, NodeBoundResult]:
         """:func:`newton_bound` from the proven bound ``lb`` (and, unless ``fresh``, the parent's
         basis and branching hint), first by the stop probe if ``stop_probe``."""
-        lp = self._lp(node.target)
-        lp.configure(cap, bounds, node.fixed)
+        lp, (bounds, relax) = self._lp(node.target), relaxed
+        lp.configure(cap, bounds, node.fixed, relaxations=relax)
         stop = np.inf if self.best is None else self.best.distance - self.opt.tolerance
         if delta is not None:  # a fixed-δ question: nothing beyond δ matters
             stop = min(stop, cap)

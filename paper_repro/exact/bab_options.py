@@ -1,0 +1,51 @@
+"""Options of the branch-and-bound (:class:`~paper_repro.exact.bab.BabEngine`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from paper_repro.exact.node_bound import NodeBound
+
+
+@dataclass(frozen=True)
+class BabOptions:
+    """Knobs of the branch-and-bound.
+
+    Attributes:
+        tolerance: stop when ``upper − lower ≤ tolerance`` (same units as δ).
+        lp_tighten: LP-tighten hidden bounds (layers ≥ 2) whenever the region is recomputed.
+        retighten_ratio: recompute bounds when ``U`` falls below this fraction of their radius.
+        newton_steps: fixed-radius LP solves per node (Newton steps on the radius, from below).
+        adversarial_tightening: for a targeted query, tighten bounds only over the points of the
+            region that reach the target (:func:`~paper_repro.bounds.lp.lp_tighten`).
+        node_bound: :class:`NodeBound` (``None``: ``direct`` for L1, ``newton`` for L∞).
+        tighten_after: node LP solves before the first LP tightening. The first nodes'
+            region solves usually improve the attack's incumbent, and the bounds are then
+            tightened on that smaller radius (fewer LP solves overall on the benchmark sample).
+        descent_budget: region LPs of one
+            :meth:`~paper_repro.exact.primal_heuristics.Incumbents.descend` walk.
+        hull_cuts: most first-layer convex-hull cuts (:mod:`~paper_repro.bounds.hull_cuts`)
+            added to a target's fixed-radius LP (0, the default: none; measured slower on the
+            benchmark), ``cut_rounds`` per node bound, from the ``cuts_after``-th LP solve on;
+            they are dropped when the region shrinks, and the bounds LP-tightened again once
+            the pool is full.
+        stop_first: bound a node with free ReLUs by one LP at the stop radius (the incumbent's
+            distance less the tolerance, or δ) instead of Newton steps (``newton_bound``'s
+            ``stop_first``); the default.
+    """
+
+    tolerance: float = 1e-4
+    lp_tighten: bool = True
+    retighten_ratio: float = 0.8
+    attack: bool = True
+    seed: int = 0
+    max_nodes: int | None = None
+    newton_steps: int = 10
+    adversarial_tightening: bool = True
+    node_bound: NodeBound | None = None
+    tighten_after: int = 30
+    descent_budget: int = 40
+    hull_cuts: int = 0
+    cut_rounds: int = 1
+    cuts_after: int = 0
+    stop_first: bool = True
