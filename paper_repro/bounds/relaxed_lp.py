@@ -28,7 +28,7 @@ import scipy.sparse as sp
 
 from paper_repro.bounds.interval import Bounds
 from paper_repro.bounds.radius_dual import RadiusDual
-from paper_repro.bounds.safe import gamma, reduced_costs, row_terms, total
+from paper_repro.bounds.safe import csr_matvec, gamma, reduced_costs, row_terms, total
 from paper_repro.bounds.symbolic import Phases, ReluRelaxation, relax_layer
 from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm
@@ -316,7 +316,7 @@ class RelaxedLP(RadiusDual):
 
     def _aty(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``Aᵀy`` and ``|A|ᵀ|y|`` for the current matrix (base plus the relaxation slopes)."""
-        aty, abs_aty = self.base_t @ y, self.abs_base_t @ np.abs(y)
+        aty, abs_aty = csr_matvec(self.base_t, y), csr_matvec(self.abs_base_t, np.abs(y))
         for k, zc in enumerate(self.z_cols):
             yk = y[self.up_rows[k]]
             aty[zc] -= self.slopes[k] * yk

@@ -13,6 +13,21 @@ import scipy.sparse as sp
 
 _U = 2.0**-53
 
+try:  # scipy's CSR kernel itself: `matrix @ vector` spends about half its 40 µs in dispatch
+    from scipy.sparse._sparsetools import csr_matvec as _csr_matvec
+except ImportError:  # a scipy without it: the public product
+    _csr_matvec = None
+
+
+def csr_matvec(a: sp.csr_matrix, v: np.ndarray) -> np.ndarray:
+    """``a @ v`` for a CSR float64 matrix ``[m, n]`` and a vector ``[n]`` (the same kernel and
+    floats as scipy's operator, without its dispatch; falls back to the operator)."""
+    if _csr_matvec is None or a.dtype != np.float64:
+        return a @ v
+    out = np.zeros(a.shape[0])
+    _csr_matvec(a.shape[0], a.shape[1], a.indptr, a.indices, a.data, np.asarray(v, float), out)
+    return out
+
 
 def gamma(k: int) -> float:
     return k * _U / (1.0 - k * _U)
