@@ -219,11 +219,12 @@ class RelaxedLP(RadiusDual):
         """
         self.set_probe(radius, delta_lo)
         y_lo, y_hi = bounds[-1]
-        gap = np.max(np.delete(y_hi, self.target)) - y_lo[self.target]
+        others = np.arange(y_hi.size) != self.target
+        gap = np.max(y_hi[others]) - y_lo[self.target]
         self.col_hi[self.slack_col] = max(1.0, float(gap) + 1.0) if slack else 0.0
         # a free slack (fixed-radius probes beyond the root) may go down to the least possible
         # max_j y_j − y_t; a floor one unit lower cuts off no point of the relaxation
-        floor = np.max(np.delete(y_lo, self.target)) - y_hi[self.target]
+        floor = np.max(y_lo[others]) - y_hi[self.target]
         free = slack and self.free_slack
         self.col_lo[self.slack_col] = min(0.0, float(floor)) - 1.0 if free else 0.0
         self.col_lo[self.y_cols], self.col_hi[self.y_cols] = y_lo, y_hi

@@ -254,7 +254,7 @@ class BabEngine:
             symbolic_outputs=False,
             relaxations=relax,
         )
-        if any(np.any(lo > hi) for lo, hi in bounds):
+        if any((lo > hi).any() for lo, hi in bounds):
             return None  # the splits contradict sound bounds
         # the stop probe needs a stop radius: an incumbent, or the fixed δ
         stop_probe = self.opt.stop_first and has_free_relu(bounds, node.fixed)
