@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from paper_repro.cli import BLAS_THREAD_VARS
+from paper_repro.cli import one_blas_thread
 from paper_repro.data import load_test_image
 from paper_repro.errors import PaperReproError
 from paper_repro.exact.records import append_record, load_finished
@@ -182,8 +182,7 @@ def run(argv: list[str] | None = None) -> int:
         # one BLAS thread per worker unless the user says otherwise (spawned workers read it
         # when numpy loads): with OpenBLAS's default of one thread per core, two workers ran the
         # median-band L∞ instances 2.5× slower (measured: 43 s against 16 s for 18 instances)
-        for var in BLAS_THREAD_VARS:
-            os.environ.setdefault(var, "1")
+        one_blas_thread()
         pool = multiprocessing.get_context("spawn").Pool(args.jobs)
         results = pool.imap_unordered(_solve_star, [(t, args) for t in tasks])
     try:

@@ -237,12 +237,18 @@ def build_parser() -> argparse.ArgumentParser:
 BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+def one_blas_thread() -> None:
+    """One BLAS thread for numpy/torch loaded after this call (in this process or in the processes
+    it spawns), unless the environment already says otherwise."""
+    for var in BLAS_THREAD_VARS:
+        os.environ.setdefault(var, "1")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     # One BLAS thread unless the user says otherwise: set before numpy/torch load. On these small
     # problems a second BLAS thread fighting for a busy core made bounds ~16x slower (measured).
-    for var in BLAS_THREAD_VARS:
-        os.environ.setdefault(var, "1")
+    one_blas_thread()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

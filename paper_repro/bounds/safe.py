@@ -25,7 +25,8 @@ def csr_matvec(a: sp.csr_matrix, v: np.ndarray) -> np.ndarray:
     if _csr_matvec is None or a.dtype != np.float64:
         return a @ v
     out = np.zeros(a.shape[0])
-    _csr_matvec(a.shape[0], a.shape[1], a.indptr, a.indices, a.data, np.asarray(v, float), out)
+    v = np.ascontiguousarray(v, dtype=np.float64)
+    _csr_matvec(a.shape[0], a.shape[1], a.indptr, a.indices, a.data, v, out)
     return out
 
 

@@ -110,12 +110,12 @@ def symbolic_bounds(
         w, b = network.weights[k], network.biases[k]
         if k == 0:
             lo, hi = first if first is not None else linear_range(w, b, region)
+        elif k == n_layers - 1 and not symbolic_outputs:
+            lo, hi = _interval_layer(w, b, out[-1], mags[k])
         else:
             key = None if memo is None else (k, b"".join(f.tobytes() for f in fixed[:k]))
             if memo is not None and key in memo:
                 lo, hi = memo[key]
-            elif k == n_layers - 1 and not symbolic_outputs:
-                lo, hi = _interval_layer(w, b, out[-1], mags[k])
             else:
                 lo, hi = _backward(network, k, relax, region)
                 pad = REL_MARGIN * mags[k]

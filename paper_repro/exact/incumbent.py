@@ -79,7 +79,8 @@ def attack_incumbent(
                 break
             w = check_witness(exact, query.x, adv[i], target, query.norm)
             if w is not None:
-                best = w if best is None or w.distance < best.distance else best
+                if best is None or w.distance < best.distance:
+                    best = w
                 break
         return ok.reshape(len(eps_values), restarts).any(axis=1)
 
