@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from paper_repro.bounds.highs import new_highs, run_highs
 from paper_repro.bounds.interval import InputRegion, interval_bounds, linear_range
 from paper_repro.bounds.lp import RelaxedLP, lp_tighten, safe_dual_bound
 from paper_repro.bounds.symbolic import symbolic_bounds
@@ -105,14 +106,13 @@ def test_l1_linear_range_is_exact_knapsack():
     lo, hi = linear_range(a, np.zeros(3), region)
     for r in range(3):
         for sign in (1.0, -1.0):
-            h = highspy.Highs()
-            h.setOptionValue("output_flag", False)
+            h = new_highs()
             # variables p, q ≥ 0 with x′ = x + p − q, Σ(p+q) ≤ δ, 0 ≤ x′ ≤ 1
             cost = np.concatenate([sign * a[r], -sign * a[r]])
             h.addVars(2 * n, np.zeros(2 * n), np.concatenate([1 - x, x]))
             h.changeColsCost(2 * n, np.arange(2 * n, dtype=np.int32), cost)
             h.addRow(-np.inf, 0.9, 2 * n, np.arange(2 * n, dtype=np.int32), np.ones(2 * n))
-            h.run()
+            run_highs(h)
             opt = sign * h.getInfo().objective_function_value + a[r] @ x
             target = lo[r] if sign > 0 else hi[r]
             assert abs(opt - target) < 1e-7
@@ -146,8 +146,7 @@ def test_l1_knapsack_partial_sort_matches_full_sort(budget):
     np.testing.assert_allclose(fast, full, rtol=1e-12, atol=1e-12)
     assert fast[3] == 0.0  # no capacity at all
     # an independent check of one row: the LP max Σ v t, 0 ≤ t ≤ cap, Σ t ≤ budget on HiGHS
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = new_highs()
     n = value.shape[1]
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = n, 1
@@ -158,7 +157,7 @@ def test_l1_knapsack_partial_sort_matches_full_sort(budget):
     lp.a_matrix_.index_ = np.zeros(n, dtype=np.int32)
     lp.a_matrix_.value_ = np.ones(n)
     h.passModel(lp)
-    h.run()
+    run_highs(h)
     assert abs(-h.getInfo().objective_function_value - fast[5]) <= 1e-7 * max(1.0, fast[5])
 
 

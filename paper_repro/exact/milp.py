@@ -18,6 +18,7 @@ import time
 import highspy
 import numpy as np
 
+from paper_repro.bounds.highs import new_highs, run_highs
 from paper_repro.bounds.interval import Bounds, InputRegion, interval_bounds
 from paper_repro.bounds.lp import RelaxedLP, lp_tighten
 from paper_repro.bounds.symbolic import symbolic_bounds
@@ -100,17 +101,18 @@ def _solve_target(
     model.integrality_ = [highspy.HighsVarType.kContinuous] * lp.ncol + [
         highspy.HighsVarType.kInteger
     ] * nb
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", 1)
-    h.setOptionValue("mip_rel_gap", 0.0)
-    h.setOptionValue("mip_abs_gap", max(tolerance / 2, 1e-9))
-    h.setOptionValue("mip_feasibility_tolerance", 1e-9)
-    h.setOptionValue("time_limit", max(1e-3, deadline - time.monotonic()))
+    h = new_highs(
+        {
+            "mip_rel_gap": 0.0,
+            "mip_abs_gap": max(tolerance / 2, 1e-9),
+            "mip_feasibility_tolerance": 1e-9,
+            "time_limit": max(1e-3, deadline - time.monotonic()),
+        }
+    )
     h.passModel(model)
     if start is not None and not feasibility:
         h.setSolution(_start_vector(query, lp, start, unstable, a.shape[1]))
-    h.run()
+    run_highs(h)
     lp.milp_bounds = bounds  # kept for region re-solves of the MILP point
     return h, lp, len(unstable)
 

@@ -23,6 +23,7 @@ import highspy
 import numpy as np
 from scipy.sparse import csc_matrix
 
+from paper_repro.bounds.highs import new_highs, run_highs
 from paper_repro.errors import PaperReproError
 from paper_repro.query import Norm, Query
 
@@ -134,10 +135,7 @@ def _solve(query: Query, a_ub: np.ndarray, b_ub: np.ndarray) -> tuple[float, np.
 
 def _linprog(cost: np.ndarray, a_ub: np.ndarray, b_ub: np.ndarray, bounds: list):
     """``min cost·v`` s.t. ``a_ub v ≤ b_ub``, ``lo ≤ v ≤ hi``: (status, objective, solution)."""
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("primal_feasibility_tolerance", _TOL)
-    h.setOptionValue("dual_feasibility_tolerance", _TOL)
+    h = new_highs({"primal_feasibility_tolerance": _TOL, "dual_feasibility_tolerance": _TOL})
     inf = highspy.kHighsInf
     lp = highspy.HighsLp()
     lp.num_row_, lp.num_col_ = a_ub.shape
@@ -152,6 +150,5 @@ def _linprog(cost: np.ndarray, a_ub: np.ndarray, b_ub: np.ndarray, bounds: list)
     lp.a_matrix_.index_ = mat.indices
     lp.a_matrix_.value_ = mat.data
     h.passModel(lp)
-    h.run()
-    status = h.getModelStatus()
+    status = run_highs(h)
     return status, h.getInfo().objective_function_value, np.array(h.getSolution().col_value)
