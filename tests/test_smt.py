@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 
 import numpy as np
@@ -13,6 +14,7 @@ from paper_repro.bounds.crown import crown_layer_bounds, make_region
 from paper_repro.errors import PaperReproError
 from paper_repro.exact.decide import Verdict
 from paper_repro.exact.reference import reference_minimal_distance
+from paper_repro.exact.search import Backend, Protocol, SolveOptions, minimal_adversarial
 from paper_repro.exact.smt import (
     SmtSolver,
     check_witness_smt,
@@ -23,7 +25,7 @@ from paper_repro.exact.smt import (
 )
 from paper_repro.exact.smt_optimize import z3_minimal_distance
 from paper_repro.network import ReluNetwork
-from paper_repro.query import Norm, Query
+from paper_repro.query import Norm, Query, Status
 
 
 def _random_query(seed: int, norm: str, targeted: bool) -> Query:
@@ -179,3 +181,51 @@ def test_crown_stability_bounds_keep_the_formula_exact(norm):
     kept = len(encode(q, ref.delta, layer_bounds=bounds).relus)
     baseline = len(encode(q, ref.delta).relus)
     assert kept < baseline if norm == "l1" else kept <= baseline  # L1: the box is loose
+
+
+@pytest.mark.parametrize("norm", ["linf", "l1"])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_cvc5_agrees_with_z3_and_the_reference(norm, seed):
+    """Where cvc5 is installed (the ``smt`` extra), it gives z3's verdicts on both sides of the
+    brute-force δ*, and its witnesses are exact."""
+    pytest.importorskip("cvc5")
+    q = _random_query(seed, norm, seed % 2 == 0)
+    ref = reference_minimal_distance(q)
+    step = 1e-6 * max(1.0, ref.delta)
+    cases = [(ref.delta + step, Verdict.ADVERSARIAL), (ref.delta - step, Verdict.ROBUST)]
+    if not np.isfinite(ref.delta):  # seed 4: no target reachable anywhere in [0,1]^n
+        cases = [(float(q.x.size), Verdict.ROBUST)]
+    cvc5_decide, z3_decide = smt_decider("cvc5"), smt_decider("z3")
+    for delta, expected in cases:
+        a, b = cvc5_decide(q, delta, 30), z3_decide(q, delta, 30)
+        assert a.verdict == b.verdict == expected
+        if expected == Verdict.ADVERSARIAL:
+            assert check_witness_smt(q, a.witness, delta)
+
+
+def test_cvc5_minimal_distance_through_the_search_api():
+    pytest.importorskip("cvc5")
+    q = _line_query(0.25, 0.5, "l1")
+    opts = SolveOptions(protocol=Protocol.BINARY_SEARCH, precision=1e-4, timeout=30)
+    res = minimal_adversarial(q, Backend.SMT, dataclasses.replace(opts, smt_solver="cvc5"))
+    ref = minimal_adversarial(q, Backend.SMT, opts)
+    assert res.status == Status.OPTIMAL and ref.status == Status.OPTIMAL
+    assert res.lower <= ref.upper and ref.lower <= res.upper
+    with pytest.raises(PaperReproError, match="unknown SMT solver"):
+        SolveOptions(smt_solver="yices")
+
+
+def test_cvc5_time_limit_gives_unknown():
+    """cvc5's per-check limit is applied: a hard instance ends ``unknown`` near the budget."""
+    pytest.importorskip("cvc5")
+    rng = np.random.default_rng(7)
+    net = ReluNetwork.from_arrays(
+        [rng.normal(size=(sizes[1], sizes[0])) for sizes in [(30, 40), (40, 40), (40, 40)]]
+        + [rng.normal(size=(3, 40))],
+        [rng.normal(size=40) for _ in range(3)] + [rng.normal(size=3)],
+    )
+    x = rng.random(30)
+    q = Query(net, x, int(np.argmax(net.forward(x))), None, Norm.LINF)
+    res = smt_decider("cvc5")(q, 0.5, 0.2)
+    assert res.verdict == Verdict.UNKNOWN and res.witness is None
+    assert res.seconds < 10

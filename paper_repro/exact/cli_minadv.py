@@ -1,9 +1,10 @@
 """``paper-repro minadv``: the provably minimal adversarial example of one input, as JSON.
 
 ``paper-repro minadv --model M.pt (--input x.npy | --mnist-index I) [--target T] --norm linf|l1
-[--backend bab|milp|smt|marabou] [--protocol exact|binary_search] [--timeout S] [--tolerance T]
-[--precision P] [--label L] [--json]`` prints one JSON object: the :class:`MinAdvResult` record
-(status, lower, upper, witness as 784 floats or null, seconds, …) plus the query's identity.
+[--backend bab|milp|smt|marabou] [--protocol exact|binary_search] [--smt-solver z3|cvc5]
+[--timeout S] [--tolerance T] [--precision P] [--label L] [--json]`` prints one JSON object:
+the :class:`MinAdvResult` record (status, lower, upper, witness as 784 floats or null,
+seconds, …) plus the query's identity.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from paper_repro.errors import PaperReproError
+from paper_repro.exact.decide import SmtSolver
 from paper_repro.exact.records import result_to_dict
 from paper_repro.exact.search import Backend, Protocol, SolveOptions, minimal_adversarial
 from paper_repro.network import load_network
@@ -34,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # Defaults come from the config's `experiments` section (and `seed`), like the pipeline's.
     parser.add_argument("--backend", choices=[b.value for b in Backend], help="default: config")
     parser.add_argument("--protocol", choices=[p.value for p in Protocol], help="default: config")
+    parser.add_argument(
+        "--smt-solver",
+        choices=[s.value for s in SmtSolver],
+        default=SmtSolver.Z3.value,
+        help="solver of --backend smt (cvc5: the optional 'smt' extra)",
+    )
     parser.add_argument("--timeout", type=float, help="seconds (default: config)")
     parser.add_argument("--tolerance", type=float, help="default: config")
     parser.add_argument("--precision", type=float, help="default: config")
@@ -103,8 +111,10 @@ def run(args: argparse.Namespace) -> int:
         protocol=Protocol(pick("protocol", ex["protocol"])),
         timeout=pick("timeout", ex["timeout"]),
         seed=pick("seed", cfg["seed"]),
+        smt_solver=SmtSolver(args.smt_solver),
     )
-    result = minimal_adversarial(query, Backend(pick("backend", ex["backend"])), options)
+    backend = Backend(pick("backend", ex["backend"]))
+    result = minimal_adversarial(query, backend, options)
     record = {
         "model": str(args.model),
         "model_sha256": network.digest(),
@@ -115,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         "target": args.target,
         "norm": str(query.norm),
         "protocol": str(options.protocol),
+        "smt_solver": str(options.smt_solver) if backend == Backend.SMT else None,
         **result_to_dict(result),
     }
     print(json.dumps(_json_value(record)))

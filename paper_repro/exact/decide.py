@@ -27,6 +27,14 @@ class Verdict(enum.StrEnum):
     UNKNOWN = "unknown"
 
 
+class SmtSolver(enum.StrEnum):
+    """SMT solvers of the PySMT path: ``z3`` (always installed) and ``cvc5`` (the optional
+    ``smt`` extra: ``pip install 'paper_repro[smt]'``)."""
+
+    Z3 = "z3"
+    CVC5 = "cvc5"
+
+
 @dataclass(frozen=True)
 class Decision:
     """One fixed-δ answer.

@@ -23,7 +23,7 @@ import numpy as np
 
 from paper_repro.errors import PaperReproError
 from paper_repro.exact.bab import BabEngine, BabOptions, bab_decider
-from paper_repro.exact.decide import Decider, Verdict
+from paper_repro.exact.decide import Decider, SmtSolver, Verdict
 from paper_repro.exact.incumbent import attack_incumbent
 from paper_repro.exact.milp import milp_decider, milp_minimize
 from paper_repro.exact.witness import (
@@ -61,6 +61,7 @@ class SolveOptions:
         protocol: see :class:`Protocol`.
         timeout: wall-clock seconds for the whole query.
         seed: seed of the initial attack's random starts.
+        smt_solver: the solver of the ``smt`` backend (:class:`SmtSolver`: z3 or cvc5).
     """
 
     tolerance: float = 1e-4
@@ -68,6 +69,7 @@ class SolveOptions:
     protocol: Protocol = Protocol.EXACT
     timeout: float = 120.0
     seed: int = 0
+    smt_solver: SmtSolver = SmtSolver.Z3
 
     def __post_init__(self) -> None:
         if not (self.tolerance >= 0 and math.isfinite(self.tolerance)):
@@ -81,6 +83,12 @@ class SolveOptions:
         except ValueError:
             raise PaperReproError(
                 f"unknown protocol {self.protocol!r}: expected exact or binary_search"
+            ) from None
+        try:
+            object.__setattr__(self, "smt_solver", SmtSolver(self.smt_solver))
+        except ValueError:
+            raise PaperReproError(
+                f"unknown SMT solver {self.smt_solver!r}: expected z3 or cvc5"
             ) from None
 
 
@@ -180,7 +188,7 @@ def _decider(backend: Backend, options: SolveOptions) -> Decider:
         if backend == Backend.SMT:
             from paper_repro.exact.smt import smt_decider
 
-            return smt_decider("z3")
+            return smt_decider(options.smt_solver)
         from paper_repro.exact.marabou_backend import marabou_decider
 
         return marabou_decider()

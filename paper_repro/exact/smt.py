@@ -18,7 +18,6 @@ environment stack is only pushed/popped around calls that need it.
 from __future__ import annotations
 
 import contextlib
-import enum
 import io
 import threading
 import time
@@ -28,13 +27,13 @@ from fractions import Fraction
 
 import numpy as np
 from pysmt.environment import Environment, pop_env, push_env
-from pysmt.exceptions import SolverReturnedUnknownResultError
+from pysmt.exceptions import InternalSolverError, SolverReturnedUnknownResultError
 from pysmt.fnode import FNode
 from pysmt.logics import QF_LRA
 from pysmt.typing import REAL
 
 from paper_repro.errors import PaperReproError
-from paper_repro.exact.decide import Decider, Decision, Verdict
+from paper_repro.exact.decide import Decider, Decision, SmtSolver, Verdict
 from paper_repro.exact.rational import exact_forward, exact_margin, repair_witness
 from paper_repro.exact.rational import frac as _frac
 from paper_repro.query import Norm, Query
@@ -52,18 +51,15 @@ __all__ = [
 ]  # fmt: skip
 
 
-class SmtSolver(enum.StrEnum):
-    """SMT back ends: ``z3`` (always), others through PySMT if their bindings are installed."""
+def _parse_solver(value: str | SmtSolver) -> SmtSolver:
+    try:
+        return SmtSolver(value)
+    except ValueError:
+        raise PaperReproError(f"unknown SMT solver {value!r}: expected z3 or cvc5") from None
 
-    Z3 = "z3"
-    CVC5 = "cvc5"
 
-    @classmethod
-    def parse(cls, value: str | SmtSolver) -> SmtSolver:
-        try:
-            return cls(value)
-        except ValueError:
-            raise PaperReproError(f"unknown SMT solver {value!r}: expected z3 or cvc5") from None
+_TIME_LIMIT_OPTION = {SmtSolver.CVC5: "tlimit-per"}
+"""Per solver behind PySMT, its option for a per-check time limit in milliseconds."""
 
 
 @dataclass(frozen=True)
@@ -280,16 +276,18 @@ def smt_decider(solver: SmtSolver | str = SmtSolver.Z3, crown_stability: bool = 
 
     ``z3``: the PySMT formula is converted (PySMT's ``Z3Converter``) into a fresh ``z3.Context``
     and solved by the tactic pipeline ``simplify; solve-eqs; smt`` (``solve-eqs`` eliminates the
-    L1 equations ``x′ = x + p − q``: 5–10x faster than PySMT's default z3 solver). Other names
-    go through PySMT's solver factory if installed. The witness is the rational model rounded
-    to float64 and pulled exactly into the δ-ball; if rounding breaks a tie, the query is re-solved
-    once with margin ``2^-30·(1 + max|Z(x)|)`` to get a witness that is exactly adversarial in
-    float64; failing that, ``message`` says so (the verdict is exact either way). Timeouts give
-    ``unknown`` (enforced with ``z3.Context.interrupt``). ``crown_stability``: also use the sound
-    CROWN layer bounds at δ to drop stable ReLUs (fewer disjunctions; default: exact interval
-    arithmetic only, the simplest specification).
+    L1 equations ``x′ = x + p − q``: 5–10x faster than PySMT's default z3 solver); its time limit
+    is enforced with ``z3.Context.interrupt``. ``cvc5`` (the optional ``smt`` extra) goes through
+    PySMT's solver factory with cvc5's per-check limit ``tlimit-per``. Timeouts give ``unknown``.
+
+    The witness is the rational model rounded to float64 and pulled exactly into the δ-ball; if
+    rounding breaks a tie, the query is re-solved once with margin ``2^-30·(1 + max|Z(x)|)`` to
+    get a witness that is exactly adversarial in float64; failing that, ``message`` says so (the
+    verdict is exact either way). ``crown_stability``: also use the sound CROWN layer bounds at δ
+    to drop stable ReLUs (fewer disjunctions; default: exact interval arithmetic only, the
+    simplest specification).
     """
-    name = SmtSolver.parse(solver)
+    name = _parse_solver(solver)
 
     def decide(query: Query, delta: float, timeout_s: float) -> Decision:
         t0 = time.perf_counter()
@@ -353,11 +351,12 @@ def _solve_z3(enc: SmtEncoding, _name: str, timeout_s: float) -> tuple[Verdict, 
 
 
 def _solve_pysmt(enc: SmtEncoding, name: str, timeout_s: float) -> tuple[Verdict, list[Fraction]]:
-    with enc.env.factory.Solver(name=name, logic=QF_LRA) as s:
+    limit = {_TIME_LIMIT_OPTION[SmtSolver(name)]: max(1, int(timeout_s * 1000))}
+    with enc.env.factory.Solver(name=name, logic=QF_LRA, solver_options=limit) as s:
         s.add_assertion(enc.formula)
         try:
             sat = s.solve()
-        except SolverReturnedUnknownResultError:
+        except (SolverReturnedUnknownResultError, InternalSolverError):
             return Verdict.UNKNOWN, []
         if not sat:
             return Verdict.ROBUST, []
