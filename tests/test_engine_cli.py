@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,3 +82,16 @@ def test_minadv_rejects_bad_inputs(tmp_path, tiny_model):
                 ]
             )
         )
+
+
+def test_minadv_stdout_holds_only_the_json_record(tmp_path, tiny_model):
+    """In a fresh process, stdout is exactly one JSON object: HiGHS 1.16 prints a banner on a
+    process's first instance, which :func:`paper_repro.bounds.highs.new_highs` discards."""
+    x = np.random.default_rng(2).random(784)
+    np.save(tmp_path / "x.npy", x)
+    cmd = [str(Path(sys.executable).parent / "paper-repro"), "minadv", "--model", str(tiny_model)]
+    cmd += ["--input", str(tmp_path / "x.npy"), "--norm", "l1", "--timeout", "30", "--json"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count("\n") == 1 and "HiGHS" not in res.stdout
+    assert json.loads(res.stdout)["norm"] == "l1"

@@ -17,11 +17,21 @@ The fix has two parts: every instance here sets ``threads = 1`` (one core per wo
 simplex is serial anyway), and :func:`run_highs` retries a refused run with ``threads = 0``
 (whatever scheduler the thread already has) and raises if HiGHS still refuses, so a refusal can
 never pass for "no bound" again.
+
+HiGHS 1.16 also prints a two-line banner on standard output when a process makes its first
+instance, before any option can silence it; the package's stdout is data (``minadv``'s JSON, a
+verifier's first line), so :func:`new_highs` makes that first instance with file descriptor 1
+pointed at ``/dev/null``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import ctypes
+import functools
+import os
+import sys
+from collections.abc import Iterator, Mapping
 
 import highspy
 
@@ -43,6 +53,7 @@ def new_highs(options: Mapping[str, OptionValue] | None = None) -> highspy.Highs
     Raises :class:`SolverError` for an option this HiGHS does not know or a value it rejects
     (an option renamed by a release is caught here, not ignored).
     """
+    _first_instance_made_quietly()
     h = highspy.Highs()
     settings = {"output_flag": False, "threads": SOLVER_THREADS, **dict(options or {})}
     for name, value in settings.items():
@@ -72,3 +83,30 @@ def _refused(h: highspy.Highs, status: highspy.HighsStatus) -> bool:
     return status == highspy.HighsStatus.kError and (
         h.getModelStatus() == highspy.HighsModelStatus.kNotset
     )
+
+
+@functools.cache
+def _first_instance_made_quietly() -> None:
+    """Make (and drop) the process's first HiGHS instance with its banner discarded."""
+    with _stdout_discarded():
+        highspy.Highs()
+
+
+@contextlib.contextmanager
+def _stdout_discarded() -> Iterator[None]:
+    """File descriptor 1 points at ``/dev/null`` inside (C and C++ writes included)."""
+    sys.stdout.flush()
+    try:
+        saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # no usable stdout: nothing to protect
+        yield
+        return
+    os.dup2(devnull, 1)
+    try:
+        yield
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).fflush(None)  # C stdio's buffer goes to /dev/null too
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
