@@ -30,3 +30,4 @@ rule all:
         instance_files(),
         expand("results/certify/{model}.csv", model=EXPERIMENTS["models"]),
         NOTEBOOK_OUTPUTS,
+        rules.claims.output.csv,

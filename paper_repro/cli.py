@@ -143,6 +143,21 @@ def cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_claims(args: argparse.Namespace) -> int:
+    from paper_repro.experiments.claims import combine_claims
+
+    table = combine_claims(args.files)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    counts = table["verdict"].value_counts()
+    print(
+        f"wrote {len(table)} claims to {out}: "
+        + ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
+    )
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from paper_repro import data
     from paper_repro.config import resolve_path
@@ -201,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rows", nargs="+", help="evaluation .json files")
     p.add_argument("--out", required=True, help="output .csv path")
     p.set_defaults(func=cmd_table)
+
+    p = add("claims", "Collect the papers' claims files into one claims table (CSV).")
+    p.add_argument("files", nargs="+", help="per-paper claims .csv files")
+    p.add_argument("--out", required=True, help="output .csv path")
+    p.set_defaults(func=cmd_claims)
 
     p = add("info", "Show versions, the data directory's contents and the configuration.")
     p.set_defaults(func=cmd_info)

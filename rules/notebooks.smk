@@ -41,6 +41,7 @@ rule carlini_notebook:
         table2_all="results/tables/carlini_table2_all.csv",
         nonlinearity_all="results/tables/carlini_nonlinearity_all.csv",
         provenance="results/tables/carlini_provenance.csv",
+        claims="results/tables/carlini_claims.csv",
         examples=report(
             "figures/carlini_examples.png",
             caption="../report/carlini.rst",
@@ -86,6 +87,7 @@ rule pahlavan_notebook:
         delta_hist="results/tables/pahlavan_delta_hist.csv",
         mean_delta="results/tables/pahlavan_mean_delta.csv",
         provenance="results/tables/pahlavan_provenance.csv",
+        claims="results/tables/pahlavan_claims.csv",
         cosine=report(
             "figures/pahlavan_cosine.png",
             caption="../report/pahlavan.rst",
@@ -131,6 +133,7 @@ rule wong_kolter_notebook:
         radius_summary="results/tables/wong_kolter_radius_summary.csv",
         sandwich="results/tables/wong_kolter_sandwich.csv",
         provenance="results/tables/wong_kolter_provenance.csv",
+        claims="results/tables/wong_kolter_claims.csv",
         radius=report(
             "figures/wong_kolter_radius.png",
             caption="../report/wong_kolter.rst",
@@ -168,6 +171,7 @@ rule dathathri_notebook:
         table3c="results/tables/dathathri_table3c.csv",
         curves="results/tables/dathathri_curves.csv",
         provenance="results/tables/dathathri_provenance.csv",
+        claims="results/tables/dathathri_claims.csv",
         frequency=report(
             "figures/dathathri_frequency.png",
             caption="../report/dathathri.rst",
@@ -198,3 +202,21 @@ NOTEBOOK_OUTPUTS = [
     *([rules.wong_kolter_notebook.output] if "linf" in EXPERIMENTS["norms"] else []),
     *([rules.dathathri_notebook.output] if "l1" in EXPERIMENTS["norms"] else []),
 ]
+
+
+# One row per claim of the four papers, ours beside theirs with a verdict (issue 16).
+rule claims:
+    input:
+        [nb.claims for nb in NOTEBOOK_OUTPUTS],
+    output:
+        csv=report(
+            "results/claims.csv",
+            caption="../report/claims.rst",
+            category="Claims",
+        ),
+    log:
+        "results/logs/claims.log",
+    benchmark:
+        "results/benchmarks/claims.tsv"
+    shell:
+        "paper-repro claims {input} --out {output.csv} > {log} 2>&1"
