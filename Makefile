@@ -15,7 +15,7 @@ LOCK := requirements.lock
 LOCK_VENV ?= .venv-lock
 LATEST_VENV ?= .venv-latest
 
-.PHONY: repro test test-latest lock lint format install report clean-results
+.PHONY: repro test test-latest lock lint format install report figures clean-results
 
 install: $(STAMP)
 
@@ -58,6 +58,12 @@ repro: $(STAMP)
 
 report: $(STAMP)
 	snakemake --report results/report.html
+
+# Copy the last run's figures and claims table to the committed snapshot the README shows.
+figures:
+	test -f results/claims.csv || { echo "error: no results/claims.csv: run make repro first"; exit 2; }
+	cp results/figures/*.png figures/
+	cp results/claims.csv figures/claims.csv
 
 test: $(STAMP)
 	ruff check paper_repro tests benchmarks tools

@@ -1,8 +1,11 @@
 # The four papers' notebooks, executed with papermill on the experiments' results (issue 4).
 # Each notebook reads the instance / certify / accuracy files it lists as inputs, writes its
-# tables to results/tables/{notebook}_*.csv and its figures to figures/{notebook}_*.png, and
-# keeps the executed copy in results/notebooks/. Paths are passed absolute so that
-# `snakemake --directory elsewhere` works (the notebooks chdir to the repository root).
+# tables to results/tables/{notebook}_*.csv and its figures to results/figures/{notebook}_*.png
+# (`make figures` copies them to the committed snapshot in figures/, which the README shows), and
+# keeps the executed copy in results/notebooks/. The three folders are passed by the shell as
+# absolute paths under the working directory ($PWD), so that `snakemake --directory elsewhere`
+# works (the notebooks chdir to the repository root) and params hold no absolute path: a moved
+# or re-cloned checkout does not rerun the notebooks.
 import json
 
 NB_MODELS = EXPERIMENTS["models"]
@@ -19,10 +22,12 @@ NB_CARLINI_PAIRS = [
     for a in config["models"]["archs"]
     if f"{a}_vanilla" in NB_MODELS and f"{a}_pgd" in NB_MODELS
 ]
+NB_SHELL = (
+    "papermill {input.nb} {output.nb} -k python3 --log-output --no-progress-bar "
+    "-y '{params.yaml}' -p results_dir \"$PWD/results\" -p tables_dir \"$PWD/results/tables\" "
+    "-p figures_dir \"$PWD/results/figures\" > {log} 2>&1"
+)
 NB_COMMON = {
-    "results_dir": os.path.abspath("results"),
-    "tables_dir": os.path.abspath("results/tables"),
-    "figures_dir": os.path.abspath("figures"),
     "build_demo": False,
     "images": EXPERIMENTS["images"],
 }
@@ -43,12 +48,12 @@ rule carlini_notebook:
         provenance="results/tables/carlini_provenance.csv",
         claims="results/tables/carlini_claims.csv",
         examples=report(
-            "figures/carlini_examples.png",
+            "results/figures/carlini_examples.png",
             caption="../report/carlini.rst",
             category="Carlini et al.",
         ),
         switched=report(
-            "figures/carlini_nonlinearity.png",
+            "results/figures/carlini_nonlinearity.png",
             caption="../report/carlini.rst",
             category="Carlini et al.",
         ),
@@ -70,8 +75,7 @@ rule carlini_notebook:
     benchmark:
         "results/benchmarks/notebooks/carlini.tsv"
     shell:
-        "papermill {input.nb} {output.nb} -k python3 --log-output --no-progress-bar "
-        "-y '{params.yaml}' > {log} 2>&1"
+        NB_SHELL
 
 
 rule pahlavan_notebook:
@@ -89,22 +93,22 @@ rule pahlavan_notebook:
         provenance="results/tables/pahlavan_provenance.csv",
         claims="results/tables/pahlavan_claims.csv",
         cosine=report(
-            "figures/pahlavan_cosine.png",
+            "results/figures/pahlavan_cosine.png",
             caption="../report/pahlavan.rst",
             category="Pahlavan et al.",
         ),
         heatmaps=report(
-            "figures/pahlavan_heatmaps.png",
+            "results/figures/pahlavan_heatmaps.png",
             caption="../report/pahlavan.rst",
             category="Pahlavan et al.",
         ),
         delta_fig=report(
-            "figures/pahlavan_delta_hist.png",
+            "results/figures/pahlavan_delta_hist.png",
             caption="../report/pahlavan.rst",
             category="Pahlavan et al.",
         ),
         mean_fig=report(
-            "figures/pahlavan_mean_delta.png",
+            "results/figures/pahlavan_mean_delta.png",
             caption="../report/pahlavan.rst",
             category="Pahlavan et al.",
         ),
@@ -118,8 +122,7 @@ rule pahlavan_notebook:
     benchmark:
         "results/benchmarks/notebooks/pahlavan.tsv"
     shell:
-        "papermill {input.nb} {output.nb} -k python3 --log-output --no-progress-bar "
-        "-y '{params.yaml}' > {log} 2>&1"
+        NB_SHELL
 
 
 rule wong_kolter_notebook:
@@ -135,12 +138,12 @@ rule wong_kolter_notebook:
         provenance="results/tables/wong_kolter_provenance.csv",
         claims="results/tables/wong_kolter_claims.csv",
         radius=report(
-            "figures/wong_kolter_radius.png",
+            "results/figures/wong_kolter_radius.png",
             caption="../report/wong_kolter.rst",
             category="Wong & Kolter",
         ),
         sandwich_fig=report(
-            "figures/wong_kolter_sandwich.png",
+            "results/figures/wong_kolter_sandwich.png",
             caption="../report/wong_kolter.rst",
             category="Wong & Kolter",
         ),
@@ -156,8 +159,7 @@ rule wong_kolter_notebook:
     benchmark:
         "results/benchmarks/notebooks/wong_kolter.tsv"
     shell:
-        "papermill {input.nb} {output.nb} -k python3 --log-output --no-progress-bar "
-        "-y '{params.yaml}' > {log} 2>&1"
+        NB_SHELL
 
 
 rule dathathri_notebook:
@@ -173,7 +175,7 @@ rule dathathri_notebook:
         provenance="results/tables/dathathri_provenance.csv",
         claims="results/tables/dathathri_claims.csv",
         frequency=report(
-            "figures/dathathri_frequency.png",
+            "results/figures/dathathri_frequency.png",
             caption="../report/dathathri.rst",
             category="Dathathri et al.",
         ),
@@ -187,8 +189,7 @@ rule dathathri_notebook:
     benchmark:
         "results/benchmarks/notebooks/dathathri.tsv"
     shell:
-        "papermill {input.nb} {output.nb} -k python3 --log-output --no-progress-bar "
-        "-y '{params.yaml}' > {log} 2>&1"
+        NB_SHELL
 
 
 # What `rule all` asks for: each notebook whose inputs the configuration provides.
@@ -214,6 +215,8 @@ rule claims:
             caption="../report/claims.rst",
             category="Claims",
         ),
+    conda:
+        "../environment.yml"
     log:
         "results/logs/claims.log",
     benchmark:

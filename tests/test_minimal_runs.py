@@ -72,7 +72,7 @@ def test_every_target_is_bracketed_soundly(tiny, tmp_path, norm):
         assert r["extra"]["cw_distance"] >= r["lower"] - 1e-9
         if norm is Norm.LINF:
             assert r["extra"]["fgsm_delta"] >= r["lower"] - 1e-9
-    finish(tmp_path / "ck.jsonl", tmp_path / "out.jsonl")
+    finish(recs, tmp_path / "out.jsonl")
     df = load_records([tmp_path / "out.jsonl"])
     assert len(df) == 9 and {"cw_distance", "correct", "label"} <= set(df.columns)
 
@@ -101,3 +101,9 @@ def test_checkpoint_from_other_settings_is_not_reused(tiny, tmp_path, count_solv
     calls.clear()  # count only the solves of the rerun
     recs = run_image(net, "tiny", x, label, 0, Norm.LINF, RunSettings.from_config(cfg2), ck, {})
     assert len(calls) == 9 and len(recs) == 9
+    assert len(ck.read_text().splitlines()) == 18  # the checkpoint keeps both runs' lines
+    finish(recs, tmp_path / "out.jsonl")  # the output holds one record per target
+    lines = (tmp_path / "out.jsonl").read_text().splitlines()
+    assert len(lines) == 9 and sorted(json.loads(ln)["key"]["target"] for ln in lines) == sorted(
+        r["key"]["target"] for r in recs
+    )

@@ -22,7 +22,7 @@ def test_notebook_writes_its_rule_outputs(name, tmp_path):
     block = rules.split(f"rule {name}_notebook:")[1].split("\nrule ")[0]
     outputs_block = block.split("output:")[1].split("params:")[0]
     tables = set(re.findall(r'"results/tables/([a-z_0-9]+\.csv)"', outputs_block))
-    figures = set(re.findall(r'"figures/([a-z_0-9]+\.png)"', outputs_block))
+    figures = set(re.findall(r'"results/figures/([a-z_0-9]+\.png)"', outputs_block))
     out = tmp_path / f"{name}.ipynb"
     papermill.execute_notebook(
         str(REPO_ROOT / "notebooks" / f"{name}.ipynb"),

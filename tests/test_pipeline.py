@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -87,9 +88,20 @@ def test_tiny_end_to_end(tmp_path, repo_root):
     assert meta["provenance"]["config"]["models"]["archs"] == ["6"]
     for kind in ("logs/train", "benchmarks/train"):
         assert len(list((tmp_path / "results" / kind).iterdir())) == 3
-    # Nothing left to do: a rerun schedules no job.
+    with open(tmp_path / "results/claims.csv") as fh:
+        claims = list(csv.DictReader(fh))
+    assert {r["paper"] for r in claims} == {"carlini", "wong_kolter", "dathathri"}
+    assert {r["verdict"] for r in claims} <= {"reproduced", "differs", "not comparable"}
+    assert (tmp_path / "results/figures/carlini_examples.png").is_file()
+    # Nothing left to do: a rerun schedules no job, also from a moved copy of the work folder
+    # (rule params hold no absolute path).
     again = snakemake(repo_root, tmp_path, "--configfile", str(cfg), "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
+    moved = tmp_path.parent / f"{tmp_path.name}-moved"
+    shutil.copytree(tmp_path, moved, symlinks=True)
+    cfg_moved = moved / "tiny.yaml"
+    again = snakemake(repo_root, moved, "--configfile", str(cfg_moved), "-n")
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
 
 
 def test_invalid_config_stops_before_any_job(tmp_path, repo_root):

@@ -150,6 +150,7 @@ def test_figures(tiny, tmp_path):
         paths.append(plots.plot_bound_sandwich(sandwich, tmp_path / "s.png"))
     for p in paths:
         assert p.is_file() and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert p._repr_png_() == p.read_bytes()  # a notebook shows the figure inline
 
 
 def test_figure_input_errors(tmp_path):

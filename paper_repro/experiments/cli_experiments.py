@@ -72,7 +72,7 @@ def run_minimal(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
         {**_provenance(cfg, network), "test_split": split.name},
         args.progress,
     )
-    finish(checkpoint, args.out)
+    finish(recs, args.out)
     optimal = sum(r["status"] == "optimal" for r in recs)
     seconds = sum(r["seconds"] for r in recs)
     print(

@@ -430,7 +430,7 @@ def _instances(
         "test_split": split.name,
     }
     checkpoint = out.with_suffix(".partial")
-    run_image(
+    recs = run_image(
         load_network(model_path),
         name,
         split.images[image].astype("float64"),
@@ -441,5 +441,5 @@ def _instances(
         checkpoint,
         prov,
     )
-    finish(checkpoint, out)
+    finish(recs, out)
     checkpoint.unlink()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import shutil
+import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -179,12 +179,17 @@ def _torch_model(network: ReluNetwork) -> MLP:
     return network_to_torch(network, torch.float32)
 
 
-def finish(checkpoint: str | Path, out: str | Path) -> None:
-    """Copy the complete checkpoint to the job's declared output (written last, atomically)."""
+def finish(recs: list[dict[str, Any]], out: str | Path) -> None:
+    """Write the job's declared output: exactly ``recs`` (what :func:`run_image` returned, one
+    record per target), atomically. The checkpoint may also hold records of earlier settings or
+    repeated lines; the output never does."""
+    keys = [records.key_tuple(r["key"]) for r in recs]
+    if len(set(keys)) != len(keys):
+        raise PaperReproError("two records for the same instance: the run's output is not unique")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
-    shutil.copyfile(checkpoint, tmp)
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
     tmp.replace(out)
 
 

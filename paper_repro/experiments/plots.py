@@ -1,6 +1,7 @@
 """Figures of the four notebooks (matplotlib, Agg backend): every ``plot_*`` function writes
-one PNG and returns its path; the last three functions pick the images those figures show.
-Distances are in [0, 1] pixel units unless a label says ×255 (Pahlavan et al.).
+one PNG and returns its path (a :class:`SavedFigure`, which Jupyter shows inline); the last three
+functions pick the images those figures show. Distances are in [0, 1] pixel units unless a label
+says ×255 (Pahlavan et al.).
 """
 
 from __future__ import annotations
@@ -25,8 +26,16 @@ DPI = 110
 NORM_NAMES = {"linf": "L∞", "l1": "L1"}
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
-    path = Path(path)
+class SavedFigure(type(Path())):
+    """The path of a PNG written by a ``plot_*`` function; in a notebook it displays as the
+    image itself (``_repr_png_``), so a figure shows where it is made, not only on disk."""
+
+    def _repr_png_(self) -> bytes:
+        return self.read_bytes()
+
+
+def _save(fig: plt.Figure, path: str | Path) -> SavedFigure:
+    path = SavedFigure(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
     plt.close(fig)
