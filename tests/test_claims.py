@@ -180,3 +180,25 @@ def test_combine_claims_errors(tmp_path):
     with pytest.raises(PaperReproError, match="unknown verdicts"):
         combine_claims([tmp_path / "b.csv"])
     assert ct.PAPER_ROBUSTNESS_FACTOR == 4.2
+
+
+def test_cluster_bootstrap_counts_images_not_instances():
+    """9 targets of one image are one observation: the interval resamples whole images, and a
+    claim resting on fewer than MIN_UNITS images is not judged."""
+    from paper_repro.experiments.stats import MIN_UNITS, cluster_bootstrap_mean
+
+    rng = np.random.default_rng(1)
+    per_image = rng.normal(0.1, 0.03, size=12)
+    values, images = np.repeat(per_image, 9), np.repeat(np.arange(12), 9)
+    clustered = cluster_bootstrap_mean(values, images)
+    naive = bootstrap_mean(values)
+    assert clustered.n == 12 and naive.n == 108
+    assert clustered.high - clustered.low > 2 * (naive.high - naive.low)
+    few = cluster_bootstrap_mean(values[:18], images[:18])
+    assert few.n == 2 < MIN_UNITS
+    claim = quantitative("p", "c", "s", float(few.value), few)
+    assert claim.verdict == Verdict.NOT_COMPARABLE and "independent image" in claim.reason
+    one_image = carlini_claims(_carlini_records(4.2, 0).query("image == 0"), "n", "nbar")
+    assert {c.verdict for c in one_image if c.method.startswith("bootstrap")} == {
+        Verdict.NOT_COMPARABLE
+    }

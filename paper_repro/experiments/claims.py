@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from paper_repro.errors import PaperReproError
-from paper_repro.experiments.stats import Estimate
+from paper_repro.experiments.stats import MIN_UNITS, Estimate
 
 
 class Verdict(enum.StrEnum):
@@ -78,6 +78,8 @@ def quantitative(
     if math.isnan(est.low) or math.isnan(est.high):
         reason = f"no interval (n = {est.n})"
         return _row(paper, claim, statement, paper_value, est, Verdict.NOT_COMPARABLE, reason)
+    if _too_few(est):
+        return _row(paper, claim, statement, paper_value, est, Verdict.NOT_COMPARABLE, _few(est))
     inside = est.contains(paper_value)
     where = "inside" if inside else ("below" if paper_value < est.low else "above")
     reason = (
@@ -100,8 +102,18 @@ def qualitative(
     """A claim about a direction or a test outcome; ``holds`` says whether our data support it."""
     if est.n == 0:
         return _row(paper, claim, statement, paper_value, est, Verdict.NOT_COMPARABLE, "no data")
+    if _too_few(est):
+        return _row(paper, claim, statement, paper_value, est, Verdict.NOT_COMPARABLE, _few(est))
     verdict = Verdict.REPRODUCED if holds else Verdict.DIFFERS
     return _row(paper, claim, statement, paper_value, est, verdict, reason)
+
+
+def _too_few(est: Estimate) -> bool:
+    return est.method.startswith("bootstrap") and est.n < MIN_UNITS
+
+
+def _few(est: Estimate) -> str:
+    return f"only {est.n} independent image(s); an interval needs at least {MIN_UNITS}"
 
 
 def not_comparable(

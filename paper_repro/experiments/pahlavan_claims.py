@@ -12,7 +12,13 @@ import pandas as pd
 
 from paper_repro.experiments import pahlavan_metrics as pm
 from paper_repro.experiments.claims import Claim, qualitative, quantitative
-from paper_repro.experiments.stats import Estimate, bootstrap, bootstrap_mean, wilson_rate
+from paper_repro.experiments.stats import (
+    Estimate,
+    bootstrap,
+    bootstrap_mean,
+    cluster_bootstrap_mean,
+    wilson_rate,
+)
 
 PAPER = "pahlavan"
 
@@ -93,7 +99,8 @@ def _cosine_drop(pairs: pd.DataFrame, vanilla: str, alp: str, seed: int) -> Clai
     b = pairs[pairs["network"] == alp].set_index(key)["cosine"].dropna()
     common = a.index.intersection(b.index)
     diff = (b.loc[common] - a.loc[common]).to_numpy(float)
-    est = bootstrap(diff, np.mean, seed=seed) if diff.size else _empty()
+    images = common.get_level_values("image").to_numpy()
+    est = cluster_bootstrap_mean(diff, images, seed=seed) if diff.size else _empty()
     holds = bool(diff.size) and est.high < 0
     return qualitative(
         PAPER,

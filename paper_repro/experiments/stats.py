@@ -17,6 +17,10 @@ from paper_repro.errors import PaperReproError
 N_BOOT = 4000
 """Bootstrap resamples per interval."""
 
+MIN_UNITS = 5
+"""Fewest independent units (images) for a bootstrap interval to mean anything; with fewer, the
+claims table says ``not comparable``."""
+
 
 @dataclass(frozen=True)
 class Estimate:
@@ -63,21 +67,54 @@ def bootstrap(
     return Estimate(float(statistic(a)), float(lo), float(hi), int(a.size), "bootstrap")
 
 
-def bootstrap_ratio_of_means(num, den, level: float = 0.95, seed: int = 0) -> Estimate:
+def _units(n: int, groups) -> list[np.ndarray]:
+    """Row indices per independent unit: one per row, or one per distinct ``groups`` value."""
+    if groups is None:
+        return [np.array([i]) for i in range(n)]
+    g = np.asarray(groups).reshape(-1)
+    if g.size != n:
+        raise PaperReproError(f"{g.size} group labels for {n} values")
+    return [np.flatnonzero(g == u) for u in np.unique(g)]
+
+
+def _resample(units: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    pick = rng.integers(0, len(units), size=len(units))
+    return np.concatenate([units[k] for k in pick])
+
+
+def cluster_bootstrap_mean(values, groups, level: float = 0.95, seed: int = 0) -> Estimate:
+    """Mean of ``values`` (``[n]``) with a bootstrap interval that resamples whole ``groups``
+    (e.g. the 9 targets of one test image, which are not independent); ``n`` in the result is
+    the number of groups."""
+    a = _sample(values)
+    if a.size == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0, "none")
+    units = _units(a.size, groups)
+    rng = np.random.default_rng(seed)
+    boots = np.array([a[_resample(units, rng)].mean() for _ in range(N_BOOT)])
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return Estimate(float(a.mean()), float(lo), float(hi), len(units), "bootstrap over images")
+
+
+def bootstrap_ratio_of_means(num, den, level: float = 0.95, seed: int = 0, groups=None) -> Estimate:
     """``mean(num) / mean(den)`` for paired samples (``[n]`` each, resampled together), e.g.
-    Carlini et al.'s robustness factor: mean minimal distance of N̄ over that of N."""
+    Carlini et al.'s robustness factor: mean minimal distance of N̄ over that of N. ``groups``
+    (``[n]``): resample whole groups (images) instead of single pairs."""
     a, b = _sample(num), _sample(den)
     if a.size != b.size:
         raise PaperReproError(f"paired samples differ in size: {a.size} vs {b.size}")
     if a.size == 0:
         return Estimate(float("nan"), float("nan"), float("nan"), 0, "none")
+    units = _units(a.size, groups)
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, a.size, size=(N_BOOT, a.size))
-    den_boot = b[idx].mean(axis=1)
-    ok = den_boot > 0
-    boots = a[idx].mean(axis=1)[ok] / den_boot[ok]
+    boots = []
+    for _ in range(N_BOOT):
+        idx = _resample(units, rng)
+        if b[idx].mean() > 0:
+            boots.append(a[idx].mean() / b[idx].mean())
     lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
-    return Estimate(float(a.mean() / b.mean()), float(lo), float(hi), int(a.size), "bootstrap")
+    method = "bootstrap" if groups is None else "bootstrap over images"
+    return Estimate(float(a.mean() / b.mean()), float(lo), float(hi), len(units), method)
 
 
 def wilson_rate(successes: int, n: int, level: float = 0.95) -> Estimate:
