@@ -47,6 +47,7 @@ rule carlini_notebook:
         nonlinearity_all="results/tables/carlini_nonlinearity_all.csv",
         provenance="results/tables/carlini_provenance.csv",
         claims="results/tables/carlini_claims.csv",
+        smt_checks="results/tables/carlini_smt_checks.csv",
         examples=report(
             "results/figures/carlini_examples.png",
             caption="../report/carlini.rst",
