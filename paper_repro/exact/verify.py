@@ -1,0 +1,305 @@
+"""``verify``: decide a VNN-LIB property of a ReLU network (VNN-COMP's ``sat`` / ``unsat``).
+
+The property (:class:`~paper_repro.vnnlib.Property`) is a disjunction of cases, each an input box
+``[l, u]`` and output constraints ``C y ≤ d``. It is ``sat`` iff some case has a point.
+
+1. **Falsifier** (:mod:`paper_repro.exact.falsify`): multi-restart PGD on every case; a candidate
+   is accepted only after the exact check below, and reported at once.
+2. **Reduction to the fixed-δ engine** (:meth:`paper_repro.exact.bab.BabEngine.decide`), per case:
+   the float box ``[l_f, l_f + s]`` (``l_f`` the property's lower bound rounded down, ``s`` the
+   width rounded up so that it covers the exact box) is the image of ``z ∈ [0,1]^{n′}`` under
+   ``x = l_f + s ⊙ z`` (coordinates with ``s = 0`` are constants, folded into the bias), folded
+   into the first layer; that cube is the engine's L∞ ball of radius 0.5 around ``z = 0.5``. The
+   constraints become an extra linear output layer ``o_0 = 0``, ``o_k = c_k·y − d_k − E_k``
+   folded into the last layer, with target class 0: the engine's "``o_0 ≥ o_k`` for all ``k``"
+   (ties count) is "every constraint holds". ``E_k`` is a rigorous bound on the float rounding
+   of the two folds (:func:`_fold`), so ``robust`` for the folded network implies that no point of
+   the exact box meets the case, strict or not: ``unsat`` only comes from the engine's safe
+   bounds. An engine witness is mapped back to ``x``.
+3. **Exact check** (:func:`check_point`): every reported point is a float64 ``x`` inside the
+   property's box and satisfying the case's constraints (strict ones strictly) in exact rational
+   arithmetic on the *original* network (:func:`~paper_repro.exact.witness.exact_logits`).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from paper_repro.bounds.safe import gamma
+from paper_repro.errors import PaperReproError
+from paper_repro.exact.bab import BabEngine, BabOptions
+from paper_repro.exact.decide import Verdict
+from paper_repro.exact.falsify import PgdOptions, pgd_falsify
+from paper_repro.exact.witness import ExactNetwork, exact_logits, round_down, round_up
+from paper_repro.models import network_to_torch
+from paper_repro.network import ReluNetwork
+from paper_repro.query import Norm, Query
+from paper_repro.vnnlib import Case, Property
+
+_U = 2.0**-53
+
+
+class VerifyStatus(enum.StrEnum):
+    """VNN-COMP answers: ``sat`` (a checked counterexample), ``unsat`` (proved), ``timeout``
+    (the time limit ended the search), ``unknown`` (gave up for another reason, stated)."""
+
+    SAT = "sat"
+    UNSAT = "unsat"
+    TIMEOUT = "timeout"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """``timeout``: wall seconds for the whole property; ``seed``: falsifier and engine seed;
+    ``pgd``: falsifier options (``None``: no falsifier); ``falsify_share``: most fraction of the
+    timeout the falsifier may use."""
+
+    timeout: float = 60.0
+    seed: int = 0
+    pgd: PgdOptions | None = PgdOptions()  # noqa: RUF009 (frozen: shared safely)
+    falsify_share: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not (self.timeout > 0 and math.isfinite(self.timeout)):
+            raise PaperReproError(f"timeout must be finite and > 0 seconds, got {self.timeout}")
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The answer. For ``sat``: ``x`` (float64 ``[n]``), its exact outputs ``y``, the ``case``
+    it meets, ``exact_slack`` (least ``d − c·y`` over the case's constraints, rounded down; ≥ 0)
+    and ``float32_slack`` (the same from the float32 torch model; may be negative by rounding).
+    ``found_by``: ``pgd`` or ``bab``. ``message``: the reason for ``timeout``/``unknown``."""
+
+    status: VerifyStatus
+    seconds: float
+    x: np.ndarray | None = None
+    y: tuple[Fraction, ...] | None = None
+    case: int | None = None
+    exact_slack: float | None = None
+    float32_slack: float | None = None
+    found_by: str = ""
+    message: str = ""
+
+
+def check_point(exact: ExactNetwork, case: Case, x: np.ndarray) -> list[Fraction] | None:
+    """Exact outputs at ``x`` (float64 ``[n]``) if ``x`` is in ``case``'s box and meets every
+    constraint of ``case`` in exact arithmetic (strict ones strictly), else ``None``."""
+    xf = np.asarray(x, np.float64).reshape(-1)
+    if not np.all(np.isfinite(xf)) or not case.box.contains([Fraction(float(v)) for v in xf]):
+        return None
+    y = exact_logits(exact, xf)
+    return y if all(c.holds(y) for c in case.constraints) else None
+
+
+def verify_property(
+    network: ReluNetwork, prop: Property, options: VerifyOptions = VerifyOptions()
+) -> VerifyResult:
+    """Decide ``prop`` on ``network`` (see the module docstring).
+
+    Raises:
+        PaperReproError: the property's input/output counts do not match the network.
+    """
+    start = time.monotonic()
+    deadline = start + options.timeout
+    if prop.n_inputs != network.input_dim or prop.n_outputs != network.num_classes:
+        raise PaperReproError(
+            f"the property has {prop.n_inputs} inputs and {prop.n_outputs} outputs but the "
+            f"network maps {network.input_dim} inputs to {network.num_classes} outputs"
+        )
+    if not prop.cases:
+        return VerifyResult(VerifyStatus.UNSAT, time.monotonic() - start)
+    exact = ExactNetwork(network)
+    boxes = [_float_boxes(c) for c in prop.cases]
+
+    def sat(x: np.ndarray, k: int, how: str) -> VerifyResult | None:
+        y = check_point(exact, prop.cases[k], x)
+        if y is None:
+            return None
+        slack = min((c.slack(y) for c in prop.cases[k].constraints), default=None)
+        return VerifyResult(
+            VerifyStatus.SAT,
+            time.monotonic() - start,
+            x=x.copy(),
+            y=tuple(y),
+            case=k,
+            exact_slack=None if slack is None else round_down(slack),
+            float32_slack=float32_slack(network, prop.cases[k], x),
+            found_by=how,
+        )
+
+    for k, case in enumerate(prop.cases):  # no output constraint: the box centre is a witness
+        inner = boxes[k][2]
+        if not case.constraints and inner is not None:
+            found = sat(0.5 * (inner[0] + inner[1]), k, "box")
+            if found is not None:
+                return found
+    if options.pgd is not None:
+        result: list[VerifyResult] = []
+        groups: dict[tuple, list[int]] = {}  # cases by box (PGD runs per box)
+        for k in range(len(prop.cases)):
+            if boxes[k][2] is not None:
+                groups.setdefault(_box_key(prop.cases[k]), []).append(k)
+        budget = time.monotonic() + options.falsify_share * options.timeout
+        for ks in groups.values():
+            lo, hi = boxes[ks[0]][2]  # type: ignore[misc]
+            polys = [_polytope(prop.cases[k]) for k in ks]
+
+            def check(x: np.ndarray, i: int, ks=ks) -> bool:
+                found = sat(x, ks[i], "pgd")
+                if found is not None:
+                    result.append(found)
+                return found is not None
+
+            pgd_falsify(network, lo, hi, polys, check, min(deadline, budget), options.pgd)
+            if result:
+                return result[0]
+    reasons = []
+    for k, case in enumerate(prop.cases):
+        now = time.monotonic()
+        if now >= deadline:
+            return VerifyResult(VerifyStatus.TIMEOUT, now - start, message="time limit reached")
+        share = (deadline - now) / (len(prop.cases) - k)
+        lo_f, s, inner = boxes[k]
+        if not case.constraints:  # only reached when no float64 point lies in the box
+            reasons.append(f"case {k}: the box holds no float64 point to report")
+            continue
+        folded, active = _fold(network, case, lo_f, s)
+        query = Query(folded, np.full(folded.input_dim, 0.5), 1, 0, Norm.LINF)
+        engine = BabEngine(query, BabOptions(seed=options.seed, attack=False))
+        decision = engine.decide(0.5, min(deadline, now + share))
+        if decision.verdict == Verdict.ROBUST:
+            continue
+        if decision.verdict == Verdict.ADVERSARIAL and decision.witness is not None:
+            x = lo_f.copy()
+            x[active] = lo_f[active] + s[active] * np.asarray(decision.witness)[: active.sum()]
+            if inner is not None:
+                found = sat(np.clip(x, inner[0], inner[1]), k, "bab")
+                if found is not None:
+                    return found
+            reasons.append(f"case {k}: the engine's witness fails the exact check (boundary)")
+        else:
+            reasons.append(f"case {k}: {decision.message or 'engine gave up'}")
+    if not reasons:
+        return VerifyResult(VerifyStatus.UNSAT, time.monotonic() - start)
+    timed_out = time.monotonic() >= deadline - 1e-3 or all("time" in r for r in reasons)
+    status = VerifyStatus.TIMEOUT if timed_out else VerifyStatus.UNKNOWN
+    return VerifyResult(status, time.monotonic() - start, message="; ".join(reasons))
+
+
+def float32_slack(network: ReluNetwork, case: Case, x: np.ndarray) -> float:
+    """``min_k (d_k − c_k·y)`` with ``y`` from the float32 torch model at ``x`` (``inf`` if the
+    case has no constraint)."""
+    import torch
+
+    model = network_to_torch(network, torch.float32)
+    with torch.no_grad():
+        y = model(torch.as_tensor(np.asarray(x), dtype=torch.float32).reshape(1, -1))[0]
+    y64 = y.double().numpy()
+    c, d = _polytope(case)
+    return float(np.min(d - c @ y64)) if c.shape[0] else math.inf
+
+
+def _box_key(case: Case) -> tuple:
+    return (case.box.lower, case.box.upper, case.box.lower_strict, case.box.upper_strict)
+
+
+def _polytope(case: Case) -> tuple[np.ndarray, np.ndarray]:
+    """The case's constraints as floats: ``C`` ``[K, m]``, ``d`` ``[K]``."""
+    m = len(case.constraints[0].coeffs) if case.constraints else 0
+    c = np.array([[float(v) for v in k.coeffs] for k in case.constraints]).reshape(-1, m)
+    d = np.array([float(k.rhs) for k in case.constraints])
+    return c, d
+
+
+def _float_boxes(case: Case):
+    """``(l_f, s, inner)``: ``l_f`` the lower bounds rounded down, ``s ≥ 0`` widths such that
+    ``[l_f, l_f + s]`` (exactly) covers the box, and ``inner = (lo, hi)`` the floats inside the
+    box (``None`` when some coordinate has no float inside)."""
+    lo = np.array([round_down(v) for v in case.box.lower])
+    hi_out = np.array([round_up(v) for v in case.box.upper])
+    s = hi_out - lo
+    for i in range(s.size):  # the width must reach the exact upper bound
+        while Fraction(float(lo[i])) + Fraction(float(s[i])) < case.box.upper[i]:
+            s[i] = math.nextafter(s[i], math.inf)
+    box = case.box
+    inner_lo = np.array([_inside(v, st, 1) for v, st in zip(box.lower, box.lower_strict)])  # noqa: B905
+    inner_hi = np.array([_inside(v, st, -1) for v, st in zip(box.upper, box.upper_strict)])  # noqa: B905
+    inner = (inner_lo, inner_hi) if np.all(inner_lo <= inner_hi) else None
+    return lo, s, inner
+
+
+def _inside(v: Fraction, strict: bool, direction: int) -> float:
+    """The float nearest ``v`` on its inner side (``direction`` +1: ``≥ v``; −1: ``≤ v``)."""
+    f = round_up(v) if direction > 0 else round_down(v)
+    if strict and Fraction(f) == v:
+        f = math.nextafter(f, direction * math.inf)
+    return f
+
+
+def _fold(
+    network: ReluNetwork, case: Case, lo: np.ndarray, s: np.ndarray
+) -> tuple[ReluNetwork, np.ndarray]:
+    """The engine's network ``z ↦ (0, C y(l + s⊙z) − d − E)`` over ``z ∈ [0,1]^{n′}`` and the
+    mask of the input coordinates kept (``s > 0``; at least one).
+
+    ``E ≥ 0`` bounds the difference between the folded float network (before ``−E``) and the
+    exact composition on the cube: first layer ``|ΔW z| + |Δb| ≤ 2(u |W₁ s| + γ_{n+1}(|W₁||l| +
+    |b₁|))``, carried by ``|W_k|`` through the hidden layers (ReLU is 1-Lipschitz); last layer
+    ``(|C|+ΔC)|W_L| e + (ΔC|W_L| + γ_m|C||W_L|) h_max + ΔC|b_L| + Δd + γ_{m+1}(|C||b_L| + |d|)``
+    with ``h_max`` bounding the folded network's last hidden activations; all doubled."""
+    ws, bs = list(network.weights), list(network.biases)
+    if len(ws) == 1:  # y = relu(v) − relu(−v): one exact hidden layer for the fold
+        m = ws[0].shape[0]
+        ws = [np.vstack([ws[0], -ws[0]]), np.hstack([np.eye(m), -np.eye(m)])]
+        bs = [np.concatenate([bs[0], -bs[0]]), np.zeros(m)]
+    active = s > 0
+    if not active.any():
+        active[0] = True
+    w1, b1 = ws[0], bs[0]
+    w1a = w1[:, active] * s[active]
+    b1f = b1 + w1 @ lo
+    grow = 1.0 + 1e-9  # headroom for the rounding of the bound computations themselves
+    rounding = gamma(w1.shape[1] + 1) * (np.abs(w1) @ np.abs(lo) + np.abs(b1))
+    err = 2.0 * (_U * np.abs(w1a).sum(axis=1) + rounding)
+    hmax = (np.abs(w1a).sum(axis=1) + np.abs(b1f)) * grow
+    for w, b in zip(ws[1:-1], bs[1:-1], strict=True):
+        err = (np.abs(w) @ err) * grow
+        hmax = (np.abs(w) @ hmax + np.abs(b)) * grow
+    cq = [k.coeffs for k in case.constraints]
+    cf = np.array([[float(v) for v in row] for row in cq])
+    dq = [k.rhs for k in case.constraints]
+    df = np.array([float(v) for v in dq])
+    dc = np.array([[float(abs(Fraction(float(v)) - v)) for v in row] for row in cq]) * 2.0
+    dd = np.array([float(abs(Fraction(float(v)) - v)) for v in dq]) * 2.0
+    wl, bl = ws[-1], bs[-1]
+    m = wl.shape[0]
+    aw, ac = np.abs(wl), np.abs(cf)
+    out_w = cf @ wl
+    out_b = cf @ bl - df
+    e = (ac + dc) @ aw @ err
+    e += (dc @ aw + gamma(m) * (ac @ aw)) @ hmax
+    e += dc @ np.abs(bl) + dd + gamma(m + 1) * (ac @ np.abs(bl) + np.abs(df))
+    e = 2.0 * e * grow + 1e-300
+    out_b = np.nextafter(out_b - e, -np.inf)
+    last_w = np.vstack([np.zeros((1, wl.shape[1])), out_w])
+    last_b = np.concatenate([[0.0], out_b])
+    folded = ReluNetwork.from_arrays([w1a, *ws[1:-1], last_w], [b1f, *bs[1:-1], last_b])
+    return folded, active
+
+
+def format_counterexample(result: VerifyResult) -> str:
+    """VNN-COMP's counterexample ``((X_0 v) … (Y_0 v) …)``; ``X`` values are the checked float64
+    inputs (``repr``: they read back exactly), ``Y`` the exact outputs rounded to float64."""
+    if result.x is None or result.y is None:
+        raise PaperReproError("no counterexample to format")
+    parts = [f"(X_{i} {float(v)!r})" for i, v in enumerate(result.x)]
+    parts += [f"(Y_{j} {float(v)!r})" for j, v in enumerate(result.y)]
+    return "(" + "\n ".join(parts) + ")"
