@@ -73,14 +73,18 @@ class VerifyOptions:
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """The answer. For ``sat``: ``x`` (float64 ``[n]``), its exact outputs ``y``, the ``case``
-    it meets, ``exact_slack`` (least ``d − c·y`` over the case's constraints, rounded down; ≥ 0)
-    and ``float32_slack`` (the same from the float32 torch model; may be negative by rounding).
-    ``found_by``: ``pgd`` or ``bab``. ``message``: the reason for ``timeout``/``unknown``."""
+    """The answer. For ``sat``: ``x`` (float64 ``[n]``, the point to run), ``point`` (the exact
+    point checked: ``x`` itself except on coordinates whose box holds no float64, e.g. ``l = u =
+    0.1``, where it is the exact bound), its exact outputs ``y``, the ``case`` it meets,
+    ``exact_slack`` (least ``d − c·y`` over the case's constraints, rounded down; ≥ 0) and
+    ``float32_slack`` (the same from the float32 torch model at ``x``; may be slightly negative
+    by rounding). ``found_by``: ``box``, ``pgd`` or ``bab``. ``message``: why ``timeout`` or
+    ``unknown``."""
 
     status: VerifyStatus
     seconds: float
     x: np.ndarray | None = None
+    point: tuple[Fraction, ...] | None = None
     y: tuple[Fraction, ...] | None = None
     case: int | None = None
     exact_slack: float | None = None
@@ -89,14 +93,51 @@ class VerifyResult:
     message: str = ""
 
 
-def check_point(exact: ExactNetwork, case: Case, x: np.ndarray) -> list[Fraction] | None:
-    """Exact outputs at ``x`` (float64 ``[n]``) if ``x`` is in ``case``'s box and meets every
-    constraint of ``case`` in exact arithmetic (strict ones strictly), else ``None``."""
+@dataclass(frozen=True)
+class _FloatBox:
+    """A case's box in floats: ``[lo, lo + s]`` covers it exactly (``lo`` rounded down, ``s``
+    rounded up); ``inner_lo ≤ x ≤ inner_hi`` are floats inside it, except on the coordinates of
+    ``rational`` (no float64 inside; the exact value used instead), where both are the nearest
+    float."""
+
+    lo: np.ndarray
+    s: np.ndarray
+    inner_lo: np.ndarray
+    inner_hi: np.ndarray
+    rational: dict[int, Fraction]
+
+
+def check_point(
+    network: ReluNetwork | ExactNetwork,
+    case: Case,
+    x: np.ndarray,
+    rational: dict[int, Fraction] | None = None,
+) -> tuple[list[Fraction], list[Fraction]] | None:
+    """``(point, outputs)`` in exact rationals if the point — ``x`` (float64 ``[n]``) with the
+    coordinates of ``rational`` replaced by those exact values — lies in ``case``'s box and meets
+    every constraint of ``case`` exactly on ``network`` (strict ones strictly), else ``None``."""
+    exact = network if isinstance(network, ExactNetwork) else ExactNetwork(network)
     xf = np.asarray(x, np.float64).reshape(-1)
-    if not np.all(np.isfinite(xf)) or not case.box.contains([Fraction(float(v)) for v in xf]):
+    if not np.all(np.isfinite(xf)):
         return None
-    y = exact_logits(exact, xf)
-    return y if all(c.holds(y) for c in case.constraints) else None
+    point = [Fraction(float(v)) for v in xf]
+    for i, v in (rational or {}).items():
+        point[i] = v
+    if not case.box.contains(point):
+        return None
+    y = exact_logits(exact, xf) if not rational else _rational_logits(exact.network, point)
+    return (point, y) if all(c.holds(y) for c in case.constraints) else None
+
+
+def _rational_logits(network: ReluNetwork, point: list[Fraction]) -> list[Fraction]:
+    """The network's outputs at a rational point, exactly (slow: Python fractions)."""
+    z = point
+    for k, (w, b) in enumerate(zip(network.weights, network.biases, strict=True)):
+        rows = [[Fraction(float(v)) for v in row] for row in w]
+        h = [Fraction(float(bj)) + sum((a * c for a, c in zip(r, z, strict=True)), Fraction(0))
+             for r, bj in zip(rows, b, strict=True)]  # fmt: skip
+        z = h if k == len(network.weights) - 1 else [max(v, Fraction(0)) for v in h]
+    return z
 
 
 def verify_property(
@@ -117,17 +158,20 @@ def verify_property(
     if not prop.cases:
         return VerifyResult(VerifyStatus.UNSAT, time.monotonic() - start)
     exact = ExactNetwork(network)
-    boxes = [_float_boxes(c) for c in prop.cases]
+    boxes = [_float_box(c) for c in prop.cases]
 
     def sat(x: np.ndarray, k: int, how: str) -> VerifyResult | None:
-        y = check_point(exact, prop.cases[k], x)
-        if y is None:
+        x = np.clip(x, boxes[k].inner_lo, boxes[k].inner_hi)
+        found = check_point(exact, prop.cases[k], x, boxes[k].rational)
+        if found is None:
             return None
+        point, y = found
         slack = min((c.slack(y) for c in prop.cases[k].constraints), default=None)
         return VerifyResult(
             VerifyStatus.SAT,
             time.monotonic() - start,
             x=x.copy(),
+            point=tuple(point),
             y=tuple(y),
             case=k,
             exact_slack=None if slack is None else round_down(slack),
@@ -136,20 +180,18 @@ def verify_property(
         )
 
     for k, case in enumerate(prop.cases):  # no output constraint: the box centre is a witness
-        inner = boxes[k][2]
-        if not case.constraints and inner is not None:
-            found = sat(0.5 * (inner[0] + inner[1]), k, "box")
+        if not case.constraints:
+            found = sat(0.5 * (boxes[k].inner_lo + boxes[k].inner_hi), k, "box")
             if found is not None:
                 return found
     if options.pgd is not None:
         result: list[VerifyResult] = []
         groups: dict[tuple, list[int]] = {}  # cases by box (PGD runs per box)
         for k in range(len(prop.cases)):
-            if boxes[k][2] is not None:
-                groups.setdefault(_box_key(prop.cases[k]), []).append(k)
+            groups.setdefault(_box_key(prop.cases[k]), []).append(k)
         budget = time.monotonic() + options.falsify_share * options.timeout
         for ks in groups.values():
-            lo, hi = boxes[ks[0]][2]  # type: ignore[misc]
+            box = boxes[ks[0]]
             polys = [_polytope(prop.cases[k]) for k in ks]
 
             def check(x: np.ndarray, i: int, ks=ks) -> bool:
@@ -158,7 +200,15 @@ def verify_property(
                     result.append(found)
                 return found is not None
 
-            pgd_falsify(network, lo, hi, polys, check, min(deadline, budget), options.pgd)
+            pgd_falsify(
+                network,
+                box.inner_lo,
+                box.inner_hi,
+                polys,
+                check,
+                min(deadline, budget),
+                options.pgd,
+            )
             if result:
                 return result[0]
     reasons = []
@@ -166,24 +216,23 @@ def verify_property(
         now = time.monotonic()
         if now >= deadline:
             return VerifyResult(VerifyStatus.TIMEOUT, now - start, message="time limit reached")
-        share = (deadline - now) / (len(prop.cases) - k)
-        lo_f, s, inner = boxes[k]
-        if not case.constraints:  # only reached when no float64 point lies in the box
-            reasons.append(f"case {k}: the box holds no float64 point to report")
+        if not case.constraints:  # the box centre failed: impossible for a non-empty box
+            reasons.append(f"case {k}: no point of the box could be checked")
             continue
-        folded, active = _fold(network, case, lo_f, s)
+        share = (deadline - now) / (len(prop.cases) - k)
+        box = boxes[k]
+        folded, active = _fold(network, case, box.lo, box.s)
         query = Query(folded, np.full(folded.input_dim, 0.5), 1, 0, Norm.LINF)
         engine = BabEngine(query, BabOptions(seed=options.seed, attack=False))
         decision = engine.decide(0.5, min(deadline, now + share))
         if decision.verdict == Verdict.ROBUST:
             continue
         if decision.verdict == Verdict.ADVERSARIAL and decision.witness is not None:
-            x = lo_f.copy()
-            x[active] = lo_f[active] + s[active] * np.asarray(decision.witness)[: active.sum()]
-            if inner is not None:
-                found = sat(np.clip(x, inner[0], inner[1]), k, "bab")
-                if found is not None:
-                    return found
+            x = box.lo.copy()
+            x[active] = box.lo[active] + box.s[active] * np.asarray(decision.witness)
+            found = sat(x, k, "bab")
+            if found is not None:
+                return found
             reasons.append(f"case {k}: the engine's witness fails the exact check (boundary)")
         else:
             reasons.append(f"case {k}: {decision.message or 'engine gave up'}")
@@ -219,21 +268,22 @@ def _polytope(case: Case) -> tuple[np.ndarray, np.ndarray]:
     return c, d
 
 
-def _float_boxes(case: Case):
-    """``(l_f, s, inner)``: ``l_f`` the lower bounds rounded down, ``s ≥ 0`` widths such that
-    ``[l_f, l_f + s]`` (exactly) covers the box, and ``inner = (lo, hi)`` the floats inside the
-    box (``None`` when some coordinate has no float inside)."""
-    lo = np.array([round_down(v) for v in case.box.lower])
-    hi_out = np.array([round_up(v) for v in case.box.upper])
-    s = hi_out - lo
-    for i in range(s.size):  # the width must reach the exact upper bound
-        while Fraction(float(lo[i])) + Fraction(float(s[i])) < case.box.upper[i]:
-            s[i] = math.nextafter(s[i], math.inf)
+def _float_box(case: Case) -> _FloatBox:
+    """The :class:`_FloatBox` of ``case``."""
     box = case.box
+    lo = np.array([round_down(v) for v in box.lower])
+    s = np.array([round_up(v) for v in box.upper]) - lo
+    for i in range(s.size):  # the width must reach the exact upper bound
+        while Fraction(float(lo[i])) + Fraction(float(s[i])) < box.upper[i]:
+            s[i] = math.nextafter(s[i], math.inf)
     inner_lo = np.array([_inside(v, st, 1) for v, st in zip(box.lower, box.lower_strict)])  # noqa: B905
     inner_hi = np.array([_inside(v, st, -1) for v, st in zip(box.upper, box.upper_strict)])  # noqa: B905
-    inner = (inner_lo, inner_hi) if np.all(inner_lo <= inner_hi) else None
-    return lo, s, inner
+    rational = {}
+    for i in np.flatnonzero(inner_lo > inner_hi):  # no float64 inside: use an exact value
+        a, b = box.lower[i], box.upper[i]
+        rational[int(i)] = a if a == b else (a + b) / 2
+        inner_lo[i] = inner_hi[i] = float(rational[int(i)])
+    return _FloatBox(lo, s, inner_lo, inner_hi, rational)
 
 
 def _inside(v: Fraction, strict: bool, direction: int) -> float:
@@ -296,10 +346,31 @@ def _fold(
 
 
 def format_counterexample(result: VerifyResult) -> str:
-    """VNN-COMP's counterexample ``((X_0 v) … (Y_0 v) …)``; ``X`` values are the checked float64
-    inputs (``repr``: they read back exactly), ``Y`` the exact outputs rounded to float64."""
-    if result.x is None or result.y is None:
+    """VNN-COMP's counterexample ``((X_0 v) … (Y_0 v) …)``. ``X`` values are the checked
+    float64 inputs (``repr``: they read back exactly), or the exact decimal where the checked
+    point is not a float64; ``Y`` values are the exact outputs rounded to float64."""
+    if result.x is None or result.y is None or result.point is None:
         raise PaperReproError("no counterexample to format")
-    parts = [f"(X_{i} {float(v)!r})" for i, v in enumerate(result.x)]
+    xs = [
+        repr(float(v)) if Fraction(float(v)) == p else _decimal(p)
+        for v, p in zip(result.x, result.point, strict=True)
+    ]
+    parts = [f"(X_{i} {v})" for i, v in enumerate(xs)]
     parts += [f"(Y_{j} {float(v)!r})" for j, v in enumerate(result.y)]
     return "(" + "\n ".join(parts) + ")"
+
+
+def _decimal(v: Fraction) -> str:
+    """``v`` as an exact decimal string if it has one (VNN-LIB bounds do), else its float."""
+    d, twos, fives = v.denominator, 0, 0
+    while d % 2 == 0:
+        d, twos = d // 2, twos + 1
+    while d % 5 == 0:
+        d, fives = d // 5, fives + 1
+    if d != 1:
+        return repr(float(v))
+    digits = max(twos, fives)
+    scaled = abs(v.numerator) * 10**digits // v.denominator
+    sign = "-" if v < 0 else ""
+    whole, frac_part = divmod(scaled, 10**digits)
+    return f"{sign}{whole}" + (f".{frac_part:0{digits}d}" if digits else "")
