@@ -119,7 +119,9 @@ def _oracle(net: ReluNetwork, lo, hi, cases) -> float:
     return best
 
 
-@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize(
+    "seed", [*range(8), *(pytest.param(s, marks=pytest.mark.slow) for s in range(8, 308))]
+)
 def test_random_properties_against_the_pattern_lp_oracle(seed):
     rng = np.random.default_rng(seed)
     net = ReluNetwork.from_arrays(
