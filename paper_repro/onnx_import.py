@@ -7,9 +7,9 @@ Supported graphs are chains over one data tensor built from ``Gemm`` (``alpha``,
 e.g. a ``(x − mean) / std`` normalisation, also on the unflattened input — are affine too (``Div``
 becomes a product by ``1/c`` rounded to float64). Consecutive affine ops are composed into one
 layer, so pre-processing is folded into the first layer. Inputs are ``[batch, features…]``, e.g.
-``[1, 784]``, ``[1, 1, 28, 28]`` or ``[1, 784, 1]`` (the last also multiplied as ``W @ x``). The graph must end with an affine layer (the logits).
-Anything else (``Conv``, ``Sigmoid``, ``Softmax``, branches, ...) raises :class:`PaperReproError`
-naming the offending op.
+``[1, 784]``, ``[1, 1, 28, 28]`` or ``[1, 784, 1]`` (the last also multiplied as ``W @ x``).
+The graph must end with an affine layer (the logits). Anything else (``Conv``, ``Sigmoid``,
+``Softmax``, branches, ...) raises :class:`PaperReproError` naming the offending op.
 
 Internally the data tensor is tracked as ``A @ z + c`` with ``z`` the last ReLU output (or the
 network input), in one of two layouts: ``row`` (``[N, n]``, batch first, the usual export) or

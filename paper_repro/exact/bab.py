@@ -356,7 +356,15 @@ class BabEngine:
             return Decision(Verdict.ADVERSARIAL, out.best.x, took)
         if out.finished and out.lower >= delta:
             return Decision(Verdict.ROBUST, None, took)
-        return Decision(Verdict.UNKNOWN, None, took, "branch-and-bound ran out of time")
+        if out.finished:  # a give-up, not a timeout: say why
+            return Decision(
+                Verdict.UNKNOWN,
+                None,
+                took,
+                "search exhausted: some region reaches the target within δ but none of its "
+                "points passed the exact check",
+            )
+        return Decision(Verdict.UNKNOWN, None, took, "timeout: branch-and-bound ran out of time")
 
 
 def node_depth(fixed: Phases) -> int:

@@ -15,7 +15,9 @@ The property (:class:`~paper_repro.vnnlib.Property`) is a disjunction of cases, 
    (ties count) is "every constraint holds". ``E_k`` is a rigorous bound on the float rounding
    of the two folds (:func:`_fold`), so ``robust`` for the folded network implies that no point of
    the exact box meets the case, strict or not: ``unsat`` only comes from the engine's safe
-   bounds. An engine witness is mapped back to ``x``.
+   bounds. An engine witness is mapped back to ``x``; if it fails the exact check (it lies
+   within ``2E`` of the boundary), the case is decided again with ``+2E``, whose witnesses meet
+   the constraints exactly (strict ones too).
 3. **Exact check** (:func:`check_point`): every reported point is a float64 ``x`` inside the
    property's box and satisfying the case's constraints (strict ones strictly) in exact rational
    arithmetic on the *original* network (:func:`~paper_repro.exact.witness.exact_logits`).
@@ -211,7 +213,7 @@ def verify_property(
             )
             if result:
                 return result[0]
-    reasons = []
+    reasons, all_timeouts = [], True
     for k, case in enumerate(prop.cases):
         now = time.monotonic()
         if now >= deadline:
@@ -220,27 +222,48 @@ def verify_property(
             reasons.append(f"case {k}: no point of the box could be checked")
             continue
         share = (deadline - now) / (len(prop.cases) - k)
-        box = boxes[k]
-        folded, active = _fold(network, case, box.lo, box.s)
-        query = Query(folded, np.full(folded.input_dim, 0.5), 1, 0, Norm.LINF)
-        engine = BabEngine(query, BabOptions(seed=options.seed, attack=False))
-        decision = engine.decide(0.5, min(deadline, now + share))
-        if decision.verdict == Verdict.ROBUST:
-            continue
-        if decision.verdict == Verdict.ADVERSARIAL and decision.witness is not None:
-            x = box.lo.copy()
-            x[active] = box.lo[active] + box.s[active] * np.asarray(decision.witness)
-            found = sat(x, k, "bab")
+        out = _decide_case(network, case, boxes[k], options.seed, min(deadline, now + share))
+        if isinstance(out, np.ndarray):
+            found = sat(out, k, "bab")
             if found is not None:
                 return found
-            reasons.append(f"case {k}: the engine's witness fails the exact check (boundary)")
-        else:
-            reasons.append(f"case {k}: {decision.message or 'engine gave up'}")
+            out = (False, "the engine's witness fails the exact check")
+        if out is not None:
+            timed_out, why = out
+            reasons.append(f"case {k}: {why}")
+            all_timeouts = all_timeouts and timed_out
     if not reasons:
         return VerifyResult(VerifyStatus.UNSAT, time.monotonic() - start)
-    timed_out = time.monotonic() >= deadline - 1e-3 or all("time" in r for r in reasons)
-    status = VerifyStatus.TIMEOUT if timed_out else VerifyStatus.UNKNOWN
+    status = VerifyStatus.TIMEOUT if all_timeouts else VerifyStatus.UNKNOWN
     return VerifyResult(status, time.monotonic() - start, message="; ".join(reasons))
+
+
+def _decide_case(
+    network: ReluNetwork, case: Case, box: _FloatBox, seed: int, deadline: float
+) -> np.ndarray | tuple[bool, str] | None:
+    """The engine on one case: ``None`` (proved: no point), a candidate ``x`` (float64
+    ``[n]``), or ``(timed_out, why it gave up)``. First on the *outer* fold (pad ``−E``:
+    ``robust`` proves the case empty); if that finds a point that fails the exact check, on the
+    *inner* fold (pad ``+2E``: its points meet the case exactly, strict constraints strictly,
+    up to the rounding of ``x = l + s⊙z``)."""
+    for pad in (-1.0, 2.0):
+        folded, active = _fold(network, case, box.lo, box.s, pad)
+        query = Query(folded, np.full(folded.input_dim, 0.5), 1, 0, Norm.LINF)
+        engine = BabEngine(query, BabOptions(seed=seed, attack=False))
+        decision = engine.decide(0.5, deadline)
+        if decision.verdict == Verdict.ROBUST:
+            if pad < 0:
+                return None
+            return False, "a point exists only within float rounding of the boundary"
+        if decision.verdict != Verdict.ADVERSARIAL or decision.witness is None:
+            timed_out = time.monotonic() >= deadline or decision.message.startswith("timeout")
+            return timed_out, decision.message or "the engine gave up"
+        x = box.lo.copy()
+        x[active] = box.lo[active] + box.s[active] * np.asarray(decision.witness)
+        x = np.clip(x, box.inner_lo, box.inner_hi)
+        if pad > 0 or check_point(network, case, x, box.rational) is not None:
+            return x
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def float32_slack(network: ReluNetwork, case: Case, x: np.ndarray) -> float:
@@ -295,10 +318,11 @@ def _inside(v: Fraction, strict: bool, direction: int) -> float:
 
 
 def _fold(
-    network: ReluNetwork, case: Case, lo: np.ndarray, s: np.ndarray
+    network: ReluNetwork, case: Case, lo: np.ndarray, s: np.ndarray, pad: float = -1.0
 ) -> tuple[ReluNetwork, np.ndarray]:
-    """The engine's network ``z ↦ (0, C y(l + s⊙z) − d − E)`` over ``z ∈ [0,1]^{n′}`` and the
-    mask of the input coordinates kept (``s > 0``; at least one).
+    """The engine's network ``z ↦ (0, C y(l + s⊙z) − d + pad·E)`` over ``z ∈ [0,1]^{n′}`` and
+    the mask of the input coordinates kept (``s > 0``; at least one). ``pad < 0`` (outer):
+    every output is ``≤`` the exact one; ``pad ≥ 1`` (inner): ``≥`` it, by ``(pad − 1) E`` more.
 
     ``E ≥ 0`` bounds the difference between the folded float network (before ``−E``) and the
     exact composition on the cube: first layer ``|ΔW z| + |Δb| ≤ 2(u |W₁ s| + γ_{n+1}(|W₁||l| +
@@ -338,7 +362,7 @@ def _fold(
     e += (dc @ aw + gamma(m) * (ac @ aw)) @ hmax
     e += dc @ np.abs(bl) + dd + gamma(m + 1) * (ac @ np.abs(bl) + np.abs(df))
     e = 2.0 * e * grow + 1e-300
-    out_b = np.nextafter(out_b - e, -np.inf)
+    out_b = np.nextafter(out_b + pad * e, np.inf if pad > 0 else -np.inf)
     last_w = np.vstack([np.zeros((1, wl.shape[1])), out_w])
     last_b = np.concatenate([[0.0], out_b])
     folded = ReluNetwork.from_arrays([w1a, *ws[1:-1], last_w], [b1f, *bs[1:-1], last_b])
