@@ -31,6 +31,7 @@ from paper_repro.exact.witness import (
     Witness,
     check_witness,
     float32_margin,
+    float32_repair,
 )
 from paper_repro.query import MinAdvResult, Norm, Query, Status
 
@@ -293,6 +294,8 @@ def _ask(query: Query, decider: Decider, exact: ExactNetwork, delta: float, dead
 
 
 def _result(query, lower, best, attack, start, backend, unstable, nodes, tol, extra):
+    best, f32_valid = _float32_valid(query, best, float(lower), tol)
+    extra = {**extra, "float32_valid": f32_valid} if best is not None else extra
     upper = math.inf if best is None else best.distance
     lower = min(float(lower), upper)
     gap_ok = (upper - lower <= tol) if math.isfinite(upper) else not math.isfinite(lower)
@@ -311,9 +314,32 @@ def _result(query, lower, best, attack, start, backend, unstable, nodes, tol, ex
         margin_exact=None if best is None else best.margin,
         margin_float32=None if best is None else float32_margin(query.network, best.x, best.target),
         nodes=int(nodes),
-        message="" if gap_ok else _open_reason(extra),
+        message=_open_reason(extra) if not gap_ok else ("" if f32_valid else _F32_NOTE),
         extra=dict(extra),
     )
+
+
+_F32_NOTE = (
+    "the witness is exactly adversarial but the float32 model misses the target by rounding "
+    "(margin_float32 < 0) and no float32-valid point was found within the tolerance"
+)
+
+
+def _float32_valid(
+    query: Query, best: Witness | None, lower: float, tol: float
+) -> tuple[Witness | None, bool]:
+    """The witness contract: exactly adversarial *and* reaching the target in the float32 model.
+
+    A witness whose float32 margin is negative (it sits on the decision boundary) is pushed
+    across it by :func:`~paper_repro.exact.witness.float32_repair`, allowed to grow the distance
+    only while ``upper − lower`` stays within ``tol`` (so an optimal bracket stays optimal).
+    Returns the witness and whether it is float32-valid (``True`` for no witness)."""
+    if best is None or float32_margin(query.network, best.x, best.target) >= 0.0:
+        return best, True  # (a margin of exactly 0 is a tie, which the query counts)
+    room = tol - (best.distance - lower) if best.distance - lower <= tol else tol
+    limit = best.distance + max(0.0, room)
+    fixed = float32_repair(ExactNetwork(query.network), query.x, best, query.norm, limit)
+    return (fixed, True) if fixed is not None else (best, False)
 
 
 def _open_reason(extra: dict) -> str:
