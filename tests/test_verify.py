@@ -247,3 +247,25 @@ def test_cli_size_mismatch_and_unsupported_operator(tmp_path, capfd):
     assert cli.main(["verify", "--onnx", str(tmp_path / "s.onnx"), "--vnnlib", str(prop)]) == 2
     err = capfd.readouterr().err
     assert "Sigmoid" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_untargeted_linf_property_agrees_with_z3(seed):
+    # the VNN-COMP MNIST form — box = L∞ ball ∩ [0,1], (or (>= Y_j Y_label) …) — is the
+    # engine's untargeted fixed-δ question; the smt backend (z3, exact rationals) answers it too
+    from paper_repro.exact.smt import smt_decider
+    from paper_repro.query import Norm, Query
+
+    rng = np.random.default_rng(100 + seed)
+    net = ReluNetwork.from_arrays(
+        [rng.normal(size=(5, 4)), rng.normal(size=(3, 5))], [rng.normal(size=5) * 0.2, np.zeros(3)]
+    )
+    x = rng.random(4)
+    label = int(np.argmax(net.forward(x)))
+    others = " ".join(f"(and (>= Y_{j} Y_{label}))" for j in range(3) if j != label)
+    for eps in (0.05, 0.3):
+        lo, hi = np.maximum(0.0, x - eps), np.minimum(1.0, x + eps)
+        prop = parse_vnnlib_text(_header(4, 3, lo, hi) + f"(assert (or {others}))")
+        mine = verify_property(net, prop, NO_PGD).status
+        z3 = smt_decider("z3")(Query(net, x, label, None, Norm.LINF), eps, 30).verdict
+        assert (mine, z3) in (("sat", "adversarial"), ("unsat", "robust")), (eps, mine, z3)
