@@ -213,29 +213,41 @@ def verify_property(
             )
             if result:
                 return result[0]
-    reasons, all_timeouts = [], True
-    for k, case in enumerate(prop.cases):
-        now = time.monotonic()
-        if now >= deadline:
-            return VerifyResult(VerifyStatus.TIMEOUT, now - start, message="time limit reached")
-        if not case.constraints:  # the box centre failed: impossible for a non-empty box
-            reasons.append(f"case {k}: no point of the box could be checked")
-            continue
-        share = (deadline - now) / (len(prop.cases) - k)
-        out = _decide_case(network, case, boxes[k], options.seed, min(deadline, now + share))
-        if isinstance(out, np.ndarray):
-            found = sat(out, k, "bab")
-            if found is not None:
-                return found
-            out = (False, "the engine's witness fails the exact check")
-        if out is not None:
-            timed_out, why = out
-            reasons.append(f"case {k}: {why}")
-            all_timeouts = all_timeouts and timed_out
+    # pass 1: every case gets an equal share of the time left; pass 2: the cases that ran out
+    # of their share are decided again (from scratch) with the time the easy ones left
+    pending = list(range(len(prop.cases)))
+    reasons: dict[int, tuple[bool, str]] = {}
+    for rerun in (False, True):
+        todo = [k for k in pending if not rerun or reasons.get(k, (False, ""))[0]]
+        for i, k in enumerate(todo):
+            now = time.monotonic()
+            if now >= deadline:
+                reasons[k] = (True, "time limit reached")
+                continue
+            case = prop.cases[k]
+            if not case.constraints:  # the box centre failed: impossible for a non-empty box
+                reasons[k] = (False, "no point of the box could be checked")
+                continue
+            share = (deadline - now) / (len(todo) - i)
+            out = _decide_case(network, case, boxes[k], options.seed, min(deadline, now + share))
+            if isinstance(out, np.ndarray):
+                found = sat(out, k, "bab")
+                if found is not None:
+                    return found
+                out = (False, "the engine's witness fails the exact check")
+            if out is None:
+                reasons.pop(k, None)
+            else:
+                reasons[k] = out
+        pending = sorted(reasons)
+        if not pending or time.monotonic() >= deadline:
+            break
     if not reasons:
         return VerifyResult(VerifyStatus.UNSAT, time.monotonic() - start)
-    status = VerifyStatus.TIMEOUT if all_timeouts else VerifyStatus.UNKNOWN
-    return VerifyResult(status, time.monotonic() - start, message="; ".join(reasons))
+    timed_out = all(t for t, _ in reasons.values())
+    status = VerifyStatus.TIMEOUT if timed_out else VerifyStatus.UNKNOWN
+    message = "; ".join(f"case {k}: {why}" for k, (_, why) in sorted(reasons.items()))
+    return VerifyResult(status, time.monotonic() - start, message=message)
 
 
 def _decide_case(

@@ -249,10 +249,11 @@ def float32_repair(
     max_distance: float,
 ) -> Witness | None:
     """A witness near ``w`` valid both exactly and in the float32 model, at distance
-    ``≤ max_distance`` from ``x``, or ``None``. "Valid in float32" asks for a float32 margin of at
-    least 16 float32 ulps of the largest logit (``16 · 2⁻²³ · max |logit|``): float32 logits of the same point differ by a few ulps
-    between a single-row and a batched forward pass (measured: a batch said +, one row −2.2e-8),
-    so a margin of a few ulps would not survive the user's own evaluation.
+    ``≤ max_distance`` from ``x``, or ``None``. "Valid in float32" asks for a float32 margin of
+    at least 16 float32 ulps of the largest logit (``16 · 2⁻²³ · max |logit|``): float32 logits
+    of the same point differ by a few ulps between a single-row and a batched forward pass
+    (measured: a batch said +, one row −2.2e-8), so a margin of a few ulps would not survive
+    the user's own evaluation.
 
     ``w`` is exactly adversarial but its float32 margin is negative (float32 rounding of a point
     on the decision boundary, typically −1e-7 … −1e-6). Steps along the exact margin gradient
