@@ -269,3 +269,15 @@ def test_untargeted_linf_property_agrees_with_z3(seed):
         mine = verify_property(net, prop, NO_PGD).status
         z3 = smt_decider("z3")(Query(net, x, label, None, Norm.LINF), eps, 30).verdict
         assert (mine, z3) in (("sat", "adversarial"), ("unsat", "robust")), (eps, mine, z3)
+
+
+def test_counterexample_prints_exact_decimals_where_no_float_fits():
+    from paper_repro.exact.cli_verify import format_counterexample
+
+    # X_1 = 0.1 exactly (no float64 equals it): the checked point uses 1/10, printed exactly
+    text = _header(2, 2, [0, 0.1], [1, 0.1]) + "(assert (>= Y_0 0.5))"
+    res = verify_property(TINY, parse_vnnlib_text(text), NO_PGD)
+    assert res.status == "sat" and res.point[1] == Fraction(1, 10)
+    values = _parse_counterexample(format_counterexample(res).splitlines())
+    assert values["X_1"] == 0.1 and "(X_1 0.1)" in format_counterexample(res)
+    assert _holds_exactly(TINY, parse_vnnlib_text(text).cases[0], res.point)

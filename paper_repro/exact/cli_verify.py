@@ -12,9 +12,14 @@ import argparse
 import contextlib
 import os
 import sys
+from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from paper_repro.errors import PaperReproError
+
+if TYPE_CHECKING:
+    from paper_repro.exact.verify import VerifyResult
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,12 +40,7 @@ def run(args: argparse.Namespace) -> int:
     """
     import torch
 
-    from paper_repro.exact.verify import (
-        VerifyOptions,
-        VerifyStatus,
-        format_counterexample,
-        verify_property,
-    )
+    from paper_repro.exact.verify import VerifyOptions, VerifyStatus, verify_property
     from paper_repro.network import load_network
     from paper_repro.vnnlib import parse_vnnlib
 
@@ -86,3 +86,34 @@ def _stdout_to_stderr():
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+
+
+def format_counterexample(result: VerifyResult) -> str:
+    """VNN-COMP's counterexample ``((X_0 v) … (Y_0 v) …)``. ``X`` values are the checked
+    float64 inputs (``repr``: they read back exactly), or the exact decimal where the checked
+    point is not a float64; ``Y`` values are the exact outputs rounded to float64."""
+    if result.x is None or result.y is None or result.point is None:
+        raise PaperReproError("no counterexample to format")
+    xs = [
+        repr(float(v)) if Fraction(float(v)) == p else _decimal(p)
+        for v, p in zip(result.x, result.point, strict=True)
+    ]
+    parts = [f"(X_{i} {v})" for i, v in enumerate(xs)]
+    parts += [f"(Y_{j} {float(v)!r})" for j, v in enumerate(result.y)]
+    return "(" + "\n ".join(parts) + ")"
+
+
+def _decimal(v: Fraction) -> str:
+    """``v`` as an exact decimal string if it has one (VNN-LIB bounds do), else its float."""
+    d, twos, fives = v.denominator, 0, 0
+    while d % 2 == 0:
+        d, twos = d // 2, twos + 1
+    while d % 5 == 0:
+        d, fives = d // 5, fives + 1
+    if d != 1:
+        return repr(float(v))
+    digits = max(twos, fives)
+    scaled = abs(v.numerator) * 10**digits // v.denominator
+    sign = "-" if v < 0 else ""
+    whole, frac_part = divmod(scaled, 10**digits)
+    return f"{sign}{whole}" + (f".{frac_part:0{digits}d}" if digits else "")
