@@ -156,11 +156,13 @@ def main(argv: list[str] | None = None) -> int:
             if r["milp"] is not None and r["status"] in ("sat", "unsat")
         ]
         ratio = f"{np.median([m / v for m, v in both]):.1f}×" if both else "-"
-        summary.append(
-            f"- ε = {eps}: {counts}, solved median {med} s, max {mx} s; "
-            f"disagreements with the MILP {wrong} of {judged} it solved; "
-            f"median MILP/verify time ratio where both solved {ratio}"
-        )
+        line = f"- ε = {eps}: {counts}, solved median {med} s, max {mx} s"
+        if args.cross_check:
+            line += (
+                f"; disagreements with the MILP {wrong} of {judged} it solved; "
+                f"median MILP/verify time ratio where both solved {ratio}"
+            )
+        summary.append(line)
     text = "\n".join(summary) + "\n"
     (out / "summary.md").write_text(text)
     print(text)
