@@ -1,4 +1,5 @@
-"""The ``paper-repro`` command: ``train``, ``evaluate``, ``table``, ``info`` and ``minadv``.
+"""The ``paper-repro`` command: ``train``, ``evaluate``, ``table``, ``info``, ``minadv``, ``verify``
+(and the pipeline jobs).
 
 Every subcommand reads ``config/config.yaml`` (``--config`` overlays more files in order), and
 bad input ends with one ``error: …`` line and exit status 2, never a traceback.
@@ -251,6 +252,14 @@ def build_parser() -> argparse.ArgumentParser:
         p = add("minadv", "Provably minimal adversarial example for one input (JSON output).")
         cli_minadv.add_arguments(p)
         p.set_defaults(func=cli_minadv.run)
+    from paper_repro.exact import cli_verify
+
+    p = add(
+        "verify",
+        "Decide a VNN-LIB property of an ONNX ReLU network (VNN-COMP: sat/unsat/timeout/unknown).",
+    )
+    cli_verify.add_arguments(p)
+    p.set_defaults(func=cli_verify.run)
     return parser
 
 

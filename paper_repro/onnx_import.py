@@ -2,10 +2,14 @@
 
 Supported graphs are chains over one data tensor built from ``Gemm`` (``alpha``, ``beta``,
 ``transA``, ``transB``), ``MatMul`` + ``Add``, ``Relu``, ``Flatten`` / ``Reshape`` to a flat vector,
-``Identity`` and ``Constant``; weights come from initializers (or ``Constant`` nodes). Consecutive
-affine ops are composed into one layer. The graph must end with an affine layer (the logits).
-Anything else (``Conv``, ``Sigmoid``, ``Softmax``, branches, ...) raises :class:`PaperReproError`
-naming the offending op.
+``Identity`` and ``Constant``; weights come from initializers (or ``Constant`` nodes). Elementwise
+``Sub``, ``Div`` (by a constant), ``Mul`` and ``Add`` with a constant broadcast over the features —
+e.g. a ``(x − mean) / std`` normalisation, also on the unflattened input — are affine too (``Div``
+becomes a product by ``1/c`` rounded to float64). Consecutive affine ops are composed into one
+layer, so pre-processing is folded into the first layer. Inputs are ``[batch, features…]``, e.g.
+``[1, 784]``, ``[1, 1, 28, 28]`` or ``[1, 784, 1]`` (the last also multiplied as ``W @ x``).
+The graph must end with an affine layer (the logits). Anything else (``Conv``, ``Sigmoid``,
+``Softmax``, branches, ...) raises :class:`PaperReproError` naming the offending op.
 
 Internally the data tensor is tracked as ``A @ z + c`` with ``z`` the last ReLU output (or the
 network input), in one of two layouts: ``row`` (``[N, n]``, batch first, the usual export) or
@@ -22,7 +26,8 @@ import numpy as np
 from paper_repro.errors import PaperReproError
 from paper_repro.network import ReluNetwork
 
-_SUPPORTED = "Gemm, MatMul, Add, Relu, Flatten, Reshape, Identity, Constant"
+_SUPPORTED = "Gemm, MatMul, Add, Sub, Mul, Div, Relu, Flatten, Reshape, Identity, Constant"
+_ELEMENTWISE = ("Add", "Sub", "Mul", "Div")
 
 
 @dataclass
@@ -34,6 +39,7 @@ class _Data:
     layout: str  # "row" ([N, m]) or "col" ([m, N])
     dim: int  # m, the number of features
     shaped: bool = False  # still the raw (possibly multi-dimensional) graph input
+    feat: tuple[int, ...] = ()  # the raw input's feature shape (while ``shaped``)
 
     def affine(self, w: np.ndarray, bias: np.ndarray | None) -> _Data:
         """Compose ``v ↦ w @ v + bias`` after the current value."""
@@ -79,7 +85,7 @@ def read_onnx_mlp(path: str | Path) -> ReluNetwork:
     if len(in_dims) < 2 or any(d is None or d <= 0 for d in feat):
         raise PaperReproError(f"{p}: input shape {in_dims} is not [batch, features...]")
     n_in = int(np.prod(feat))
-    data = {inputs[0].name: _Data(None, None, "row", n_in, shaped=len(feat) > 1)}
+    data = {inputs[0].name: _Data(None, None, "row", n_in, len(feat) > 1, tuple(feat))}
     layers: list[tuple[np.ndarray, np.ndarray]] = []
     n_z = n_in
     for node in graph.node:
@@ -99,11 +105,16 @@ def read_onnx_mlp(path: str | Path) -> ReluNetwork:
                 "weights; branching graphs and computed weights are not supported"
             )
         cur = data.pop(live[0])
-        if cur.shaped and op not in ("Flatten", "Reshape", "Identity"):
-            raise PaperReproError(f"{p}: {op} applied to an unflattened multi-dimensional input")
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        column = cur.shaped and len(cur.feat) == 2 and cur.feat[1] == 1 and op == "MatMul"
+        if column and node.input[1] == live[0]:  # W @ x on a [1, n, 1] input: feature-first
+            cur = _Data(cur.a, cur.c, "col", cur.dim)
+        elif cur.shaped and op not in ("Flatten", "Reshape", "Identity", *_ELEMENTWISE):
+            raise PaperReproError(f"{p}: {op} applied to an unflattened multi-dimensional input")
         if op == "Identity":
             out = cur
+        elif op in _ELEMENTWISE:
+            out = _elementwise(op, node, cur, consts, p)
         elif op in ("Flatten", "Reshape"):
             out = _flatten(op, node, cur, consts, attrs, p)
         elif op == "Relu":
@@ -162,6 +173,37 @@ def _flatten(op: str, node, cur: _Data, consts: dict, attrs: dict, p: Path) -> _
     return _Data(cur.a, cur.c, cur.layout, cur.dim)
 
 
+def _elementwise(op: str, node, cur: _Data, consts: dict, p: Path) -> _Data:
+    """``x ± c``, ``c − x``, ``x · c``, ``x / c`` with a constant ``c`` broadcast per feature."""
+    pos = 0 if node.input[0] not in consts else 1
+    const = np.asarray(consts[node.input[1 - pos]], dtype=np.float64)
+    if op == "Add" and not cur.shaped:
+        return _affine_op(op, node, cur, consts, {}, p)
+    if cur.shaped:
+        try:
+            vec = np.broadcast_to(const, (1, *cur.feat)).reshape(-1).copy()
+        except ValueError:
+            raise PaperReproError(
+                f"{p}: {op} {node.name!r} constant of shape {const.shape} does not broadcast "
+                f"over the input's features {list(cur.feat)}"
+            ) from None
+    else:
+        vec = _feature_vector(const, cur, f"{op} {node.name!r}", p)
+    ones = np.ones(cur.dim)
+    if op == "Div" and pos == 1:
+        raise PaperReproError(f"{p}: Div {node.name!r} divides by the data: not affine")
+    if op == "Div" and np.any(vec == 0):
+        raise PaperReproError(f"{p}: Div {node.name!r} divides by zero")
+    scale, bias = {
+        "Add": (ones, vec),
+        "Sub": (ones, -vec) if pos == 0 else (-ones, vec),
+        "Mul": (vec, None),
+        "Div": (1.0 / vec, None),
+    }[op]
+    out = cur.affine(np.diag(scale), bias)
+    return _Data(out.a, out.c, cur.layout, cur.dim, cur.shaped, cur.feat)
+
+
 def _affine_op(op: str, node, cur: _Data, consts: dict, attrs: dict, p: Path) -> _Data:
     """``Gemm``, ``MatMul`` or ``Add`` with one data operand and constant other operands."""
     pos = list(node.input).index(next(n for n in node.input if n not in consts))
@@ -206,6 +248,8 @@ def _feature_vector(bias: np.ndarray, cur: _Data, what: str, p: Path) -> np.ndar
     b = np.asarray(bias, dtype=np.float64)
     if b.size == 1:
         return np.full(cur.dim, float(b.reshape(-1)[0]))
+    while b.ndim > (1 if cur.layout == "row" else 2) and b.shape[0] == 1:
+        b = b[0]  # a leading batch axis, e.g. [1, m] or [1, m, 1]
     ok_row = cur.layout == "row" and (b.shape in [(cur.dim,), (1, cur.dim)])
     ok_col = cur.layout == "col" and b.shape == (cur.dim, 1)
     if not (ok_row or ok_col):

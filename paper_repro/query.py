@@ -31,10 +31,13 @@ class Norm(enum.StrEnum):
 
 
 class Status(enum.StrEnum):
-    """``optimal``: ``upper − lower ≤ tolerance``; ``timeout``: best bracket so far; ``error``."""
+    """``optimal``: ``upper − lower ≤ tolerance``; ``timeout``: the time limit ended the search
+    (best certified bracket so far); ``unknown``: the search gave up with time left (the bracket
+    is still certified; ``message`` says why); ``error``."""
 
     OPTIMAL = "optimal"
     TIMEOUT = "timeout"
+    UNKNOWN = "unknown"
     ERROR = "error"
 
 

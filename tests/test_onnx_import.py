@@ -149,3 +149,103 @@ def test_corrupt_and_missing_files(tmp_path):
         read_onnx_mlp(tmp_path / "missing.onnx")
     with pytest.raises(PaperReproError):
         load_network(bad)
+
+
+def _ort_flat(path, x: np.ndarray) -> np.ndarray:
+    return _ort_logits(path, x).reshape(x.shape[0], -1)
+
+
+def _save_io(nodes, inits, path, in_shape, out_shape):
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)],
+        initializer=[numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_column_input_784x1_with_matmul_on_the_left(tmp_path):
+    rng = np.random.default_rng(5)
+    f32 = np.float32
+    inits = {
+        "w1": rng.normal(size=(16, 784)).astype(f32) * 0.05,
+        "b1": rng.normal(size=(16, 1)).astype(f32),
+        "w2": rng.normal(size=(10, 16)).astype(f32),
+        "b2": rng.normal(size=(1, 10, 1)).astype(f32),
+        "mean": np.array([0.1307], f32),
+        "std": np.array([0.3081], f32),
+    }
+    nodes = [
+        helper.make_node("Sub", ["x", "mean"], ["s"]),
+        helper.make_node("Div", ["s", "std"], ["n"]),
+        helper.make_node("MatMul", ["w1", "n"], ["h"]),
+        helper.make_node("Add", ["h", "b1"], ["a"]),
+        helper.make_node("Relu", ["a"], ["r"]),
+        helper.make_node("MatMul", ["w2", "r"], ["o"]),
+        helper.make_node("Add", ["o", "b2"], ["y"]),
+    ]
+    path = _save_io(nodes, inits, tmp_path / "col.onnx", [1, 784, 1], [1, 10, 1])
+    net = read_onnx_mlp(path)
+    assert (net.input_dim, net.hidden_sizes, net.num_classes) == (784, (16,), 10)
+    for seed in range(3):
+        x = np.random.default_rng(seed).random((1, 784, 1)).astype(f32)
+        got = net.forward(x.reshape(1, -1))
+        np.testing.assert_allclose(got, _ort_flat(path, x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("in_shape", [[1, 1, 28, 28], [1, 784], [1, 784, 1]])
+def test_normalisation_folded_into_the_first_layer(tmp_path, in_shape):
+    rng = np.random.default_rng(6)
+    f32 = np.float32
+    mean = rng.random([1, *in_shape[1:]]).astype(f32) if len(in_shape) == 2 else np.float32(0.5)
+    inits = {
+        "mean": np.asarray(mean, f32),
+        "std": np.full([1] * len(in_shape), 0.25, f32),
+        "scale": np.array(2.0, f32),
+        "w1": rng.normal(size=(784, 8)).astype(f32) * 0.1,
+        "b1": rng.normal(size=8).astype(f32),
+        "w2": rng.normal(size=(8, 3)).astype(f32),
+        "shape": np.array([1, 784], np.int64),
+    }
+    first = "Flatten" if len(in_shape) == 4 else "Reshape"
+    flat_in = ["n2"] if first == "Flatten" else ["n2", "shape"]
+    nodes = [
+        helper.make_node("Sub", ["x", "mean"], ["s"]),
+        helper.make_node("Div", ["s", "std"], ["n"]),
+        helper.make_node("Mul", ["scale", "n"], ["n2"]),
+        helper.make_node(first, flat_in, ["f"]),
+        helper.make_node("Gemm", ["f", "w1", "b1"], ["h"]),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("MatMul", ["r", "w2"], ["y"]),
+    ]
+    path = _save_io(nodes, inits, tmp_path / "norm.onnx", in_shape, [1, 3])
+    net = read_onnx_mlp(path)
+    assert net.input_dim == 784 and net.hidden_sizes == (8,)
+    x = rng.random(in_shape).astype(f32)
+    np.testing.assert_allclose(
+        net.forward(x.reshape(1, -1)), _ort_flat(path, x), rtol=1e-4, atol=1e-4
+    )
+
+
+@pytest.mark.parametrize(
+    ("op", "inputs", "match"),
+    [
+        ("Div", ["c", "x"], "divides by the data"),
+        ("BatchNormalization", ["x", "c", "c", "c", "c"], "BatchNormalization"),
+        ("MaxPool", ["x"], "MaxPool"),
+    ],
+)
+def test_unsupported_preprocessing_names_the_operator(tmp_path, op, inputs, match):
+    nodes = [
+        helper.make_node(op, inputs, ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("Gemm", ["f", "w"], ["y"], transB=1),
+    ]
+    inits = {"c": np.ones(1, np.float32), "w": np.ones((2, 4), np.float32)}
+    path = _save_io(nodes, inits, tmp_path / "bad.onnx", [1, 1, 2, 2], [1, 2])
+    with pytest.raises(PaperReproError, match=match):
+        read_onnx_mlp(path)

@@ -189,10 +189,14 @@ class BabEngine:
         def close(lb: float) -> float:
             return min(closed, lb) if lb <= self._cap(delta) else closed
 
+        report = time.monotonic() + self.opt.progress if self.opt.progress > 0 else np.inf
         while True:
             if not heap:
                 finished = True
                 break
+            if time.monotonic() >= report:
+                report = time.monotonic() + self.opt.progress
+                self._report(min(closed, heap[0].lb), len(heap))
             out_of_nodes = self.opt.max_nodes is not None and self.nodes >= self.opt.max_nodes
             if time.monotonic() > deadline or out_of_nodes:
                 break
@@ -218,6 +222,18 @@ class BabEngine:
         if delta is not None and finished and closed > delta:
             lower = max(lower, delta)  # every subtree's bound exceeds δ
         return SearchOutcome(lower, self.best, self.nodes, finished, unstable, attack)
+
+    def _report(self, lower: float, open_nodes: int) -> None:
+        """One progress line on stderr: LP solves, open nodes, the bracket so far."""
+        import sys
+
+        upper = np.inf if self.best is None else self.best.distance
+        print(
+            f"# bab: {self.nodes} LP solves, {open_nodes} open nodes, "
+            f"bracket [{min(lower, upper):.6g}, {upper:.6g}]",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def _attack(self) -> Witness | None:
         attack = None
@@ -356,7 +372,15 @@ class BabEngine:
             return Decision(Verdict.ADVERSARIAL, out.best.x, took)
         if out.finished and out.lower >= delta:
             return Decision(Verdict.ROBUST, None, took)
-        return Decision(Verdict.UNKNOWN, None, took, "branch-and-bound ran out of time")
+        if out.finished:  # a give-up, not a timeout: say why
+            return Decision(
+                Verdict.UNKNOWN,
+                None,
+                took,
+                "search exhausted: some region reaches the target within δ but none of its "
+                "points passed the exact check",
+            )
+        return Decision(Verdict.UNKNOWN, None, took, "timeout: branch-and-bound ran out of time")
 
 
 def node_depth(fixed: Phases) -> int:

@@ -32,6 +32,7 @@ class BabOptions:
             benchmark), ``cut_rounds`` per node bound, from the ``cuts_after``-th LP solve on;
             they are dropped when the region shrinks, and the bounds LP-tightened again once
             the pool is full.
+        progress: seconds between progress lines on stderr (0: none).
         stop_first: bound a node with free ReLUs by one LP at the stop radius (the incumbent's
             distance less the tolerance, or δ) instead of Newton steps (``newton_bound``'s
             ``stop_first``); the default.
@@ -52,3 +53,4 @@ class BabOptions:
     cut_rounds: int = 1
     cuts_after: int = 0
     stop_first: bool = True
+    progress: float = 0.0

@@ -26,6 +26,12 @@ def _unreachable(query: Query, eps: float, options: CrownOptions) -> bool:
     return True
 
 
+def crown_unreachable(query: Query, eps: float) -> bool:
+    """True if CROWN proves that no target of ``query`` is reached within ``eps`` (for ``eps`` at
+    least the domain's radius: that no adversarial example exists at all)."""
+    return _unreachable(query, eps, CrownOptions())
+
+
 def crown_lower_bound(query: Query, upper: float, rel_tol: float = 1e-3) -> float:
     """Largest ``ε ∈ [0, upper]`` (to ``rel_tol·upper``) with no adversarial example within ``ε``.
 

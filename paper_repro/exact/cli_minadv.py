@@ -34,7 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", type=int, default=None, help="class of x (default: predicted)")
     parser.add_argument("--norm", required=True, choices=[n.value for n in Norm])
     # Defaults come from the config's `experiments` section (and `seed`), like the pipeline's.
-    parser.add_argument("--backend", choices=[b.value for b in Backend], help="default: config")
+    parser.add_argument(
+        "--backend",
+        choices=[b.value for b in Backend],
+        help="bab or milp (either protocol), smt (z3 or cvc5) or marabou (these two decide fixed-δ "
+        "questions only: they need --protocol binary_search); default: config",
+    )
     parser.add_argument("--protocol", choices=[p.value for p in Protocol], help="default: config")
     parser.add_argument(
         "--smt-solver",
@@ -47,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", type=float, help="default: config")
     parser.add_argument("--seed", type=int, help="default: config")
     parser.add_argument("--json", action="store_true", help="print JSON (the only output format)")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress lines on stderr (default: every 10 s)"
+    )
 
 
 def _load_input(args: argparse.Namespace, n_in: int) -> tuple[np.ndarray, int | None, str]:
@@ -71,6 +79,11 @@ def _load_input(args: argparse.Namespace, n_in: int) -> tuple[np.ndarray, int | 
         raise PaperReproError("--mnist-index needs paper_repro.data.load_test_image") from None
     if args.mnist_index < 0:
         raise PaperReproError(f"--mnist-index must be ≥ 0, got {args.mnist_index}")
+    if n_in != 784:
+        raise PaperReproError(
+            f"--mnist-index gives a 784-pixel MNIST image but the network expects {n_in} "
+            "inputs: use --input"
+        )
     x, label = load_test_image(args.mnist_index)
     return np.asarray(x, dtype=np.float64).reshape(-1), int(label), f"mnist-test:{args.mnist_index}"
 
@@ -112,8 +125,18 @@ def run(args: argparse.Namespace) -> int:
         timeout=pick("timeout", ex["timeout"]),
         seed=pick("seed", cfg["seed"]),
         smt_solver=SmtSolver(args.smt_solver),
+        progress=0.0 if args.quiet else 10.0,
     )
     backend = Backend(pick("backend", ex["backend"]))
+    if not args.quiet:
+        import sys
+
+        print(
+            f"# minadv: {options.protocol} with {backend}, "
+            f"timeout {options.timeout:g} s (progress every 10 s; --quiet to silence)",
+            file=sys.stderr,
+            flush=True,
+        )
     result = minimal_adversarial(query, backend, options)
     record = {
         "model": str(args.model),

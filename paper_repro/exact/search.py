@@ -31,6 +31,7 @@ from paper_repro.exact.witness import (
     Witness,
     check_witness,
     float32_margin,
+    float32_repair,
 )
 from paper_repro.query import MinAdvResult, Norm, Query, Status
 
@@ -62,6 +63,7 @@ class SolveOptions:
         timeout: wall-clock seconds for the whole query.
         seed: seed of the initial attack's random starts.
         smt_solver: the solver of the ``smt`` backend (:class:`SmtSolver`: z3 or cvc5).
+        progress: seconds between progress lines on stderr (0: none; BaB and binary search).
     """
 
     tolerance: float = 1e-4
@@ -70,6 +72,7 @@ class SolveOptions:
     timeout: float = 120.0
     seed: int = 0
     smt_solver: SmtSolver = SmtSolver.Z3
+    progress: float = 0.0
 
     def __post_init__(self) -> None:
         if not (self.tolerance >= 0 and math.isfinite(self.tolerance)):
@@ -129,7 +132,10 @@ def minimal_adversarial(
     start = time.monotonic()
     deadline = start + options.timeout
     if backend == Backend.BAB:
-        engine = BabEngine(query, BabOptions(tolerance=options.tolerance, seed=options.seed))
+        bab_options = BabOptions(
+            tolerance=options.tolerance, seed=options.seed, progress=options.progress
+        )
+        engine = BabEngine(query, bab_options)
         seed_incumbent(engine, initial)
         out = engine.search(deadline)
         extra = {"finished": out.finished, "lp_solves": out.nodes}
@@ -158,18 +164,25 @@ def minimal_adversarial(
 
 
 def _with_crown_lower(query: Query, res: MinAdvResult, tol: float) -> MinAdvResult:
-    """Raise an open bracket's lower end to CROWN's certified radius when that is larger."""
-    if res.status != Status.TIMEOUT or not math.isfinite(res.upper):
+    """Raise an open bracket's lower end to CROWN's certified radius when that is larger (with no
+    witness, over the whole domain: ``inf`` when CROWN proves no adversarial example exists)."""
+    if res.status not in (Status.TIMEOUT, Status.UNKNOWN):
         return res
     from dataclasses import replace
 
-    from paper_repro.exact.certified_start import crown_lower_bound
+    from paper_repro.exact.certified_start import crown_lower_bound, crown_unreachable
 
-    certified = crown_lower_bound(query, res.upper)
+    if math.isfinite(res.upper):
+        certified = crown_lower_bound(query, res.upper)
+    else:
+        far = np.maximum(query.x, 1.0 - query.x)
+        domain = float(far.max() if query.norm == Norm.LINF else far.sum())
+        unreachable = crown_unreachable(query, domain)
+        certified = math.inf if unreachable else crown_lower_bound(query, domain)
     extra = {**res.extra, "crown_lower": certified}
     if certified <= res.lower:
         return replace(res, extra=extra)
-    closed = res.upper - certified <= tol
+    closed = (res.upper - certified <= tol) if math.isfinite(res.upper) else math.isinf(certified)
     return replace(
         res,
         lower=certified,
@@ -245,6 +258,15 @@ def binary_search(
         mid = (lo + hi) / 2.0
         verdict, w, message = _ask(query, decider, exact, mid, deadline)
         calls += 1
+        if options.progress > 0:
+            import sys
+
+            print(
+                f"# binary search: δ = {mid:.6g} {verdict}, bracket [{lo:.6g}, {hi:.6g}] "
+                f"after {time.monotonic() - start:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
         before = (lo, hi)
         if verdict == Verdict.ROBUST:
             lo = mid
@@ -254,7 +276,12 @@ def binary_search(
             message = "the decider's witness is farther than δ_max: no progress"
     lower = lo if best is not None else 0.0
     res = _result(query, lower, best, attack, start, backend, 0, calls, options.precision, {})
-    return res if not message else _replace(res, Status.TIMEOUT, message)
+    if not message:
+        return res
+    # a decider that stopped with time left gave up: unknown, not timeout
+    slack = max(0.05, 0.01 * options.timeout)
+    timed_out = message.startswith("timeout") or time.monotonic() >= deadline - slack
+    return _replace(res, Status.TIMEOUT if timed_out else Status.UNKNOWN, message)
 
 
 def _ask(query: Query, decider: Decider, exact: ExactNetwork, delta: float, deadline: float):
@@ -275,10 +302,13 @@ def _ask(query: Query, decider: Decider, exact: ExactNetwork, delta: float, dead
 
 
 def _result(query, lower, best, attack, start, backend, unstable, nodes, tol, extra):
+    best, f32_valid = _float32_valid(query, best, float(lower), tol)
+    extra = {**extra, "float32_valid": f32_valid} if best is not None else extra
     upper = math.inf if best is None else best.distance
     lower = min(float(lower), upper)
     gap_ok = (upper - lower <= tol) if math.isfinite(upper) else not math.isfinite(lower)
-    status = Status.OPTIMAL if gap_ok else Status.TIMEOUT
+    gave_up = bool(extra.get("finished"))  # the search ended with time left: not a timeout
+    status = Status.OPTIMAL if gap_ok else (Status.UNKNOWN if gave_up else Status.TIMEOUT)
     return MinAdvResult(
         status=status,
         lower=lower,
@@ -292,9 +322,32 @@ def _result(query, lower, best, attack, start, backend, unstable, nodes, tol, ex
         margin_exact=None if best is None else best.margin,
         margin_float32=None if best is None else float32_margin(query.network, best.x, best.target),
         nodes=int(nodes),
-        message="" if gap_ok else _open_reason(extra),
+        message=_open_reason(extra) if not gap_ok else ("" if f32_valid else _F32_NOTE),
         extra=dict(extra),
     )
+
+
+_F32_NOTE = (
+    "the witness is exactly adversarial but the float32 model misses the target by rounding "
+    "(margin_float32 < 0) and no float32-valid point was found within the tolerance"
+)
+
+
+def _float32_valid(
+    query: Query, best: Witness | None, lower: float, tol: float
+) -> tuple[Witness | None, bool]:
+    """The witness contract: exactly adversarial *and* reaching the target in the float32 model.
+
+    A witness whose float32 margin is negative (it sits on the decision boundary) is pushed
+    across it by :func:`~paper_repro.exact.witness.float32_repair`, allowed to grow the distance
+    only while ``upper − lower`` stays within ``tol`` (so an optimal bracket stays optimal).
+    Returns the witness and whether it is float32-valid (``True`` for no witness)."""
+    if best is None or float32_margin(query.network, best.x, best.target) >= 0.0:
+        return best, True  # (a margin of exactly 0 is a tie, which the query counts)
+    room = tol - (best.distance - lower) if best.distance - lower <= tol else tol
+    limit = best.distance + max(0.0, room)
+    fixed = float32_repair(ExactNetwork(query.network), query.x, best, query.norm, limit)
+    return (fixed, True) if fixed is not None else (best, False)
 
 
 def _open_reason(extra: dict) -> str:

@@ -44,6 +44,7 @@ def record_provenance(paths: Iterable[str | Path]) -> pd.DataFrame:
                     "records": 0,
                     "optimal": 0,
                     "timeout": 0,
+                    "unknown": 0,
                     "model_sha256": set(),
                     "backend": rec.get("backend"),
                     "protocol": ex.get("protocol"),
@@ -66,6 +67,7 @@ def record_provenance(paths: Iterable[str | Path]) -> pd.DataFrame:
             row["records"] += 1
             row["optimal"] += rec.get("status") == "optimal"
             row["timeout"] += rec.get("status") == "timeout"
+            row["unknown"] += rec.get("status") == "unknown"
             row["model_sha256"].add(prov.get("model_sha256"))
     if not rows:
         raise PaperReproError("no instance records found")

@@ -1,0 +1,119 @@
+"""``paper-repro verify --onnx NET --vnnlib PROP [--timeout S] [--result FILE]`` (VNN-COMP style).
+
+The first line of the output (stdout, and ``--result`` if given) is ``sat``, ``unsat``,
+``timeout`` or ``unknown``; after ``sat`` comes the exactly checked counterexample
+``((X_0 v) … (Y_0 v) …)``. Notes (time, how it was found, margins, the reason for ``unknown``)
+go to stderr. Malformed input ends with one ``error: …`` line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from paper_repro.errors import PaperReproError
+
+if TYPE_CHECKING:
+    from paper_repro.exact.verify import VerifyResult
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register the ``verify`` options on ``parser``."""
+    parser.add_argument("--onnx", required=True, help="the network (.onnx; .pt also read)")
+    parser.add_argument("--vnnlib", required=True, help="the property (VNN-LIB 1.0)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
+    parser.add_argument("--result", help="also write the answer to this file")
+    parser.add_argument("--seed", type=int, default=0, help="falsifier/engine seed (default 0)")
+    parser.add_argument("--no-falsify", action="store_true", help="skip the PGD falsifier")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Verify and print the answer; returns the exit status (0 for every answer).
+
+    Raises:
+        PaperReproError: unreadable or unsupported network or property, or mismatched sizes.
+    """
+    import torch
+
+    from paper_repro.exact.verify import VerifyOptions, VerifyStatus, verify_property
+    from paper_repro.network import load_network
+    from paper_repro.vnnlib import parse_vnnlib
+
+    torch.set_num_threads(1)
+    network = load_network(args.onnx)
+    prop = parse_vnnlib(args.vnnlib)
+    opts = VerifyOptions(timeout=args.timeout, seed=args.seed)
+    if args.no_falsify:
+        opts = VerifyOptions(timeout=args.timeout, seed=args.seed, pgd=None)
+    with _stdout_to_stderr():  # solver banners (HiGHS prints from C) must not precede the answer
+        res = verify_property(network, prop, opts)
+    text = str(res.status) + "\n"
+    if res.status == VerifyStatus.SAT:
+        text += format_counterexample(res) + "\n"
+    if args.result:
+        try:
+            Path(args.result).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.result).write_text(text)
+        except OSError as exc:
+            raise PaperReproError(f"cannot write result file {args.result}: {exc}") from None
+    sys.stdout.write(text)
+    note = f"# {res.status} in {res.seconds:.2f} s"
+    if res.status == VerifyStatus.SAT:
+        note += (
+            f" (case {res.case}, found by {res.found_by}; exact slack {res.exact_slack}, "
+            f"float32 slack {res.float32_slack})"
+        )
+    if res.message:
+        note += f": {res.message}"
+    print(note, file=sys.stderr)
+    return 0
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Send file descriptor 1 (also C-level writes) to stderr for the duration."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def format_counterexample(result: VerifyResult) -> str:
+    """VNN-COMP's counterexample ``((X_0 v) … (Y_0 v) …)``. ``X`` values are the checked
+    float64 inputs (``repr``: they read back exactly), or the exact decimal where the checked
+    point is not a float64; ``Y`` values are the exact outputs rounded to float64."""
+    if result.x is None or result.y is None or result.point is None:
+        raise PaperReproError("no counterexample to format")
+    xs = [
+        repr(float(v)) if Fraction(float(v)) == p else _decimal(p)
+        for v, p in zip(result.x, result.point, strict=True)
+    ]
+    parts = [f"(X_{i} {v})" for i, v in enumerate(xs)]
+    parts += [f"(Y_{j} {float(v)!r})" for j, v in enumerate(result.y)]
+    return "(" + "\n ".join(parts) + ")"
+
+
+def _decimal(v: Fraction) -> str:
+    """``v`` as an exact decimal string if it has one (VNN-LIB bounds do), else its float."""
+    d, twos, fives = v.denominator, 0, 0
+    while d % 2 == 0:
+        d, twos = d // 2, twos + 1
+    while d % 5 == 0:
+        d, fives = d // 5, fives + 1
+    if d != 1:
+        return repr(float(v))
+    digits = max(twos, fives)
+    scaled = abs(v.numerator) * 10**digits // v.denominator
+    sign = "-" if v < 0 else ""
+    whole, frac_part = divmod(scaled, 10**digits)
+    return f"{sign}{whole}" + (f".{frac_part:0{digits}d}" if digits else "")

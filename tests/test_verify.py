@@ -1,0 +1,283 @@
+"""``verify``: sat/unsat against independent answers (hand-known nets, an activation-pattern LP
+oracle), exact checks of every counterexample, and the CLI's VNN-COMP output and errors."""
+
+from __future__ import annotations
+
+import itertools
+from fractions import Fraction
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from scipy.optimize import linprog
+
+from paper_repro import cli
+from paper_repro.exact.falsify import PgdOptions
+from paper_repro.exact.verify import (
+    VerifyOptions,
+    VerifyStatus,
+    check_point,
+    verify_property,
+)
+from paper_repro.exact.witness import ExactNetwork
+from paper_repro.network import ReluNetwork
+from paper_repro.vnnlib import parse_vnnlib_text
+
+NO_PGD = VerifyOptions(timeout=20, pgd=None)
+WITH_PGD = VerifyOptions(timeout=20, pgd=PgdOptions(steps=30, restarts=5))
+
+
+def _header(n: int, m: int, lo, hi) -> str:
+    text = "".join(f"(declare-const X_{i} Real)\n" for i in range(n))
+    text += "".join(f"(declare-const Y_{j} Real)\n" for j in range(m))
+    for i in range(n):
+        text += f"(assert (>= X_{i} {float(lo[i])!r}))\n(assert (<= X_{i} {float(hi[i])!r}))\n"
+    return text
+
+
+# y0 = relu(x0 − x1), y1 = 0.5 on [0,1]^2: max y0 = 1, reached only at (1, 0)
+TINY = ReluNetwork.from_arrays([[[1.0, -1.0]], [[1.0], [0.0]]], [[0.0], [0.0, 0.5]])
+
+
+@pytest.mark.parametrize(
+    ("constraint", "expected"),
+    [
+        ("(>= Y_0 Y_1)", {"sat"}),
+        ("(>= Y_0 1.5)", {"unsat"}),
+        ("(>= Y_0 1)", {"sat"}),  # only at the corner, a tie: non-strict holds
+        ("(> Y_0 1)", {"unsat", "unknown"}),  # the tie is not a strict witness: never sat
+        ("(or (>= Y_0 2) (<= Y_0 -0.1))", {"unsat"}),
+        ("(or (>= Y_0 2) (and (>= Y_0 0.3) (<= Y_0 0.31)))", {"sat"}),
+        ("(<= (+ Y_0 (* -2 Y_1)) -1.25)", {"unsat"}),  # y0 − 1 ≤ −1.25 impossible (y0 ≥ 0)
+    ],
+)
+@pytest.mark.parametrize("options", [NO_PGD, WITH_PGD], ids=["bab", "pgd+bab"])
+def test_hand_known_answers(constraint, expected, options):
+    prop = parse_vnnlib_text(_header(2, 2, [0, 0], [1, 1]) + f"(assert {constraint})")
+    res = verify_property(TINY, prop, options)
+    assert str(res.status) in expected
+    if res.status == VerifyStatus.SAT:
+        assert _holds_exactly(TINY, prop.cases[res.case], res.point)
+        assert check_point(ExactNetwork(TINY), prop.cases[res.case], res.x) is not None
+
+
+def test_fixed_coordinates_and_strict_box():
+    # X_1 fixed at 0.25 (l = u): y0 = relu(x0 − 0.25) ≤ 0.5 on x0 ∈ [0, 0.75]
+    text = _header(2, 2, [0, 0.25], [0.75, 0.25])
+    assert (
+        verify_property(TINY, parse_vnnlib_text(text + "(assert (>= Y_0 0.5))"), NO_PGD).status
+        == "sat"
+    )
+    strict = text + "(assert (< X_0 0.75))(assert (>= Y_0 0.5))"
+    res = verify_property(TINY, parse_vnnlib_text(strict), NO_PGD)
+    assert res.status in ("unsat", "unknown")
+    assert verify_property(
+        TINY, parse_vnnlib_text(text + "(assert (> Y_0 0.5))"), NO_PGD
+    ).status in ("unsat", "unknown")
+
+
+def _holds_exactly(net: ReluNetwork, case, point) -> bool:
+    """The test's own exact judge: ``point`` (Fractions) in the box and every constraint met."""
+    z = list(point)
+    for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+        z = [Fraction(float(bj)) + sum(Fraction(float(a)) * v for a, v in zip(row, z, strict=True))
+             for row, bj in zip(w, b, strict=True)]  # fmt: skip
+        if k < len(net.weights) - 1:
+            z = [max(v, Fraction(0)) for v in z]
+    return case.box.contains(list(point)) and all(c.holds(z) for c in case.constraints)
+
+
+def _oracle(net: ReluNetwork, lo, hi, cases) -> float:
+    """min over cases and activation patterns of the least t with C y − d ≤ t (scipy HiGHS LPs,
+    independent of the engine): < 0 ⇒ sat, > 0 ⇒ unsat."""
+    best = np.inf
+    sizes = net.hidden_sizes
+    n = net.input_dim
+    for pattern in itertools.product([0, 1], repeat=sum(sizes)):
+        a, c = np.eye(n), np.zeros(n)
+        rows, rhs, pos = [], [], 0
+        for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+            a, c = w @ a, w @ c + b
+            if k == len(sizes):
+                break
+            on = np.array(pattern[pos : pos + sizes[k]], bool)
+            pos += sizes[k]
+            sign = np.where(on, -1.0, 1.0)  # active: −h ≤ 0; inactive: h ≤ 0
+            rows.append(sign[:, None] * a)
+            rhs.append(-sign * c)
+            a, c = a * on[:, None], c * on
+        for cm, d in cases:
+            cons = np.hstack([cm @ a, -np.ones((len(d), 1))])
+            a_ub = np.vstack([np.hstack([np.vstack(rows), np.zeros((sum(sizes), 1))]), cons])
+            b_ub = np.concatenate([np.concatenate(rhs), d - cm @ c])
+            box = [*zip(lo, hi, strict=True), (None, None)]
+            res = linprog(np.r_[np.zeros(n), 1.0], A_ub=a_ub, b_ub=b_ub, bounds=box)
+            if res.status == 0:
+                best = min(best, res.fun)
+    return best
+
+
+@pytest.mark.parametrize(
+    "seed", [*range(8), *(pytest.param(s, marks=pytest.mark.slow) for s in range(8, 308))]
+)
+def test_random_properties_against_the_pattern_lp_oracle(seed):
+    rng = np.random.default_rng(seed)
+    net = ReluNetwork.from_arrays(
+        [rng.normal(size=(3, 3)), rng.normal(size=(3, 3)), rng.normal(size=(3, 3))],
+        [rng.normal(size=3) * 0.3, rng.normal(size=3) * 0.3, rng.normal(size=3) * 0.3],
+    )
+    lo = np.round(rng.uniform(-1, 0, 3), 3)
+    hi = np.round(lo + rng.uniform(0, 1, 3), 3)
+    if seed % 2:
+        hi[1] = lo[1]  # a fixed coordinate
+    mid = net.forward(0.5 * (lo + hi))
+    cases, text = [], []
+    for _ in range(1 + seed % 3):
+        cm = np.round(rng.normal(size=(1 + seed % 2, 3)), 2)
+        d = np.round(cm @ mid + rng.uniform(-1.5, 0.3, len(cm)), 3)
+        cases.append((cm, d))
+        atoms = [
+            "(<= (+ "
+            + " ".join(f"(* {float(v)!r} Y_{j})" for j, v in enumerate(row))
+            + f") {float(dv)!r})"
+            for row, dv in zip(cm, d, strict=True)
+        ]
+        text.append("(and " + " ".join(atoms) + ")")
+    prop = parse_vnnlib_text(_header(3, 3, lo, hi) + "(assert (or " + " ".join(text) + "))")
+    truth = _oracle(net, lo, hi, cases)
+    if abs(truth) < 1e-6:
+        pytest.skip("borderline instance")
+    for options in (NO_PGD, WITH_PGD):
+        res = verify_property(net, prop, options)
+        assert res.status == ("sat" if truth < 0 else "unsat"), (truth, res)
+        if res.status == "sat":
+            assert _holds_exactly(net, prop.cases[res.case], res.point)
+            assert res.exact_slack >= 0
+
+
+def _onnx(path, net: ReluNetwork, in_shape):
+    nodes, inits, cur = [], {}, "x"
+    if len(in_shape) > 2:
+        inits["shape"] = np.array([1, net.input_dim], np.int64)
+        nodes.append(helper.make_node("Reshape", ["x", "shape"], ["flat"]))
+        cur = "flat"
+    for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+        inits[f"w{k}"], inits[f"b{k}"] = w.astype(np.float32), b.astype(np.float32)
+        out = "y" if k == len(net.weights) - 1 else f"h{k}"
+        nodes.append(helper.make_node("Gemm", [cur, f"w{k}", f"b{k}"], [out], transB=1))
+        if out != "y":
+            nodes.append(helper.make_node("Relu", [out], [f"r{k}"]))
+            cur = f"r{k}"
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, net.num_classes])],
+        initializer=[numpy_helper.from_array(v, k) for k, v in inits.items()],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def _parse_counterexample(lines: list[str]) -> dict[str, float]:
+    body = " ".join(lines).replace("(", " ").replace(")", " ").split()
+    return {body[i]: float(body[i + 1]) for i in range(0, len(body), 2)}
+
+
+@pytest.mark.parametrize(("bound", "answer"), [("0.2", "sat"), ("50", "unsat")])
+def test_cli_prints_and_writes_vnncomp_answers(tmp_path, capfd, bound, answer):
+    rng = np.random.default_rng(3)
+    net = ReluNetwork.from_arrays(
+        [rng.normal(size=(6, 4)).astype(np.float32), rng.normal(size=(3, 6)).astype(np.float32)],
+        [np.zeros(6, np.float32), np.zeros(3, np.float32)],
+    )
+    model = _onnx(tmp_path / "n.onnx", net, [1, 1, 2, 2])
+    prop = tmp_path / "p.vnnlib"
+    prop.write_text(_header(4, 3, [0] * 4, [1] * 4) + f"(assert (>= (- Y_1 Y_0) {bound}))")
+    result = tmp_path / "out" / "r.txt"
+    argv = ["verify", "--onnx", str(model), "--vnnlib", str(prop), "--timeout", "20"]
+    assert cli.main([*argv, "--result", str(result)]) == 0
+    out = capfd.readouterr().out.splitlines()
+    assert out[0] == answer and result.read_text().splitlines() == out
+    if answer == "sat":
+        values = _parse_counterexample(out[1:])
+        x = np.array([values[f"X_{i}"] for i in range(4)])
+        assert check_point(ExactNetwork(net), parse_vnnlib_text(prop.read_text()).cases[0], x)
+        sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        y = sess.run(None, {"x": x.astype(np.float32).reshape(1, 1, 2, 2)})[0][0]
+        assert y[1] - y[0] >= float(Fraction(bound)) - 1e-5
+        assert abs(values["Y_1"] - y[1]) < 1e-5
+
+
+@pytest.mark.parametrize(
+    ("prop_text", "match"),
+    [
+        ("(assert (<= Y_0 1)", "unbalanced"),
+        ("(assert (<= Y_9 1))", "not declared"),
+        ("(assert (<= (* Y_0 Y_1) 1))", "non-linear"),
+        ("(assert (>= X_0 2))", "empty input box"),
+    ],
+)
+def test_cli_malformed_vnnlib_is_one_clear_error(tmp_path, capfd, prop_text, match):
+    net = ReluNetwork.from_arrays([np.eye(2, dtype=np.float32)], [np.zeros(2, np.float32)])
+    model = _onnx(tmp_path / "n.onnx", net, [1, 2])
+    prop = tmp_path / "p.vnnlib"
+    prop.write_text(_header(2, 2, [0, 0], [1, 1]) + prop_text)
+    assert cli.main(["verify", "--onnx", str(model), "--vnnlib", str(prop)]) == 2
+    err = capfd.readouterr().err
+    assert err.startswith("error:") and match in err and "Traceback" not in err
+
+
+def test_cli_size_mismatch_and_unsupported_operator(tmp_path, capfd):
+    net = ReluNetwork.from_arrays([np.eye(2, dtype=np.float32)], [np.zeros(2, np.float32)])
+    model = _onnx(tmp_path / "n.onnx", net, [1, 2])
+    prop = tmp_path / "p.vnnlib"
+    prop.write_text(_header(3, 2, [0] * 3, [1] * 3) + "(assert (<= Y_0 1))")
+    assert cli.main(["verify", "--onnx", str(model), "--vnnlib", str(prop)]) == 2
+    assert "3 inputs" in capfd.readouterr().err
+    graph = helper.make_graph(
+        [helper.make_node("Sigmoid", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+    )
+    onnx.save(helper.make_model(graph), str(tmp_path / "s.onnx"))
+    assert cli.main(["verify", "--onnx", str(tmp_path / "s.onnx"), "--vnnlib", str(prop)]) == 2
+    err = capfd.readouterr().err
+    assert "Sigmoid" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_untargeted_linf_property_agrees_with_z3(seed):
+    # the VNN-COMP MNIST form — box = L∞ ball ∩ [0,1], (or (>= Y_j Y_label) …) — is the
+    # engine's untargeted fixed-δ question; the smt backend (z3, exact rationals) answers it too
+    from paper_repro.exact.smt import smt_decider
+    from paper_repro.query import Norm, Query
+
+    rng = np.random.default_rng(100 + seed)
+    net = ReluNetwork.from_arrays(
+        [rng.normal(size=(5, 4)), rng.normal(size=(3, 5))], [rng.normal(size=5) * 0.2, np.zeros(3)]
+    )
+    x = rng.random(4)
+    label = int(np.argmax(net.forward(x)))
+    others = " ".join(f"(and (>= Y_{j} Y_{label}))" for j in range(3) if j != label)
+    for eps in (0.05, 0.3):
+        lo, hi = np.maximum(0.0, x - eps), np.minimum(1.0, x + eps)
+        prop = parse_vnnlib_text(_header(4, 3, lo, hi) + f"(assert (or {others}))")
+        mine = verify_property(net, prop, NO_PGD).status
+        z3 = smt_decider("z3")(Query(net, x, label, None, Norm.LINF), eps, 30).verdict
+        assert (mine, z3) in (("sat", "adversarial"), ("unsat", "robust")), (eps, mine, z3)
+
+
+def test_counterexample_prints_exact_decimals_where_no_float_fits():
+    from paper_repro.exact.cli_verify import format_counterexample
+
+    # X_1 = 0.1 exactly (no float64 equals it): the checked point uses 1/10, printed exactly
+    text = _header(2, 2, [0, 0.1], [1, 0.1]) + "(assert (>= Y_0 0.5))"
+    res = verify_property(TINY, parse_vnnlib_text(text), NO_PGD)
+    assert res.status == "sat" and res.point[1] == Fraction(1, 10)
+    values = _parse_counterexample(format_counterexample(res).splitlines())
+    assert values["X_1"] == 0.1 and "(X_1 0.1)" in format_counterexample(res)
+    assert _holds_exactly(TINY, parse_vnnlib_text(text).cases[0], res.point)
