@@ -1,4 +1,4 @@
-# Training the six MLPs and the accuracy table (issue: foundation).
+# Training the MLPs (archs × methods, plus models.extra) and the accuracy table.
 
 
 rule train:
