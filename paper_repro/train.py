@@ -108,7 +108,7 @@ class TrainOptions:
         sec = training[m.value]
         common = {
             "lr": sec["lr"],
-            "batch_size": int(training["batch_size"]),
+            "batch_size": int(sec.get("batch_size") or training["batch_size"]),
             "lr_schedule": LrSchedule(sec.get("lr_schedule", "constant")),
             "weight_decay": float(sec.get("weight_decay", 0.0)),
             "init_from_vanilla": sec.get("init", "scratch") == "vanilla",

@@ -21,7 +21,8 @@ rule train:
         "results/benchmarks/train/{arch}_{method}.tsv"
     shell:
         "paper-repro train {params.configs} --arch {wildcards.arch} --method {wildcards.method} "
-        "{params.init} --threads {threads} --out {output.pt} --onnx {output.onnx} > {log} 2>&1"
+        "{params.init} --threads {threads} --out {output.pt} --onnx {output.onnx} --progress "
+        "> {log} 2>&1"
 
 
 rule evaluate:

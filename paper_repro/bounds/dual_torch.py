@@ -25,11 +25,13 @@ def _weights(model: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 
 def _input_term(
-    nu_hat0: torch.Tensor, x: torch.Tensor, eps: float, clip: bool
+    nu_hat0: torch.Tensor, x: torch.Tensor, eps: float, clip: bool, lin: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``min_{x′} −ν̂₀·x′`` and ``min_{x′} +ν̂₀·x′`` over the ε-ball (∩ [0,1]ⁿ if ``clip``).
 
-    ``nu_hat0``: ``[B, m, n₀]``; ``x``: ``[B, n₀]``. Returns two ``[B, m]`` tensors.
+    ``nu_hat0``: ``[B, m, n₀]``; ``x``: ``[B, n₀]``; ``lin``: ``ν̂₀·x`` (``[B, m]``, computed
+    from the first layer's pre-activations, cheaper than from ``nu_hat0``). Returns two
+    ``[B, m]`` tensors.
     """
     if clip:
         lo = torch.clamp(x - eps, min=0.0).unsqueeze(1)
@@ -37,7 +39,6 @@ def _input_term(
         neg = torch.minimum(-nu_hat0 * lo, -nu_hat0 * hi).sum(-1)
         pos = torch.minimum(nu_hat0 * lo, nu_hat0 * hi).sum(-1)
         return neg, pos
-    lin = torch.einsum("bmn,bn->bm", nu_hat0, x)
     norm = eps * nu_hat0.abs().sum(-1)
     return -lin - norm, lin - norm
 
@@ -71,6 +72,7 @@ def _backward(
         affine = affine - nu @ b
         nu_hat = nu @ w  # ν̂_k = ν_{k+1} W_k, [B, m, n_k]
         if k == 0:
+            lin = (nu * (x @ w.T).unsqueeze(1)).sum(-1)  # ν̂₀·x = ν₁·(W₀x)
             break
         lo, hi = bounds[k - 1]
         unstable = (lo < 0) & (hi > 0)
@@ -79,8 +81,23 @@ def _backward(
         l_unst = torch.where(unstable, lo, 0.0).unsqueeze(1)
         relu_pos = relu_pos + (l_unst * nu.clamp(min=0)).sum(-1)
         relu_neg = relu_neg + (l_unst * (-nu).clamp(min=0)).sum(-1)
-    neg_in, pos_in = _input_term(nu_hat, x, eps, clip)
+    neg_in, pos_in = _input_term(nu_hat, x, eps, clip, lin)
     return affine + neg_in + relu_pos, -affine + pos_in + relu_neg
+
+
+def _first_layer_bounds(
+    w: torch.Tensor, b: torch.Tensor, x: torch.Tensor, eps: float, clip: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``J`` for ``c = ±I`` on ``ẑ_1 = W_0 x + b_0`` in closed form (Alg. 1's initialisation):
+    ``W_0 x + b_0 ∓ ε‖W_0‖_{1,:}``, or with ``clip`` the exact box extremes — the same values
+    as :func:`_backward` without its ``[B, n_1, n_0]`` dual tensors."""
+    if clip:
+        lo, hi = torch.clamp(x - eps, min=0.0), torch.clamp(x + eps, max=1.0)
+        w_pos, w_neg = w.clamp(min=0), w.clamp(max=0)
+        return lo @ w_pos.T + hi @ w_neg.T + b, hi @ w_pos.T + lo @ w_neg.T + b
+    centre = x @ w.T + b
+    radius = eps * w.abs().sum(dim=1)
+    return centre - radius, centre + radius
 
 
 def layer_bounds(
@@ -90,8 +107,10 @@ def layer_bounds(
     radius ``eps`` around each row of ``x`` (``[B, 784]``), each ``[B, n_k]``; differentiable."""
     layers = _weights(model)
     x = x.reshape(x.shape[0], -1)
-    bounds: list[tuple[torch.Tensor, torch.Tensor]] = []
-    for k in range(1, len(layers)):
+    if len(layers) < 2:
+        return []
+    bounds = [_first_layer_bounds(*layers[0], x, eps, clip)]
+    for k in range(2, len(layers)):
         eye = torch.eye(layers[k - 1][0].shape[0], dtype=x.dtype)
         lower, neg_upper = _backward(layers[:k], bounds, x, eps, eye, clip)
         bounds.append((lower, -neg_upper))
