@@ -9,8 +9,13 @@ rule train:
         onnx="results/models/{arch}_{method}.onnx",
     params:
         configs=CONFIG_ARGS,
-        settings=lambda wc: {"seed": config["seed"], "data": config["data"],
-                             "training": config["training"]},
+        # Only this method's settings (and the shared ones): retuning wk does not retrain vanilla.
+        settings=lambda wc: {
+            "seed": config["seed"],
+            "data": config["data"],
+            "batch_size": config["training"]["batch_size"],
+            wc.method: config["training"][wc.method],
+        },
         init=lambda wc, input: f"--init {input.init}" if "init" in input.keys() else "",
     threads: config["training"]["threads"]
     conda:
