@@ -218,3 +218,36 @@ def test_truncated_gz_is_a_clear_error(tmp_path, mnist_dir):
     (tmp_path / labels).write_bytes(payload[: len(payload) // 2])
     with pytest.raises(PaperReproError, match=r"corrupt MNIST file .*t10k-labels"):
         data.load_mnist("test", tmp_path, download=False)
+
+
+def test_fallback_is_recorded_in_model_metadata_and_evaluation(search_roots, tmp_path, monkeypatch):
+    import json
+
+    import yaml
+
+    from paper_repro import cli, mnist_files
+    from paper_repro.models import load_model
+
+    monkeypatch.setattr(mnist_files, "_WARNINGS", [])
+    overlay = tmp_path / "tiny.yaml"
+    overlay.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"download": False},
+                "training": {"vanilla": {"epochs": 1}},
+                "evaluation": {"n_test": 20, "pgd": {"steps": 2}},
+            }
+        )
+    )
+    config = ["--config", "config/config.yaml", "--config", str(overlay)]
+    model = tmp_path / "m.pt"
+    train = ["train", *config, "--arch", "4", "--method", "vanilla", "--out", str(model)]
+    assert cli.main(train) == 0
+    _, meta = load_model(model)
+    assert meta["train_source"] == "mnist5k:train" and "mnist5k" in meta["data_note"]
+    assert meta["data_warnings"] == data.warnings_issued() != []
+    out = tmp_path / "m.json"
+    assert cli.main(["evaluate", *config, "--model", str(model), "--out", str(out)]) == 0
+    row = json.loads(out.read_text())
+    assert row["test_source"] == "mnist5k:holdout" and "not found" in row["data_note"]
+    assert row["provenance"]["data_warnings"]
