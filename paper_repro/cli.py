@@ -38,11 +38,27 @@ def _write_json(path: str | Path, payload: dict[str, Any]) -> None:
     tmp.replace(path)
 
 
+def _splits(cfg: dict[str, Any], train: bool) -> tuple[Any, Any]:
+    """The configured (training split or None, evaluation split), found on the data search path
+    (``paper_repro.data``), falling back to mnist5k offline when ``data.fallback`` is on."""
+    from paper_repro import data
+
+    dcfg = cfg["data"]
+    kwargs = {
+        "download": dcfg["download"],
+        "holdout": dcfg["mnist5k_holdout"],
+        "seed": cfg["seed"],
+        "fallback": dcfg["fallback"],
+    }
+    folder = data.config_dir(dcfg)
+    train_split = data.load_train(dcfg["train_source"], folder, **kwargs) if train else None
+    return train_split, data.load_test(dcfg["test_source"], folder, **kwargs)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from paper_repro import data, models, provenance
-    from paper_repro.config import resolve_path
+    from paper_repro import models, provenance
     from paper_repro.evaluate import clean_accuracy
     from paper_repro.train import TrainOptions, train_model
 
@@ -55,15 +71,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not args.init:
             raise PaperReproError(f"--init is required: {args.method} starts from a vanilla model")
         init, _ = models.load_model(args.init)
-    dcfg = cfg["data"]
-    ddir = resolve_path(dcfg["dir"])
-    split_args = {
-        "download": dcfg["download"],
-        "holdout": dcfg["mnist5k_holdout"],
-        "seed": cfg["seed"],
-    }
-    train_split = data.load_train(dcfg["train_source"], ddir, **split_args)
-    test_split = data.load_test(dcfg["test_source"], ddir, **split_args)
+    train_split, test_split = _splits(cfg, train=True)
     model, info = train_model(hidden, options, train_split, cfg["seed"], init, args.progress)
 
     clean = clean_accuracy(
@@ -77,6 +85,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         "train_sha256": train_split.sha256,
         "test_source": test_split.name,
         "test_sha256": test_split.sha256,
+        "data_folder": train_split.folder,
+        "data_note": " ".join(n for n in (train_split.note, test_split.note) if n),
         "clean_acc": clean,
         "options": repr(options),
         **info,
@@ -93,24 +103,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from paper_repro import data, models, provenance
+    from paper_repro import models, provenance
     from paper_repro.attacks.gradient import PGD
-    from paper_repro.config import resolve_path
-    from paper_repro.evaluate import evaluate_model, onnx_accuracy
+    from paper_repro.evaluate import evaluate_model, onnx_accuracy, paper_numbers
 
     cfg = _config(args)
     _threads(args.threads or 1)
     model, meta = models.load_model(args.model)
-    dcfg, ecfg = cfg["data"], cfg["evaluation"]
-    test_split = data.load_test(
-        dcfg["test_source"],
-        resolve_path(dcfg["dir"]),
-        download=dcfg["download"],
-        holdout=dcfg["mnist5k_holdout"],
-        seed=cfg["seed"],
-    ).head(ecfg["n_test"])
+    ecfg = cfg["evaluation"]
+    _, test_split = _splits(cfg, train=False)
+    test_split = test_split.head(ecfg["n_test"])
     pgd = PGD(ecfg["pgd"]["eps"], ecfg["pgd"]["steps"], ecfg["pgd"]["step_size"])
-    row = evaluate_model(model, test_split, ecfg["fgsm_eps"], pgd, cfg["seed"])
+    row = evaluate_model(
+        model, test_split, ecfg["fgsm_eps"], pgd, cfg["seed"], bound_eps=ecfg["bound_eps"]
+    )
     onnx_path = Path(args.onnx) if args.onnx else Path(args.model).with_suffix(".onnx")
     row["onnx_clean_acc"] = onnx_accuracy(onnx_path, test_split) if onnx_path.is_file() else None
     row.update(
@@ -121,11 +127,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         test_source=test_split.name,
         train_seconds=meta.get("train_seconds"),
         model_sha256=model.to_network().digest(),
+        data_note=" ".join(n for n in (meta.get("data_note", ""), test_split.note) if n),
     )
+    row.update(paper_numbers(row["model"]))
     _write_json(args.out, {**row, "provenance": provenance.provenance(cfg)})
     print(
         f"{row['model']}: clean {row['clean_acc']:.4f}, FGSM({row['fgsm_eps']}) "
-        f"{row['fgsm_acc']:.4f}, PGD({row['pgd_eps']}) {row['pgd_acc']:.4f} on {test_split.name}"
+        f"{row['fgsm_acc']:.4f}, PGD({row['pgd_eps']}) {row['pgd_acc']:.4f}, WK bound "
+        f"error({row['bound_eps']}) {row['bound_err']:.4f} on {test_split.name}"
     )
     return 0
 
@@ -161,11 +170,10 @@ def cmd_claims(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from paper_repro import data
-    from paper_repro.config import resolve_path
     from paper_repro.provenance import git_commit, versions
 
     cfg = _config(args)
-    ddir = data.data_dir(resolve_path(cfg["data"]["dir"]))
+    ddir = data.data_dir(data.config_dir(cfg["data"]))
     print("paper_repro", versions()["paper_repro"], "commit", git_commit())
     for name, ver in versions().items():
         print(f"  {name:12s} {ver}")
@@ -174,7 +182,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         for f in files:
             print(f"  {split:5s} {f:28s} {'present' if (ddir / f).is_file() else 'missing'}")
     print(f"train source: {cfg['data']['train_source']}, test source: {cfg['data']['test_source']}")
-    print(f"models: {cfg['models']['archs']} x {cfg['models']['methods']}")
+    print(
+        f"models: {cfg['models']['archs']} x {cfg['models']['methods']} + {cfg['models']['extra']}"
+    )
     return 0
 
 
@@ -196,17 +206,21 @@ def build_parser() -> argparse.ArgumentParser:
         )
         return p
 
-    p = add("train", "Train one MLP (vanilla, PGD or ALP) and save it as .pt and .onnx.")
-    p.add_argument("--arch", required=True, help="hidden sizes, e.g. 24x24 or 50")
-    p.add_argument("--method", required=True, help="vanilla, pgd or alp")
-    p.add_argument("--init", help="vanilla .pt model to start from (pgd/alp with init: vanilla)")
+    p = add("train", "Train one MLP (vanilla, PGD, ALP or WK) and save it as .pt and .onnx.")
+    p.add_argument("--arch", required=True, help="hidden sizes, e.g. 24x24, 50 or 60x30")
+    p.add_argument("--method", required=True, help="vanilla, pgd, alp or wk")
+    p.add_argument("--init", help="vanilla .pt model to start from (methods with init: vanilla)")
     p.add_argument("--out", required=True, help="output .pt path")
     p.add_argument("--onnx", help="ONNX output path (default: OUT with .onnx)")
     p.add_argument("--threads", type=int, help="torch threads (default: training.threads)")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.set_defaults(func=cmd_train)
 
-    p = add("evaluate", "Clean, FGSM and PGD accuracy of a model on the test split, as JSON.")
+    p = add(
+        "evaluate",
+        "Clean, FGSM and PGD accuracy and the Wong-Kolter robust error bound of a model on the "
+        "test split, with the papers' numbers, as JSON.",
+    )
     p.add_argument("--model", required=True, help=".pt model file")
     p.add_argument("--onnx", help="its ONNX export (default: MODEL with .onnx)")
     p.add_argument("--out", required=True, help="output .json path")

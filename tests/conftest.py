@@ -16,7 +16,7 @@ import torch  # noqa: E402
 
 from paper_repro.bounds.interval import InputRegion, interval_bounds  # noqa: E402
 from paper_repro.bounds.symbolic import symbolic_bounds  # noqa: E402
-from paper_repro.config import REPO_ROOT, load_config, resolve_path  # noqa: E402
+from paper_repro.config import REPO_ROOT, load_config  # noqa: E402
 from paper_repro.network import ReluNetwork  # noqa: E402
 
 torch.set_num_threads(1)
@@ -24,8 +24,11 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
-    """The configured MNIST folder; tests needing the genuine test set skip where it is absent."""
-    path = resolve_path(load_config()["data"]["dir"])
+    """The MNIST folder in use (config or search path); tests needing the genuine test set skip
+    where it is absent."""
+    from paper_repro.data import config_dir, data_dir
+
+    path = data_dir(config_dir(load_config()["data"]))
     if not (path / "t10k-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"genuine MNIST test set not present in {path}")
     return path

@@ -14,14 +14,15 @@ from paper_repro.errors import PaperReproError
 def test_default_config_is_valid_and_complete():
     cfg = load_config()
     assert cfg["models"]["archs"] == ["24x24", "50"]
-    assert cfg["models"]["methods"] == ["vanilla", "pgd", "alp"]
+    assert cfg["models"]["methods"] == ["vanilla", "pgd", "alp", "wk"]
+    assert cfg["models"]["extra"] == ["60x30_vanilla"]
     assert cfg["evaluation"]["fgsm_eps"] == 0.2
 
 
 def test_defaults_fill_an_empty_config():
     cfg = validate({})
     assert cfg["seed"] == 0 and cfg["training"]["alp"]["pairing_weight"] == 1.0
-    assert cfg["data"]["train_source"] == "mnist5k"
+    assert cfg["data"]["train_source"] == "mnist" and cfg["data"]["test_source"] == "mnist"
 
 
 def test_paper_overlay(repo_root):

@@ -36,8 +36,12 @@ def snakemake(repo_root: Path, workdir: Path, *args: str) -> subprocess.Complete
 
 
 TINY = {
-    "data": {"test_source": "mnist5k", "mnist5k_holdout": 100},
-    "models": {"archs": ["6"], "methods": ["vanilla", "pgd", "alp"]},
+    "data": {"train_source": "mnist5k", "test_source": "mnist5k", "mnist5k_holdout": 100},
+    "models": {
+        "archs": ["6"],
+        "methods": ["vanilla", "pgd", "alp", "wk"],
+        "extra": ["4x3_vanilla"],
+    },
     "training": {
         "vanilla": {"epochs": 2},
         "pgd": {"epochs": 1, "ramp_epochs": 1, "steps": 2},
@@ -45,6 +49,7 @@ TINY = {
             "stages": [{"eps": 0.3, "epochs": 1, "ramp_epochs": 1}, {"eps": 0.1, "epochs": 1}],
             "steps": 2,
         },
+        "wk": {"epochs": 2, "ramp_epochs": 1, "batch_size": 128},
     },
     "evaluation": {"n_test": 50, "pgd": {"steps": 3}},
     "experiments": {
@@ -67,11 +72,13 @@ def test_tiny_end_to_end(tmp_path, repo_root):
     assert res.returncode == 0, res.stderr[-3000:]
     with open(tmp_path / "results/tables/accuracy.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert [r["model"] for r in rows] == ["6_alp", "6_pgd", "6_vanilla"]
+    assert [r["model"] for r in rows] == ["4x3_vanilla", "6_alp", "6_pgd", "6_vanilla", "6_wk"]
     for r in rows:
         assert r["test_source"] == "mnist5k:holdout" and r["n_test"] == "50"
         assert r["clean_acc"] == r["onnx_clean_acc"]  # ONNX export classifies identically
         assert 0.0 <= float(r["fgsm_acc"]) <= 1.0
+        # the dual bound proves nothing the attacks refute: bound error ≥ PGD error
+        assert float(r["bound_err"]) >= 1.0 - float(r["pgd_acc"]) - 1e-9
     instances = sorted((tmp_path / "results/instances").rglob("*.jsonl"))
     assert len(instances) == 4  # 2 models x 2 norms x 1 image
     for path in instances:
@@ -87,7 +94,7 @@ def test_tiny_end_to_end(tmp_path, repo_root):
     meta = json.loads((tmp_path / "results/eval/6_pgd.json").read_text())
     assert meta["provenance"]["config"]["models"]["archs"] == ["6"]
     for kind in ("logs/train", "benchmarks/train"):
-        assert len(list((tmp_path / "results" / kind).iterdir())) == 3
+        assert len(list((tmp_path / "results" / kind).iterdir())) == 5
     with open(tmp_path / "results/claims.csv") as fh:
         claims = list(csv.DictReader(fh))
     assert {r["paper"] for r in claims} == {"carlini", "wong_kolter", "dathathri"}

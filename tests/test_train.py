@@ -69,3 +69,28 @@ def test_adversarial_methods_fine_tune_from_init(method):
         train_model((8,), opts, data, 0)
     with pytest.raises(PaperReproError, match="hidden sizes"):
         train_model((9,), opts, data, 0, init=van)
+
+
+def test_wk_training_is_deterministic_and_lowers_the_robust_bound():
+    from paper_repro.evaluate import robust_error_bound
+
+    data = tiny_split(256)
+    x, y = torch.from_numpy(data.images), torch.from_numpy(data.labels)
+    opts = TrainOptions(
+        Method.WK, (Stage(0.1, 10, ramp_epochs=5, eps_start=0.01),), lr=1e-2, batch_size=64
+    )
+    van, _ = train_model((16,), TrainOptions(Method.VANILLA, (Stage(0.0, 10),), 1e-2, 64), data, 1)
+    a, info = train_model((16,), opts, data, seed=1)
+    b, _ = train_model((16,), opts, data, seed=1)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    assert np.isfinite(info["final_loss"])
+    # same data, epochs and lr: the robust training certifies more of the training points
+    assert robust_error_bound(a, x, y, 0.1) < 0.8 * robust_error_bound(van, x, y, 0.1)
+
+
+def test_wk_and_schedule_options_from_config():
+    training = load_config()["training"]
+    wk = TrainOptions.from_config("wk", training)
+    assert wk.method is Method.WK and wk.stages[0].eps == training["wk"]["eps"]
+    assert wk.stages[0].eps_start == training["wk"]["eps_start"] and not wk.init_from_vanilla

@@ -18,12 +18,11 @@ def _model_name(path: str) -> str:
 def _test_split(cfg: dict[str, Any]):
     """The configured evaluation split (genuine MNIST test set, or the mnist5k holdout)."""
     from paper_repro import data
-    from paper_repro.config import resolve_path
 
     d = cfg["data"]
     return data.load_test(
         d["test_source"],
-        resolve_path(d["dir"]),
+        data.config_dir(d),
         download=d["download"],
         holdout=d["mnist5k_holdout"],
         seed=cfg["seed"],

@@ -320,7 +320,7 @@ def test_split(cfg: dict[str, Any]) -> Any:
     d = cfg["data"]
     return data.load_test(
         d["test_source"],
-        resolve_path(d["dir"]),
+        data.config_dir(d),
         download=False,
         holdout=d["mnist5k_holdout"],
         seed=cfg["seed"],
@@ -344,7 +344,7 @@ def _ensure_model(root: Path, name: str, cfg: dict[str, Any], s: DemoSettings) -
     d = cfg["data"]
     split = data.load_train(
         d["train_source"],
-        resolve_path(d["dir"]),
+        data.config_dir(d),
         download=False,
         holdout=d["mnist5k_holdout"],
         seed=cfg["seed"],

@@ -25,8 +25,8 @@ def record_provenance(paths: Iterable[str | Path]) -> pd.DataFrame:
 
     Columns: ``model, norm, files, records, optimal, timeout`` and, from the records' stored
     provenance, ``model_sha256, backend, protocol, tolerance, precision, timeout_s, seed,
-    test_source, data_dir, git_commit, config_sha256, torch`` and the attack and certification
-    settings as JSON.
+    test_source, data_dir, data_warnings, git_commit, config_sha256, torch`` and the attack and
+    certification settings as JSON.
     """
     rows: dict[tuple[str, str], dict] = {}
     for p in paths:
@@ -54,6 +54,7 @@ def record_provenance(paths: Iterable[str | Path]) -> pd.DataFrame:
                     "seed": cfg.get("seed"),
                     "test_source": prov.get("test_split", data.get("test_source")),
                     "data_dir": data.get("dir"),
+                    "data_warnings": " ".join(prov.get("data_warnings", [])),
                     "git_commit": prov.get("git_commit"),
                     "config_sha256": prov.get("config_sha256"),
                     "torch": prov.get("versions", {}).get("torch"),
