@@ -53,17 +53,20 @@ test-latest:
 		grep -iE '^(highspy|z3-solver|cvc5|pysmt|maraboupy|numpy|scipy|torch|onnx|onnxruntime)=='
 	$(LATEST_VENV)/bin/python -m pytest -n $(CORES) -m "not slow" -p no:cacheprovider
 
+# The pipeline; results/run.json records the commit and the pipeline's wall time (make figures
+# puts them beside the claims in the README).
 repro: $(STAMP)
-	snakemake --cores $(CORES)
+	@start=$$(date +%s); snakemake --cores $(CORES) && \
+	printf '{"commit": "%s", "seconds": %s, "finished": "%s"}\n' \
+		"$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+		"$$(( $$(date +%s) - start ))" "$$(date -u +%FT%TZ)" > results/run.json
 
 report: $(STAMP)
 	snakemake --report results/report.html
 
 # Copy the last run's figures and claims table to the committed snapshot the README shows.
-figures:
-	test -f results/claims.csv || { echo "error: no results/claims.csv: run make repro first"; exit 2; }
-	cp results/figures/*.png figures/
-	cp results/claims.csv figures/claims.csv
+figures: $(STAMP)
+	$(BIN)/python tools/snapshot.py
 
 test: $(STAMP)
 	ruff check paper_repro tests benchmarks tools
