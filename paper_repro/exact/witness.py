@@ -220,17 +220,7 @@ def repair(
         return found
     exact = network if isinstance(network, ExactNetwork) else ExactNetwork(network)
     network = exact.network
-    logits = network.forward(xp)
-    others = [j for j in range(network.num_classes) if j != target]
-    j = others[int(np.argmin(logits[target] - logits[others]))]
-    grad = _margin_gradient(network, xp, target, j)
-    if norm == Norm.LINF:
-        direction = np.sign(grad)
-    else:
-        room = np.where(grad > 0, 1.0 - xp, xp)
-        i = int(np.argmax(np.abs(grad) * (room > 0)))
-        direction = np.zeros_like(xp)
-        direction[i] = np.sign(grad[i])
+    direction = _margin_direction(network, xp, target, norm)
     for step in 1e-13 * 2.0 ** np.arange(0, 28):
         cand = _in_box(x, np.clip(xp + step * direction, 0.0, 1.0))
         if cand is None or not float_margin_bounds(exact, cand, target)[0] > 0.0:
@@ -239,6 +229,22 @@ def repair(
         if found is not None:
             return found
     return None
+
+
+def _margin_direction(network: ReluNetwork, xp: np.ndarray, target: int, norm: Norm) -> np.ndarray:
+    """The step (``[n]``) that raises the target's least margin fastest at ``xp``: the sign of
+    its gradient (L∞), or the one coordinate with the largest gradient that has room (L1)."""
+    logits = network.forward(xp)
+    others = [j for j in range(network.num_classes) if j != target]
+    j = others[int(np.argmin(logits[target] - logits[others]))]
+    grad = _margin_gradient(network, xp, target, j)
+    if norm == Norm.LINF:
+        return np.sign(grad)
+    room = np.where(grad > 0, 1.0 - xp, xp)
+    i = int(np.argmax(np.abs(grad) * (room > 0)))
+    direction = np.zeros_like(xp)
+    direction[i] = np.sign(grad[i])
+    return direction
 
 
 def float32_repair(
@@ -265,16 +271,7 @@ def float32_repair(
     net = exact.network
     xp = np.asarray(w.x, np.float64)
     logits = net.forward(xp)
-    others = [j for j in range(net.num_classes) if j != w.target]
-    j = others[int(np.argmin(logits[w.target] - logits[others]))]
-    grad = _margin_gradient(net, xp, w.target, j)
-    if norm == Norm.LINF:
-        direction = np.sign(grad)
-    else:
-        room = np.where(grad > 0, 1.0 - xp, xp)
-        i = int(np.argmax(np.abs(grad) * (room > 0)))
-        direction = np.zeros_like(xp)
-        direction[i] = np.sign(grad[i])
+    direction = _margin_direction(net, xp, w.target, norm)
     steps = 1e-9 * 2.0 ** np.arange(20)
     cands = np.clip(xp[None, :] + steps[:, None] * direction[None, :], 0.0, 1.0)
     need = 16.0 * 2.0**-23 * float(np.abs(logits).max())
