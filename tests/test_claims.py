@@ -202,3 +202,5 @@ def test_cluster_bootstrap_counts_images_not_instances():
     assert {c.verdict for c in one_image if c.method.startswith("bootstrap")} == {
         Verdict.NOT_COMPARABLE
     }
+    lone = {c.claim: c for c in one_image}["nonlinearity_linf"]  # 9 targets of one image
+    assert lone.verdict == Verdict.NOT_COMPARABLE and "1 image" in lone.reason

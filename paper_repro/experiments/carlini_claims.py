@@ -13,6 +13,7 @@ import pandas as pd
 from paper_repro.experiments import carlini_tables as ct
 from paper_repro.experiments.claims import Claim, not_comparable, qualitative, quantitative
 from paper_repro.experiments.stats import (
+    MIN_UNITS,
     Estimate,
     bootstrap_ratio_of_means,
     cluster_bootstrap_mean,
@@ -145,12 +146,15 @@ def _nonlinearity_claims(df: pd.DataFrame, base: str, defended: str) -> list[Cla
             f"Sec. 4.2 ({_NORM[norm]}): no significant difference between N and N̄ in the ReLUs "
             "that switch between x and its minimal example"
         )
-        if a.size < 2 or b.size < 2:
-            out.append(
-                not_comparable(
-                    PAPER, f"nonlinearity_{norm}", statement, np.nan, None, "fewer than 2 per net"
-                )
+        images = df.loc[df["norm"] == norm, "image"].nunique()
+        if a.size < 2 or b.size < 2 or images < MIN_UNITS:
+            why = (
+                "fewer than 2 examples per network"
+                if a.size < 2 or b.size < 2
+                else f"only {images} image(s): the test needs independent examples from at least "
+                f"{MIN_UNITS} images"
             )
+            out.append(not_comparable(PAPER, f"nonlinearity_{norm}", statement, np.nan, None, why))
             continue
         res = ct.compare_samples(a, b, ct.SignificanceTest.MANN_WHITNEY)
         est = Estimate(res.p_value, np.nan, np.nan, a.size + b.size, "mann-whitney p")
