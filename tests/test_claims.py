@@ -159,6 +159,7 @@ def test_wong_kolter_claims():
     )
     claims = {c.claim: c for c in wong_kolter_claims(table1)}
     assert claims["robust_training_bound_50_wk"].verdict == Verdict.REPRODUCED
+    assert claims["robust_training_bound_50_wk"].ours == pytest.approx(20.0)  # in %, as the paper
     assert claims["bound_above_pgd_error"].verdict == Verdict.REPRODUCED
     assert claims["table1_robust_bound_50_wk"].verdict == Verdict.NOT_COMPARABLE
     assert claims["table1_robust_bound_50_wk"].ours == pytest.approx(20.0)
