@@ -81,6 +81,12 @@ class Query:
         object.__setattr__(self, "x", x)
         object.__setattr__(self, "norm", Norm.parse(self.norm))
 
+    def domain_radius(self) -> float:
+        """The distance from ``x`` to the farthest point of ``[0,1]^n`` in the query's norm: every
+        ``x′`` of the input domain lies within it (``δ* ≤`` this, or no example exists)."""
+        far = np.maximum(self.x, 1.0 - self.x)
+        return float(far.max() if self.norm == Norm.LINF else far.sum())
+
     def targets(self) -> list[int]:
         """The classes an adversarial example may land in."""
         if self.target is not None:

@@ -91,8 +91,7 @@ class BabEngine:
         self.q = query
         self.opt = options or BabOptions()
         self.net, self.x, self.norm = query.network, query.x, query.norm
-        far = np.maximum(self.x, 1.0 - self.x)
-        self.domain = float(far.max() if self.norm == Norm.LINF else far.sum())
+        self.domain = query.domain_radius()
         self.lps: dict[int, RelaxedLP] = {}
         self.node_lps: dict[int, RelaxedLP] = {}
         self.pools: dict[int, HullCutPool] = {}

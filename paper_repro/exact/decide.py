@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from paper_repro.errors import PaperReproError
 from paper_repro.exact.witness import Witness
 from paper_repro.query import Query
 
@@ -33,6 +34,14 @@ class SmtSolver(enum.StrEnum):
 
     Z3 = "z3"
     CVC5 = "cvc5"
+
+    @classmethod
+    def parse(cls, value: str | SmtSolver) -> SmtSolver:
+        """The solver named ``value``; an unknown name is a :class:`PaperReproError`."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise PaperReproError(f"unknown SMT solver {value!r}: expected z3 or cvc5") from None
 
 
 @dataclass(frozen=True)

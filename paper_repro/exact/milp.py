@@ -26,7 +26,7 @@ from paper_repro.exact.decide import Decision, SearchOutcome, Verdict
 from paper_repro.exact.incumbent import attack_incumbent
 from paper_repro.exact.region import activation_pattern, region_lp, region_witness
 from paper_repro.exact.witness import ExactNetwork, Witness, fit_within, repair
-from paper_repro.query import Norm, Query
+from paper_repro.query import Query
 
 SAFETY = 1e-9
 """Margin (relative to ``1 + |bound|``) subtracted from HiGHS's MIP dual bound."""
@@ -153,8 +153,7 @@ def milp_minimize(
             attack = w
     if attack is not None and (best is None or attack.distance < best.distance):
         best = attack
-    far = np.maximum(query.x, 1.0 - query.x)
-    domain = float(far.max() if query.norm == Norm.LINF else far.sum())
+    domain = query.domain_radius()
     lower, nodes, finished, unstable = np.inf, 0, True, 0
     for t in query.targets():
         radius = domain if best is None else best.distance

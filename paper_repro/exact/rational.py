@@ -12,6 +12,7 @@ from fractions import Fraction
 import numpy as np
 
 from paper_repro.errors import PaperReproError
+from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm, Query
 
 
@@ -26,9 +27,13 @@ def frac(v: float | Fraction) -> Fraction:
 
 def exact_forward(query: Query, xp: list[Fraction]) -> list[list[Fraction]]:
     """Exact activations ``[z_1, …, z_{L−1}, logits]`` (lists of ``Fraction``) at input ``xp``."""
+    return exact_activations(query.network, xp)
+
+
+def exact_activations(net: ReluNetwork, xp: list[Fraction]) -> list[list[Fraction]]:
+    """:func:`exact_forward` for a network without a query (e.g. a VNN-LIB point)."""
     z = xp
     out = []
-    net = query.network
     for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
         fw = [[frac(v) for v in row] for row in w]
         h = [frac(b[j]) + sum((a * c for a, c in zip(fw[j], z, strict=True)), Fraction(0))

@@ -33,7 +33,7 @@ from paper_repro.exact.witness import (
     float32_margin,
     float32_repair,
 )
-from paper_repro.query import MinAdvResult, Norm, Query, Status
+from paper_repro.query import MinAdvResult, Query, Status
 
 
 class Backend(enum.StrEnum):
@@ -87,12 +87,7 @@ class SolveOptions:
             raise PaperReproError(
                 f"unknown protocol {self.protocol!r}: expected exact or binary_search"
             ) from None
-        try:
-            object.__setattr__(self, "smt_solver", SmtSolver(self.smt_solver))
-        except ValueError:
-            raise PaperReproError(
-                f"unknown SMT solver {self.smt_solver!r}: expected z3 or cvc5"
-            ) from None
+        object.__setattr__(self, "smt_solver", SmtSolver.parse(self.smt_solver))
 
 
 def _backend(value: Backend | str) -> Backend:
@@ -175,8 +170,7 @@ def _with_crown_lower(query: Query, res: MinAdvResult, tol: float) -> MinAdvResu
     if math.isfinite(res.upper):
         certified = crown_lower_bound(query, res.upper)
     else:
-        far = np.maximum(query.x, 1.0 - query.x)
-        domain = float(far.max() if query.norm == Norm.LINF else far.sum())
+        domain = query.domain_radius()
         unreachable = crown_unreachable(query, domain)
         certified = math.inf if unreachable else crown_lower_bound(query, domain)
     extra = {**res.extra, "crown_lower": certified}
@@ -244,8 +238,7 @@ def binary_search(
             if w is not None and (best is None or w.distance < best.distance):
                 best = w
     attack = best.distance if best is not None else math.inf
-    far = np.maximum(query.x, 1.0 - query.x)
-    domain = float(far.max() if query.norm == Norm.LINF else far.sum())
+    domain = query.domain_radius()
     lo, calls, message = 0.0, 0, ""
     hi = best.distance if best is not None else domain
     if best is None:  # no attack succeeded: ask once whether anything exists at all

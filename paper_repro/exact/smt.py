@@ -51,13 +51,6 @@ __all__ = [
 ]  # fmt: skip
 
 
-def _parse_solver(value: str | SmtSolver) -> SmtSolver:
-    try:
-        return SmtSolver(value)
-    except ValueError:
-        raise PaperReproError(f"unknown SMT solver {value!r}: expected z3 or cvc5") from None
-
-
 _TIME_LIMIT_OPTION = {SmtSolver.CVC5: "tlimit-per"}
 """Per solver behind PySMT, its option for a per-check time limit in milliseconds."""
 
@@ -287,7 +280,7 @@ def smt_decider(solver: SmtSolver | str = SmtSolver.Z3, crown_stability: bool = 
     to drop stable ReLUs (fewer disjunctions; default: exact interval arithmetic only, the
     simplest specification).
     """
-    name = _parse_solver(solver)
+    name = SmtSolver.parse(solver)
 
     def decide(query: Query, delta: float, timeout_s: float) -> Decision:
         t0 = time.perf_counter()

@@ -38,6 +38,7 @@ from paper_repro.errors import PaperReproError
 from paper_repro.exact.bab import BabEngine, BabOptions
 from paper_repro.exact.decide import Verdict
 from paper_repro.exact.falsify import PgdOptions, pgd_falsify
+from paper_repro.exact.rational import exact_activations
 from paper_repro.exact.witness import ExactNetwork, exact_logits, round_down, round_up
 from paper_repro.models import network_to_torch
 from paper_repro.network import ReluNetwork
@@ -127,19 +128,8 @@ def check_point(
         point[i] = v
     if not case.box.contains(point):
         return None
-    y = exact_logits(exact, xf) if not rational else _rational_logits(exact.network, point)
+    y = exact_logits(exact, xf) if not rational else exact_activations(exact.network, point)[-1]
     return (point, y) if all(c.holds(y) for c in case.constraints) else None
-
-
-def _rational_logits(network: ReluNetwork, point: list[Fraction]) -> list[Fraction]:
-    """The network's outputs at a rational point, exactly (slow: Python fractions)."""
-    z = point
-    for k, (w, b) in enumerate(zip(network.weights, network.biases, strict=True)):
-        rows = [[Fraction(float(v)) for v in row] for row in w]
-        h = [Fraction(float(bj)) + sum((a * c for a, c in zip(r, z, strict=True)), Fraction(0))
-             for r, bj in zip(rows, b, strict=True)]  # fmt: skip
-        z = h if k == len(network.weights) - 1 else [max(v, Fraction(0)) for v in h]
-    return z
 
 
 def verify_property(

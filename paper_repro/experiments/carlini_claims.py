@@ -63,7 +63,7 @@ def _table1_claims(row, g: pd.DataFrame, seed: int) -> list[Claim]:
                 f"{int(done.sum())} of {len(g)}",
             )
         )
-    same_set = row.subset == ct.Subset.ALL.value or len(part) == len(g) == 0
+    same_set = row.subset == ct.Subset.ALL.value
     improvement = ct.improvement_pct(part["cw_distance"], part["minimal"]) if len(part) else []
     values = [
         ("cw", "mean CW distance", row.cw, part["cw_distance"]),

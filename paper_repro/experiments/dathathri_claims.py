@@ -14,7 +14,7 @@ import numpy as np
 
 from paper_repro.experiments import dathathri_metrics as dm
 from paper_repro.experiments.claims import Claim, qualitative, quantitative
-from paper_repro.experiments.stats import N_BOOT, Estimate
+from paper_repro.experiments.stats import bootstrap_rows
 
 PAPER = "dathathri"
 
@@ -42,11 +42,11 @@ def dathathri_claims(
                 f"table3a_{method}_{model}",
                 f"Table 3(a): untargeted φ(δ = {d5:g}) of the {method} = {paper_value} % ({model})",
                 paper_value,
-                _resampled(n, phi(method, d5), seed),
+                bootstrap_rows(n, phi(method, d5), seed),
                 " %",
             )
         )
-    gain = _resampled(n, lambda i: phi("ours", d5)(i) - phi("baseline", d5)(i), seed)
+    gain = bootstrap_rows(n, lambda i: phi("ours", d5)(i) - phi("baseline", d5)(i), seed)
     out.append(
         qualitative(
             PAPER,
@@ -75,7 +75,7 @@ def dathathri_claims(
                     f"Table 3(b): severity μ(δ = 20) towards class {target} of the {method} = "
                     f"{paper_value} (over examples the baseline attacks within 20)",
                     paper_value,
-                    _resampled(n, mu, seed),
+                    bootstrap_rows(n, mu, seed),
                 )
             )
     for delta in (5.0, 10.0):
@@ -96,21 +96,8 @@ def dathathri_claims(
                 f"Table 3(c): exact targeted φ(δ = {delta:g}), mean over the 10 target classes "
                 f"= {paper_value:.2f} %",
                 paper_value,
-                _resampled(n, targeted, seed),
+                bootstrap_rows(n, targeted, seed),
                 " %",
             )
         )
     return out
-
-
-def _resampled(n: int, statistic: Callable[[np.ndarray], float], seed: int) -> Estimate:
-    """``statistic(all images)`` with a percentile bootstrap interval over the images (NaN
-    statistics of a resample, e.g. no example within δ, are left out)."""
-    rng = np.random.default_rng(seed)
-    value = statistic(np.arange(n))
-    boots = np.array([statistic(rng.integers(0, n, n)) for _ in range(N_BOOT // 4)])
-    boots = boots[np.isfinite(boots)]
-    if not np.isfinite(value) or boots.size == 0:
-        return Estimate(float(value), float("nan"), float("nan"), n, "bootstrap")
-    lo, hi = np.quantile(boots, [0.025, 0.975])
-    return Estimate(float(value), float(lo), float(hi), n, "bootstrap")

@@ -96,6 +96,23 @@ def cluster_bootstrap_mean(values, groups, level: float = 0.95, seed: int = 0) -
     return Estimate(float(a.mean()), float(lo), float(hi), len(units), "bootstrap over images")
 
 
+def bootstrap_rows(
+    n: int, statistic: Callable[[np.ndarray], float], seed: int = 0, resamples: int = N_BOOT // 4
+) -> Estimate:
+    """``statistic(all n rows)`` with a 95 % percentile interval over ``resamples`` bootstrap
+    resamples of the row indices; ``statistic`` takes an index array (``[n]``, with repeats),
+    e.g. the test images of Dathathri et al.'s ρ matrices. Resamples whose statistic is not
+    finite (no example within δ, say) are left out."""
+    rng = np.random.default_rng(seed)
+    value = statistic(np.arange(n))
+    boots = np.array([statistic(rng.integers(0, n, n)) for _ in range(resamples)])
+    boots = boots[np.isfinite(boots)]
+    if not np.isfinite(value) or boots.size == 0:
+        return Estimate(float(value), float("nan"), float("nan"), n, "bootstrap")
+    lo, hi = np.quantile(boots, [0.025, 0.975])
+    return Estimate(float(value), float(lo), float(hi), n, "bootstrap")
+
+
 def bootstrap_ratio_of_means(num, den, level: float = 0.95, seed: int = 0, groups=None) -> Estimate:
     """``mean(num) / mean(den)`` for paired samples (``[n]`` each, resampled together), e.g.
     Carlini et al.'s robustness factor: mean minimal distance of N̄ over that of N. ``groups``
