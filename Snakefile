@@ -2,7 +2,9 @@
 # Thin by design: rules live in rules/*.smk, logic in the paper_repro package.
 import os
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
+
+from paper_repro.config import validate as validate_config
 
 min_version("8.0")
 
@@ -14,7 +16,9 @@ DEFAULT_CONFIG = os.path.join(workflow.basedir, "config", "config.yaml")
 configfile: DEFAULT_CONFIG
 
 
-validate(config, os.path.join(workflow.basedir, "config", "schema.yaml"))
+# config/schema.yaml, through the package (the jobs validate the same way): defaults filled in,
+# the first violation named by its key.
+config.update(validate_config(config))
 
 
 include: "rules/common.smk"
@@ -27,7 +31,7 @@ rule all:
     default_target: True
     input:
         rules.accuracy_table.output.csv,
-        instance_files(),
-        expand("results/certify/{model}.csv", model=EXPERIMENTS["models"]),
-        NOTEBOOK_OUTPUTS,
+        [f for s in STUDIES.values() for f in s.outputs()],
+        expand("results/certify/{model}.csv", model=MODELS),
+        [f"results/notebooks/{nb.name}.ipynb" for nb in NOTEBOOKS],
         rules.claims.output.csv,

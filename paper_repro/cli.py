@@ -251,6 +251,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=lambda a: ce.run_minimal(a, _config(a)))
 
     p = add(
+        "study",
+        "Pipeline job: one shard of a study (experiments.studies) — CW start, closest FGSM and "
+        "certified minimal adversarial examples of its images (JSONL).",
+    )
+    ce.add_study_arguments(p)
+    p.set_defaults(func=lambda a: ce.run_study(a, _config(a)))
+
+    p = add(
         "certify",
         "Pipeline job: Wong-Kolter / CROWN certified radii and robust-error "
         "columns for the first certify.n_test test images (CSV).",

@@ -33,11 +33,14 @@ class Norm(enum.StrEnum):
 class Status(enum.StrEnum):
     """``optimal``: ``upper − lower ≤ tolerance``; ``timeout``: the time limit ended the search
     (best certified bracket so far); ``unknown``: the search gave up with time left (the bracket
-    is still certified; ``message`` says why); ``error``."""
+    is still certified; ``message`` says why); ``beyond``: the search was asked to resolve
+    ``δ*`` only up to a distance (``SolveOptions.max_distance``) and proved ``δ* ≥`` it (the
+    bracket's lower end; ``upper`` is the best example found, maybe ``inf``); ``error``."""
 
     OPTIMAL = "optimal"
     TIMEOUT = "timeout"
     UNKNOWN = "unknown"
+    BEYOND = "beyond"
     ERROR = "error"
 
 

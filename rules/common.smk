@@ -1,4 +1,8 @@
 # Shared helpers for the rules: model names from the config, config files for the CLI.
+import json
+
+from paper_repro.experiments.notebook_registry import runnable
+from paper_repro.experiments.studies import studies
 
 
 wildcard_constraints:
@@ -32,18 +36,57 @@ def init_model(wildcards):
 wildcard_constraints:
     model=r"[1-9][0-9]*(x[1-9][0-9]*)*_(vanilla|pgd|alp|wk)",
     norm=r"linf|l1",
-    image=r"[0-9]+",
+    study=r"[a-z][a-z0-9_]*",
+    shard=r"[0-9]+",
 
 
 EXPERIMENTS = config["experiments"]
-INSTANCE_LISTS = ("models", "norms", "images", "certify")
+# The papers' instance sets and notebooks, as the package defines them (defaults filled in).
+STUDIES = studies(config)
 
 
-def instance_files(models=None, norms=None):
-    """The per-image JSONL files of the experiments for the given models and norms."""
-    return expand(
-        "results/instances/{model}/{norm}/{image}.jsonl",
-        model=models or EXPERIMENTS["models"],
-        norm=norms or EXPERIMENTS["norms"],
-        image=EXPERIMENTS["images"],
+def study_models(wildcards):
+    """Every model of the study: the images are those they all classify correctly."""
+    return expand("results/models/{m}.pt", m=STUDIES[wildcards.study].models)
+
+
+# The notebooks (papermill): see rules/notebooks.smk.
+NB_SHELL = (
+    "papermill {input.nb} {output.nb} -k python3 --log-output --no-progress-bar "
+    "-y '{params.yaml}' -p results_dir \"$PWD/results\" -p tables_dir \"$PWD/results/tables\" "
+    "-p figures_dir \"$PWD/results/figures\" > {log} 2>&1"
+)
+NOTEBOOKS = runnable(config)
+
+
+def notebook_inputs(nb):
+    """The notebook file, its studies' instance files and the tables it declares it reads."""
+    inputs = {
+        "nb": os.path.join(workflow.basedir, "notebooks", f"{nb.name}.ipynb"),
+        "instances": nb.instance_files(config),
+    }
+    if nb.accuracy:
+        inputs["accuracy"] = "results/tables/accuracy.csv"
+    if nb.certify:
+        inputs["certify"] = expand("results/certify/{model}.csv", model=MODELS)
+    return inputs
+
+
+def notebook_outputs(nb):
+    """The executed notebook, its tables and (in the report, with its caption) its figures."""
+    figures = {
+        name: report(path, caption=f"../report/{nb.name}.rst", category=nb.category)
+        for name, path in nb.figure_files().items()
+    }
+    return {"nb": f"results/notebooks/{nb.name}.ipynb", **nb.table_files(), **figures}
+
+
+def notebook_parameters(nb):
+    """Papermill parameters: the registry's, and the study files (relative to the work folder)."""
+    return json.dumps(
+        {
+            **nb.parameters(config, MODELS),
+            "build_demo": False,
+            "studies": nb.instance_files(config),
+        }
     )

@@ -1,33 +1,41 @@
-# Certified minimal adversarial examples (one job per model, norm and image) and certified radii.
+# The studies' certified minimal adversarial examples (one job per study, model, norm and shard)
+# and the certified radii of every test image.
 
 
-rule minimal_image:
+rule study:
     input:
         pt="results/models/{model}.pt",
+        select_with=study_models,
     output:
-        jsonl="results/instances/{model}/{norm}/{image}.jsonl",
+        jsonl="results/instances/{study}/{model}/{norm}/{shard}.jsonl",
     params:
         configs=CONFIG_ARGS,
-        # Finished targets survive an interrupted job here (not an output: Snakemake keeps it).
-        checkpoint="results/checkpoints/{model}/{norm}/{image}.jsonl",
-        # Only what changes an instance's answer (not the model/image lists) triggers a rerun.
+        # Finished queries survive an interrupted job here (not an output: Snakemake keeps it).
+        checkpoint="results/checkpoints/{study}/{model}/{norm}/{shard}.jsonl",
+        # What changes the job's answers (a rerun trigger); other studies' settings do not.
         settings=lambda wc: {
+            "seed": config["seed"],
             "data": config["data"],
-            "solve": {k: v for k, v in EXPERIMENTS.items() if k not in INSTANCE_LISTS},
+            "study": EXPERIMENTS["studies"][wc.study],
+            "solve": {k: v for k, v in EXPERIMENTS.items() if k not in ("studies", "certify")},
         },
     threads: 1
     resources:
-        runtime=lambda wc: int(9 * EXPERIMENTS["timeout"] / 60) + 10,
+        runtime=lambda wc: int(
+            (STUDIES[wc.study].timeout * 9 * STUDIES[wc.study].images) / 60
+            // STUDIES[wc.study].shards
+        )
+        + 10,
     conda:
         "../environment.yml"
     log:
-        "results/logs/minimal_image/{model}_{norm}_{image}.log",
+        "results/logs/study/{study}/{model}_{norm}_{shard}.log",
     benchmark:
-        "results/benchmarks/minimal_image/{model}_{norm}_{image}.tsv"
+        "results/benchmarks/study/{study}/{model}_{norm}_{shard}.tsv"
     shell:
-        "paper-repro minimal-image {params.configs} --model {input.pt} --norm {wildcards.norm} "
-        "--image {wildcards.image} --out {output.jsonl} --checkpoint {params.checkpoint} "
-        "> {log} 2>&1"
+        "paper-repro study {params.configs} --study {wildcards.study} --model {input.pt} "
+        "--norm {wildcards.norm} --shard {wildcards.shard} --select-with {input.select_with} "
+        "--out {output.jsonl} --checkpoint {params.checkpoint} > {log} 2>&1"
 
 
 rule certify:
@@ -38,7 +46,11 @@ rule certify:
         provenance="results/certify/{model}.json",
     params:
         configs=CONFIG_ARGS,
-        settings=lambda wc: {"data": config["data"], "certify": EXPERIMENTS["certify"]},
+        settings=lambda wc: {
+            "seed": config["seed"],
+            "data": config["data"],
+            "certify": EXPERIMENTS["certify"],
+        },
     threads: 1
     conda:
         "../environment.yml"

@@ -1,6 +1,6 @@
 """The four papermill notebooks: one ``parameters`` cell, no function or class definitions
-(logic lives in the package), no committed outputs, and the tables / figures the Snakemake rules
-declare are the ones the notebooks write."""
+(logic lives in the package), no committed outputs, and the tables / figures the notebook
+registry declares (which the Snakemake rules read) are the ones the notebooks write."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from paper_repro.config import REPO_ROOT
+from paper_repro.config import REPO_ROOT, load_config
+from paper_repro.experiments.notebook_registry import NOTEBOOKS as REGISTRY
+from paper_repro.experiments.notebook_registry import runnable
 
-NOTEBOOKS = ("carlini", "pahlavan", "wong_kolter", "dathathri")
+NOTEBOOKS = tuple(nb.name for nb in REGISTRY)
 
 
 def _read(name: str) -> nbformat.NotebookNode:
@@ -50,17 +52,22 @@ def test_no_outputs_committed(name):
             assert cell.outputs == [] and cell.execution_count is None
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
-def test_rule_outputs_are_written_by_the_notebook(name):
-    """Each table / figure the rule declares appears in the notebook as a saved name."""
-    rules = (REPO_ROOT / "rules" / "notebooks.smk").read_text()
-    block = rules.split(f"rule {name}_notebook:")[1].split("\nrule ")[0]
-    outputs_block = block.split("output:")[1].split("params:")[0]
-    outputs = re.findall(r'"(?:results/tables|figures)/([a-z_0-9]+)\.(?:csv|png)"', outputs_block)
-    assert outputs, f"rule {name}_notebook declares no tables or figures"
-    source = "\n".join(c.source for c in _read(name).cells)
-    for out in outputs:
-        assert out.startswith(f"{name}_"), out
+@pytest.mark.parametrize("nb", REGISTRY, ids=NOTEBOOKS)
+def test_registry_outputs_are_written_by_the_notebook(nb):
+    """Each table / figure the registry declares appears in the notebook as a saved name, and
+    each parameter the pipeline passes is one of the notebook's parameters."""
+    source = "\n".join(c.source for c in _read(nb.name).cells)
+    names = [Path(p).stem for p in (*nb.table_files().values(), *nb.figure_files().values())]
+    for out in names:
+        assert out.startswith(f"{nb.name}_"), out
         assert f'"{out}"' in source or f"/{out}.png" in source, out
-    assert f'"notebooks", "{name}.ipynb"' in block
-    assert Path(REPO_ROOT / "report" / f"{name}.rst").is_file()
+    assert Path(REPO_ROOT / "report" / f"{nb.name}.rst").is_file()
+    params = [c for c in _read(nb.name).cells if "parameters" in c.metadata.get("tags", [])]
+    declared = set(re.findall(r"^([a-z_][a-z0-9_]*) = ", params[0].source, re.M))
+    cfg = load_config()
+    passed = {*nb.parameters(cfg, ["24x24_vanilla"]), "build_demo", "studies"}
+    assert passed <= declared, passed - declared
+
+
+def test_default_config_runs_every_notebook():
+    assert [nb.name for nb in runnable(load_config())] == list(NOTEBOOKS)

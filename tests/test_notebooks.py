@@ -5,24 +5,21 @@ figures its Snakemake rule declares. ``make test`` executes the notebooks throug
 
 from __future__ import annotations
 
-import re
+from pathlib import Path
 
 import papermill
 import pytest
 
 from paper_repro.config import REPO_ROOT
-
-NOTEBOOKS = ("carlini", "pahlavan", "wong_kolter", "dathathri")
+from paper_repro.experiments.notebook_registry import NOTEBOOKS
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_writes_its_rule_outputs(name, tmp_path):
-    rules = (REPO_ROOT / "rules" / "notebooks.smk").read_text()
-    block = rules.split(f"rule {name}_notebook:")[1].split("\nrule ")[0]
-    outputs_block = block.split("output:")[1].split("params:")[0]
-    tables = set(re.findall(r'"results/tables/([a-z_0-9]+\.csv)"', outputs_block))
-    figures = set(re.findall(r'"results/figures/([a-z_0-9]+\.png)"', outputs_block))
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=[nb.name for nb in NOTEBOOKS])
+def test_notebook_writes_its_registry_outputs(nb, tmp_path):
+    name = nb.name
+    tables = {Path(p).name for p in nb.table_files().values()}
+    figures = {Path(p).name for p in nb.figure_files().values()}
     out = tmp_path / f"{name}.ipynb"
     papermill.execute_notebook(
         str(REPO_ROOT / "notebooks" / f"{name}.ipynb"),

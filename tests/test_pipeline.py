@@ -53,9 +53,26 @@ TINY = {
     },
     "evaluation": {"n_test": 50, "pgd": {"steps": 3}},
     "experiments": {
-        "models": ["6_vanilla", "6_pgd"],
-        "norms": ["linf", "l1"],
-        "images": [0],
+        "studies": {
+            "carlini": {"models": ["6_vanilla", "6_pgd"], "norms": ["linf", "l1"], "images": 1},
+            "carlini_extended": None,  # null drops a study of the default config
+            "pahlavan": {"models": ["6_vanilla", "6_alp"], "images": 1},
+            "dathathri": {
+                "models": ["4x3_vanilla"],
+                "norms": ["l1"],
+                "images": 3,
+                "untargeted": True,
+                "max_distance": 2.0,
+                "shards": 2,
+            },
+            "dathathri_targeted": {
+                "models": ["4x3_vanilla"],
+                "norms": ["l1"],
+                "images": 1,
+                "max_distance": 2.0,
+            },
+            "sandwich": {"models": ["6_vanilla", "6_wk"], "images": 2, "untargeted": True},
+        },
         "timeout": 30,
         "cw_linf": {"steps": 20},
         "cw_l1": {"steps": 30, "binary_search_steps": 3},
@@ -79,14 +96,26 @@ def test_tiny_end_to_end(tmp_path, repo_root):
         assert 0.0 <= float(r["fgsm_acc"]) <= 1.0
         # the dual bound proves nothing the attacks refute: bound error ≥ PGD error
         assert float(r["bound_err"]) >= 1.0 - float(r["pgd_acc"]) - 1e-9
-    instances = sorted((tmp_path / "results/instances").rglob("*.jsonl"))
-    assert len(instances) == 4  # 2 models x 2 norms x 1 image
+    instances = sorted((tmp_path / "results/instances/carlini").rglob("*.jsonl"))
+    assert len(instances) == 4  # 2 models x 2 norms x 1 shard of 1 image
     for path in instances:
         recs = [json.loads(line) for line in path.read_text().splitlines()]
         assert len(recs) == 9 and {r["target"] for r in recs} == set(range(10)) - {
             recs[0]["extra"]["label"]
         }
-        for r in recs:
+        assert recs[0]["extra"]["correct"]  # studies attack correctly classified images
+    # untargeted and capped: one record per image, images dealt over the 2 shards
+    shards = sorted((tmp_path / "results/instances/dathathri").rglob("*.jsonl"))
+    assert [p.name for p in shards] == ["0.jsonl", "1.jsonl"]
+    recs = [json.loads(line) for p in shards for line in p.read_text().splitlines()]
+    assert len(recs) == 3 and len({r["image"] for r in recs}) == 3
+    assert all(r["target"] is None for r in recs)
+    for r in recs:
+        assert r["status"] in ("optimal", "beyond", "timeout"), r["message"]
+        assert r["status"] != "beyond" or (r["lower"] >= 2.0 and r["upper"] > 2.0)
+    for path in (tmp_path / "results/instances").rglob("*.jsonl"):
+        for line in path.read_text().splitlines():
+            r = json.loads(line)
             assert r["lower"] <= r["upper"] + 1e-12
             assert r["witness"] is None or r["margin_exact"] >= 0
     certified = (tmp_path / "results/certify/6_pgd.csv").read_text().splitlines()
@@ -97,7 +126,7 @@ def test_tiny_end_to_end(tmp_path, repo_root):
         assert len(list((tmp_path / "results" / kind).iterdir())) == 5
     with open(tmp_path / "results/claims.csv") as fh:
         claims = list(csv.DictReader(fh))
-    assert {r["paper"] for r in claims} == {"carlini", "wong_kolter", "dathathri"}
+    assert {r["paper"] for r in claims} == {"carlini", "pahlavan", "wong_kolter", "dathathri"}
     assert {r["verdict"] for r in claims} <= {"reproduced", "differs", "not comparable"}
     assert (tmp_path / "results/figures/carlini_examples.png").is_file()
     # Nothing left to do: a rerun schedules no job, also from a moved copy of the work folder

@@ -92,6 +92,10 @@ class BabEngine:
         self.opt = options or BabOptions()
         self.net, self.x, self.norm = query.network, query.x, query.norm
         self.domain = query.domain_radius()
+        # the distances of interest: the domain, or less with max_distance (nodes beyond it are
+        # pruned, so a finished search only proves δ* ≥ limit there)
+        cap = self.opt.max_distance
+        self.limit = self.domain if cap is None else min(self.domain, float(cap))
         self.lps: dict[int, RelaxedLP] = {}
         self.node_lps: dict[int, RelaxedLP] = {}
         self.pools: dict[int, HullCutPool] = {}
@@ -158,7 +162,7 @@ class BabEngine:
         self.base, self.base_radius = bounds, radius
 
     def _cap(self, delta: float | None) -> float:
-        cap = self.domain if delta is None else delta
+        cap = self.limit if delta is None else delta
         return cap if self.best is None else min(cap, self.best.distance)
 
     # ---------------------------------------------------------------- the search
@@ -218,6 +222,8 @@ class BabEngine:
         upper = np.inf if self.best is None else self.best.distance
         open_lb = min((n.lb for n in heap), default=np.inf)
         lower = min(closed, open_lb, upper)
+        if delta is None and self.limit < self.domain:
+            lower = min(lower, self.limit)  # pruned beyond the limit: only δ* ≥ limit is proven
         if delta is not None and finished and closed > delta:
             lower = max(lower, delta)  # every subtree's bound exceeds δ
         return SearchOutcome(lower, self.best, self.nodes, finished, unstable, attack)

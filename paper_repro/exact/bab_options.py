@@ -36,6 +36,10 @@ class BabOptions:
         stop_first: bound a node with free ReLUs by one LP at the stop radius (the incumbent's
             distance less the tolerance, or δ) instead of Newton steps (``newton_bound``'s
             ``stop_first``); the default.
+        max_distance: resolve ``δ*`` only up to this distance (``None``: the whole domain).
+            Nodes whose bound exceeds it are pruned, so a finished search either brackets
+            ``δ* ≤ max_distance`` to the tolerance or proves ``δ* ≥ max_distance`` (the lower
+            end is then ``max_distance``).
     """
 
     tolerance: float = 1e-4
@@ -54,3 +58,4 @@ class BabOptions:
     cuts_after: int = 0
     stop_first: bool = True
     progress: float = 0.0
+    max_distance: float | None = None

@@ -64,6 +64,9 @@ class SolveOptions:
         seed: seed of the initial attack's random starts.
         smt_solver: the solver of the ``smt`` backend (:class:`SmtSolver`: z3 or cvc5).
         progress: seconds between progress lines on stderr (0: none; BaB and binary search).
+        max_distance: resolve ``δ*`` only up to this distance (``bab`` backend, ``exact``
+            protocol): beyond it the search stops once it proves ``δ* ≥ max_distance``
+            (status ``beyond``). ``None``: the whole domain.
     """
 
     tolerance: float = 1e-4
@@ -73,8 +76,11 @@ class SolveOptions:
     seed: int = 0
     smt_solver: SmtSolver = SmtSolver.Z3
     progress: float = 0.0
+    max_distance: float | None = None
 
     def __post_init__(self) -> None:
+        if self.max_distance is not None and not self.max_distance > 0:
+            raise PaperReproError(f"max_distance must be > 0, got {self.max_distance}")
         if not (self.tolerance >= 0 and math.isfinite(self.tolerance)):
             raise PaperReproError(f"tolerance must be finite and ≥ 0, got {self.tolerance}")
         if not (self.precision > 0 and math.isfinite(self.precision)):
@@ -121,6 +127,12 @@ def minimal_adversarial(
         PaperReproError: unknown backend/protocol, or an exact-only request for a decider backend.
     """
     backend = _backend(backend)
+    if options.max_distance is not None and (
+        backend != Backend.BAB or options.protocol != Protocol.EXACT
+    ):
+        raise PaperReproError(
+            "max_distance is supported by the bab backend with the exact protocol only"
+        )
     if options.protocol == Protocol.BINARY_SEARCH:
         res = binary_search(query, _decider(backend, options), options, initial, str(backend))
         return _with_crown_lower(query, res, options.precision)
@@ -128,12 +140,17 @@ def minimal_adversarial(
     deadline = start + options.timeout
     if backend == Backend.BAB:
         bab_options = BabOptions(
-            tolerance=options.tolerance, seed=options.seed, progress=options.progress
+            tolerance=options.tolerance,
+            seed=options.seed,
+            progress=options.progress,
+            max_distance=options.max_distance,
         )
         engine = BabEngine(query, bab_options)
         seed_incumbent(engine, initial)
         out = engine.search(deadline)
         extra = {"finished": out.finished, "lp_solves": out.nodes}
+        if engine.limit < engine.domain:
+            extra["max_distance"] = engine.limit
     elif backend == Backend.MILP:
         first = _initial_witness(query, initial)
         out = milp_minimize(query, deadline, options.tolerance, first, options.seed)
@@ -161,7 +178,7 @@ def minimal_adversarial(
 def _with_crown_lower(query: Query, res: MinAdvResult, tol: float) -> MinAdvResult:
     """Raise an open bracket's lower end to CROWN's certified radius when that is larger (with no
     witness, over the whole domain: ``inf`` when CROWN proves no adversarial example exists)."""
-    if res.status not in (Status.TIMEOUT, Status.UNKNOWN):
+    if res.status not in (Status.TIMEOUT, Status.UNKNOWN, Status.BEYOND):
         return res
     from dataclasses import replace
 
@@ -180,7 +197,7 @@ def _with_crown_lower(query: Query, res: MinAdvResult, tol: float) -> MinAdvResu
     return replace(
         res,
         lower=certified,
-        status=Status.OPTIMAL if closed else Status.TIMEOUT,
+        status=Status.OPTIMAL if closed else res.status,
         message="" if closed else res.message,
         extra=extra,
     )
@@ -302,6 +319,8 @@ def _result(query, lower, best, attack, start, backend, unstable, nodes, tol, ex
     gap_ok = (upper - lower <= tol) if math.isfinite(upper) else not math.isfinite(lower)
     gave_up = bool(extra.get("finished"))  # the search ended with time left: not a timeout
     status = Status.OPTIMAL if gap_ok else (Status.UNKNOWN if gave_up else Status.TIMEOUT)
+    beyond = gave_up and not gap_ok and lower >= extra.get("max_distance", math.inf)
+    status = Status.BEYOND if beyond else status
     return MinAdvResult(
         status=status,
         lower=lower,
@@ -315,7 +334,13 @@ def _result(query, lower, best, attack, start, backend, unstable, nodes, tol, ex
         margin_exact=None if best is None else best.margin,
         margin_float32=None if best is None else float32_margin(query.network, best.x, best.target),
         nodes=int(nodes),
-        message=_open_reason(extra) if not gap_ok else ("" if f32_valid else _F32_NOTE),
+        message=(
+            "δ* ≥ max_distance: not resolved further (the lower end is proven)"
+            if beyond
+            else _open_reason(extra)
+            if not gap_ok
+            else ("" if f32_valid else _F32_NOTE)
+        ),
         extra=dict(extra),
     )
 

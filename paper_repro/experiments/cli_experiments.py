@@ -81,6 +81,56 @@ def run_minimal(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     return 0
 
 
+def add_study_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--study", required=True, help="a study of the config (experiments.studies)")
+    p.add_argument("--model", required=True, help=".pt or .onnx model to attack")
+    p.add_argument("--norm", required=True, help="linf or l1 (one of the study's norms)")
+    p.add_argument("--shard", type=int, default=0, help="which of the study's shards (0-based)")
+    p.add_argument(
+        "--select-with",
+        nargs="+",
+        required=True,
+        help="every model of the study: the images are those they all classify correctly",
+    )
+    p.add_argument("--out", required=True, help="output .jsonl (written when the shard finishes)")
+    p.add_argument("--checkpoint", required=True, help="resumable .jsonl of finished queries")
+
+
+def run_study(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
+    """One job of a study: its shard of the selected images, every query checkpointed."""
+    from paper_repro.experiments.minimal_runs import RunSettings, run_image
+    from paper_repro.experiments.studies import Study, run_shard, study_images
+    from paper_repro.network import load_network
+    from paper_repro.query import Norm
+
+    study = Study.from_config(args.study, cfg)
+    norm = Norm.parse(args.norm)
+    if norm not in study.norms:
+        raise PaperReproError(f"study {study.name} has no norm {norm} (it has {study.norms})")
+    names = sorted(_model_name(p) for p in args.select_with)
+    if names != sorted(study.models) or _model_name(args.model) not in names:
+        raise PaperReproError(
+            f"--select-with must name the study's models {sorted(study.models)} (got {names}) "
+            "and include --model"
+        )
+    network = load_network(args.model)
+    split = _test_split(cfg)
+    nets = [load_network(p) for p in args.select_with]
+    selected = study_images(study, nets, split.images, split.labels, cfg["seed"])
+    mine = study.shard_images(selected, args.shard)
+    settings = RunSettings.from_config(cfg, study)
+    prov = {**_provenance(cfg, network), "test_split": split.name, "study": study.name}
+    name = _model_name(args.model)
+    print(f"{study.name}: {name} {norm}, shard {args.shard}/{study.shards}: images {mine}")
+
+    def solve(image: int) -> list[dict[str, Any]]:
+        x, label = split.images[image].astype("float64"), int(split.labels[image])
+        return run_image(network, name, x, label, image, norm, settings, args.checkpoint, prov)
+
+    run_shard(mine, solve, args.out, log=lambda line: print(line, flush=True))
+    return 0
+
+
 def add_certify_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help=".pt or .onnx model")
     p.add_argument(

@@ -107,6 +107,8 @@ class ExperimentInputs:
         images: MNIST test indices of the instance files.
         demo: whether the folder is a demo set built by :func:`make_demo_set`.
         info: the demo marker's contents (settings, seconds), empty for pipeline results.
+        studies: the pipeline's study files (``instances/{study}/{model}/{norm}/{shard}.jsonl``,
+            absolute); when given they replace the per-image layout.
     """
 
     results_dir: Path
@@ -115,6 +117,7 @@ class ExperimentInputs:
     images: tuple[int, ...]
     demo: bool = False
     info: dict[str, Any] = field(default_factory=dict)
+    studies: tuple[Path, ...] = ()
 
     def model_file(self, model: str) -> Path:
         return self.results_dir / "models" / f"{model}.pt"
@@ -122,7 +125,11 @@ class ExperimentInputs:
     def instance_files(
         self, models: Sequence[str] | None = None, norms: Sequence[str] | None = None
     ) -> list[Path]:
-        """``instances/{model}/{norm}/{image}.jsonl`` for the given (default: all) models/norms."""
+        """``instances/{model}/{norm}/{image}.jsonl`` for the given (default: all) models/norms;
+        the study files of those models and norms when the inputs are study files."""
+        if self.studies:
+            ms, ns = set(models or self.models), set(norms or self.norms)
+            return [p for p in self.studies if p.parent.parent.name in ms and p.parent.name in ns]
         return [
             self.results_dir / "instances" / m / n / f"{i}.jsonl"
             for m in (models or self.models)
@@ -152,6 +159,7 @@ def experiment_inputs(
     need: Sequence[str] = ("instances", "certify", "accuracy"),
     build_demo: bool = False,
     settings: DemoSettings | None = None,
+    studies: Sequence[str | Path] | None = None,
 ) -> ExperimentInputs:
     """The inputs a notebook reads, checked to exist (built first when ``build_demo``).
 
@@ -162,6 +170,8 @@ def experiment_inputs(
         need: which kinds of input to check: ``instances``, ``certify``, ``accuracy``.
         build_demo: compute the missing files in ``results_dir`` with :func:`make_demo_set`.
         settings: demo settings (default :class:`DemoSettings`).
+        studies: the pipeline's study files to read instead of per-image files (``images`` is
+            then ignored); relative paths are resolved under ``results_dir``'s parent.
 
     Raises:
         PaperReproError: unknown ``need`` entries, empty selections, or (without
@@ -170,16 +180,18 @@ def experiment_inputs(
     unknown = set(need) - {"instances", "certify", "accuracy"}
     if unknown:
         raise PaperReproError(f"unknown input kinds {sorted(unknown)}")
-    if not models or not norms or not images:
+    if not models or not norms or not (images or studies):
         raise PaperReproError("need at least one model, one norm and one image")
     for n in norms:
         if n not in ("linf", "l1"):
             raise PaperReproError(f"unknown norm {n!r}: expected linf or l1")
+    root = resolve_dir(results_dir)
     inputs = ExperimentInputs(
-        resolve_dir(results_dir),
+        root,
         tuple(models),
         tuple(norms),
-        tuple(int(i) for i in images),
+        tuple(int(i) for i in images or ()),
+        studies=tuple(p if Path(p).is_absolute() else root.parent / p for p in studies or ()),
     )
     missing = _missing(inputs, need)
     if build_demo and (missing or _stale(inputs.results_dir)):
@@ -193,7 +205,9 @@ def experiment_inputs(
     marker = inputs.results_dir / MARKER
     if marker.is_file():
         info = json.loads(marker.read_text())
-        return ExperimentInputs(**{**asdict(inputs), "demo": True, "info": info})
+        return ExperimentInputs(
+            **{**asdict(inputs), "demo": True, "info": info, "studies": inputs.studies}
+        )
     return inputs
 
 

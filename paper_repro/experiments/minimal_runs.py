@@ -28,6 +28,7 @@ from paper_repro.errors import PaperReproError
 from paper_repro.exact import records
 from paper_repro.exact.search import Backend, Protocol, SolveOptions, minimal_adversarial
 from paper_repro.experiments.carlini_tables import switched_relus
+from paper_repro.experiments.studies import Study
 from paper_repro.models import MLP
 from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm, Query
@@ -42,6 +43,8 @@ class RunSettings:
         solve: tolerance, precision, protocol, timeout per instance.
         cw_linf, cw_l1: the Carlini–Wagner attacks giving the initial ``x′_init``.
         closest_fgsm: Pahlavan et al.'s closest iterated-FGSM search (L∞ runs only).
+        untargeted: one untargeted query per image (key ``target`` = ``None``; its attack
+            distances are the closest over the 9 targets) instead of one per target.
     """
 
     backend: Backend
@@ -50,16 +53,20 @@ class RunSettings:
     cw_l1: CarliniWagnerL1
     closest_fgsm: ClosestFGSM
 
+    untargeted: bool = False
+
     @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> RunSettings:
-        """Settings from the validated config (``experiments`` and ``seed``)."""
+    def from_config(cls, cfg: dict[str, Any], study: Study | None = None) -> RunSettings:
+        """Settings from the validated config (``experiments`` and ``seed``); a ``study`` brings
+        its own timeout, ``max_distance`` and targeted/untargeted queries."""
         ex = cfg["experiments"]
         solve = SolveOptions(
             tolerance=ex["tolerance"],
             precision=ex["precision"],
             protocol=Protocol(ex["protocol"]),
-            timeout=ex["timeout"],
+            timeout=study.timeout if study is not None else ex["timeout"],
             seed=cfg["seed"],
+            max_distance=study.max_distance if study is not None else None,
         )
         return cls(
             backend=Backend(ex["backend"]),
@@ -67,6 +74,7 @@ class RunSettings:
             cw_linf=CarliniWagnerLinf(**ex["cw_linf"]),
             cw_l1=CarliniWagnerL1(**ex["cw_l1"]),
             closest_fgsm=ClosestFGSM(**ex["closest_fgsm"], seed=cfg["seed"]),
+            untargeted=study is not None and study.untargeted,
         )
 
 
@@ -103,7 +111,8 @@ def run_image(
     provenance: dict[str, Any],
     progress: bool = False,
 ) -> list[dict[str, Any]]:
-    """Solve every target ``t ≠ label`` for one image; return the records (checkpointed).
+    """Solve every target ``t ≠ label`` (or, with ``settings.untargeted``, the one untargeted
+    query) for one image; return the records (checkpointed).
 
     Args:
         network: the classifier (float64 view).
@@ -118,7 +127,8 @@ def run_image(
     """
     norm = Norm.parse(norm)
     model = _torch_model(network)
-    targets = [t for t in range(network.num_classes) if t != label]
+    classes = [t for t in range(network.num_classes) if t != label]
+    targets: list[int | None] = [None] if settings.untargeted else list(classes)
     # Checkpointed records are reused only if made by the same network, input and settings.
     fingerprint = hashlib.sha256(
         f"{network.digest()}|{np.asarray(x, np.float64).tobytes().hex()}|{settings!r}".encode()
@@ -134,16 +144,22 @@ def run_image(
 
     done = reusable()
 
-    def key(t: int) -> dict[str, Any]:
-        return {"model": model_name, "norm": str(norm), "image": int(image), "target": int(t)}
+    def key(t: int | None) -> dict[str, Any]:
+        target = None if t is None else int(t)
+        return {"model": model_name, "norm": str(norm), "image": int(image), "target": target}
 
     todo = [t for t in targets if records.key_tuple(key(t)) not in done]
     if todo:
         xt = torch.from_numpy(np.asarray(x, dtype=np.float32)).reshape(1, -1)
         pred = int(np.argmax(network.forward(x)))
-        cw_adv, cw_dist = _attack_start(model, xt, label, todo, norm, settings)
+        attacked = classes if settings.untargeted else todo
+        cw_adv, cw_dist = _attack_start(model, xt, label, attacked, norm, settings)
         if norm is Norm.LINF:
-            fg_adv, fg_delta = _closest_fgsm(model, xt, label, todo, settings)
+            fg_adv, fg_delta = _closest_fgsm(model, xt, label, attacked, settings)
+        if settings.untargeted:  # one query: start from the closest of the 9 targeted attacks
+            cw_adv, cw_dist = _closest(cw_adv, cw_dist)
+            if norm is Norm.LINF:
+                fg_adv, fg_delta = _closest(fg_adv, fg_delta)
         bar = tqdm(todo, desc=f"{model_name} {norm} image {image}", disable=not progress)
         for i, t in enumerate(bar):
             start = cw_adv[i] if np.isfinite(cw_dist[i]) else None
@@ -171,6 +187,13 @@ def run_image(
             records.append_record(checkpoint, key(t), result, provenance)
         done = reusable()
     return [done[records.key_tuple(key(t))] for t in targets]
+
+
+def _closest(adv: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The closest of per-target attack results (``[T, n]``, ``[T]``; ``inf`` where none) as
+    one-row arrays ``[1, n]``, ``[1]``: an untargeted query's start."""
+    best = int(np.argmin(np.where(np.isfinite(dist), dist, np.inf)))
+    return adv[best : best + 1], dist[best : best + 1]
 
 
 def _torch_model(network: ReluNetwork) -> MLP:

@@ -262,15 +262,16 @@ def bound_sandwich(df: pd.DataFrame, certify: pd.DataFrame) -> pd.DataFrame:
 
 
 def rho_matrices(df: pd.DataFrame, model: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Targeted L1 distances ``[N, 10]`` of one model's L1 records, one row per image.
+    """Targeted L1 distances ``[N, 10]`` of one model's targeted L1 records, one row per image.
 
     Returns:
         ``({"baseline": CW L1, "ours": certified upper end, "ours_lower": certified lower end},
-        labels [N])``; the label's own column and unsolved targets are NaN / inf.
+        labels [N])``; the label's own column and unsolved targets are NaN / inf. A record of a
+        capped search (status ``beyond``) has ``ours`` above the cap and ``ours_lower`` = cap.
     """
-    d = df[(df["model"] == model) & (df["norm"] == "l1")]
+    d = df[(df["model"] == model) & (df["norm"] == "l1") & df["target"].notna()]
     if d.empty:
-        raise PaperReproError(f"no L1 records for model {model!r}")
+        raise PaperReproError(f"no targeted L1 records for model {model!r}")
     images = sorted(d["image"].unique())
     row = {img: i for i, img in enumerate(images)}
     out = {k: np.full((len(images), 10), np.nan) for k in ("baseline", "ours", "ours_lower")}
@@ -285,25 +286,57 @@ def rho_matrices(df: pd.DataFrame, model: str) -> tuple[dict[str, np.ndarray], n
     return out, labels
 
 
+def untargeted_rho(df: pd.DataFrame, model: str) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+    """Untargeted L1 distances ``[M]`` of one model's untargeted records (one per image), as
+    :func:`rho_matrices` names them, with labels ``[M]``; ``None`` without such records (the
+    untargeted ρ is then the minimum over the targeted columns)."""
+    d = df[(df["model"] == model) & (df["norm"] == "l1") & df["target"].isna()]
+    if d.empty:
+        return None
+    d = d.sort_values("image")
+    cw = d["cw_distance"].astype(float).to_numpy()
+    rho = {
+        "baseline": np.where(np.isfinite(cw), cw, np.inf),
+        "ours": d["upper"].astype(float).to_numpy(),
+        "ours_lower": d["lower"].astype(float).to_numpy(),
+    }
+    return rho, d["label"].astype(np.int64).to_numpy()
+
+
+def _untargeted(
+    rho: dict[str, np.ndarray],
+    labels: np.ndarray,
+    untargeted: tuple[dict[str, np.ndarray], np.ndarray] | None,
+) -> dict[str, np.ndarray]:
+    """Per method, the untargeted ρ: the untargeted records' when given, else min over targets."""
+    if untargeted is not None:
+        return {m: untargeted[0][m] for m in rho if m in untargeted[0]}
+    return {m: dm.untargeted_rho(r, labels) for m, r in rho.items()}
+
+
 def _targets(labels: np.ndarray, targets: Iterable[int]) -> list[int]:
     """Targets with at least one example of another label (targeted statistics exist)."""
     return [t for t in targets if np.any(labels != t)]
 
 
 def dathathri_tables(
-    rho: dict[str, np.ndarray], labels: np.ndarray, targets: tuple[int, ...] = (5, 6)
+    rho: dict[str, np.ndarray],
+    labels: np.ndarray,
+    targets: tuple[int, ...] = (5, 6),
+    untargeted: tuple[dict[str, np.ndarray], np.ndarray] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Table 3 (a, b, c) of Dathathri et al. in their layout, ours beside theirs (``paper``).
 
-    ``a``: untargeted frequency φ in % at δ = 5; ``b``: severity μ at δ = 20 for ``targets``
-    (over the examples where the baseline has ρ ≤ 20); ``c``: targeted φ in % per target class
-    at δ = 5 and 10, long format. Targets no example can be attacked towards get NaN.
+    ``a``: untargeted frequency φ in % at δ = 5 (from ``untargeted`` — :func:`untargeted_rho`
+    — when given, else the minimum over the targeted columns); ``b``: severity μ at δ = 20 for
+    ``targets`` (over the examples where the baseline has ρ ≤ 20); ``c``: targeted φ in % per
+    target class at δ = 5 and 10, long format. Targets no example can be attacked towards get NaN.
     """
-    untargeted = {m: dm.untargeted_rho(r, labels) for m, r in rho.items()}
-    a = dm.table3a(untargeted).reset_index()
+    unt = _untargeted(rho, labels, untargeted)
+    a = dm.table3a(unt).reset_index()
     a["delta"] = dm.PAPER_TABLE3A_DELTA
     a["frequency_pct_paper"] = a["method"].map(dm.PAPER_TABLE3A)
-    a["examples"] = len(labels)
+    a["examples"] = len(labels) if untargeted is None else len(untargeted[1])
     ok = _targets(labels, targets)
     b = dm.table3b(rho, labels, tuple(ok)) if ok else pd.DataFrame(index=list(rho))
     b = b.reindex(columns=list(targets))
@@ -346,12 +379,14 @@ def dathathri_curves(
     labels: np.ndarray,
     deltas: np.ndarray,
     targets: tuple[int, ...] = (5, 6),
+    untargeted: tuple[dict[str, np.ndarray], np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Fig. 5 data (targeted φ(δ) per method and target, plus the untargeted curve as target
-    ``-1``), long format ``method, target, delta, frequency`` (fractions)."""
+    ``-1``, from ``untargeted`` when given), long format ``method, target, delta, frequency``
+    (fractions)."""
     ok = tuple(_targets(labels, targets))
     parts = [dm.figure5_curves(rho, labels, deltas, ok)] if ok else []
-    for m, r in rho.items():
-        phi = dm.frequency_curve(dm.untargeted_rho(r, labels), deltas)
+    for m, r in _untargeted(rho, labels, untargeted).items():
+        phi = dm.frequency_curve(r, deltas)
         parts.append(pd.DataFrame({"method": m, "target": -1, "delta": deltas, "frequency": phi}))
     return pd.concat(parts, ignore_index=True)
