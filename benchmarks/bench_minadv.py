@@ -7,7 +7,7 @@ every backend in ``--backends`` on the same instance, one after the other, in on
 * ``bab`` — the branch-and-bound minimising δ directly (the default engine);
 * ``milp`` — the direct big-M MILP on HiGHS minimising δ;
 * ``marabou`` — Carlini et al.'s binary search (precision 1e-3) around the Marabou decider
-  (skipped with a note if :mod:`paper_repro.exact.marabou_backend` is unavailable).
+  (skipped with a note if :mod:`paper_repro.exact.engines.marabou_backend` is unavailable).
 
 Per-instance rows go to ``bench_minadv.jsonl`` (resumable: finished rows are not redone) and
 ``bench_minadv.csv``; the summary (median / max seconds, number optimal within the timeout, the
@@ -37,8 +37,8 @@ import torch
 from paper_repro.cli import one_blas_thread
 from paper_repro.data import load_test_image
 from paper_repro.errors import PaperReproError
-from paper_repro.exact.records import append_record, load_finished
 from paper_repro.exact.search import Backend, Protocol, SolveOptions, minimal_adversarial
+from paper_repro.exact.witnesses.records import append_record, load_finished
 from paper_repro.network import ReluNetwork, load_network
 from paper_repro.query import Norm, Query
 
@@ -94,7 +94,7 @@ def _available(backends: list[Backend]) -> tuple[list[Backend], list[str]]:
     for b in backends:
         if b == Backend.MARABOU:
             try:
-                import paper_repro.exact.marabou_backend  # noqa: F401
+                import paper_repro.exact.engines.marabou_backend  # noqa: F401
             except ImportError as exc:
                 notes.append(f"marabou skipped: {exc}")
                 continue

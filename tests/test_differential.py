@@ -5,14 +5,14 @@ For each case (deterministic seed = case index): 2–16 inputs, 1–3 hidden lay
 ``x`` in [0,1] with some coordinates exactly 0 or 1, targeted and untargeted, L∞ and L1.
 
 * the fast engine (``minimal_adversarial(query, Backend.BAB, ...)``) and the brute-force reference
-  (:mod:`paper_repro.exact.reference`) must agree on ``δ*`` to 1e-6 (relative above 1); every
-  witness is checked exactly (rational margin ≥ 0, rational distance = ``upper``); every
+  (:mod:`paper_repro.exact.engines.reference`) must agree on ``δ*`` to 1e-6 (relative above 1);
+  every witness is checked exactly (rational margin ≥ 0, rational distance = ``upper``); every
   certified ``lower`` is ≤ the reference ``δ*`` + 1e-9;
 * Marabou (floating point) never answers wrongly on the z3 cases: not ``robust`` just above δ*,
   not ``adversarial`` just below;
 * the certified bounds (CROWN, Wong–Kolter dual) at ε = δ* must not certify the query (an
   adversarial example lies in the closed ball);
-* the z3 path (exact rational SMT, :func:`paper_repro.exact.smt.smt_decider`) must answer
+* the z3 path (exact rational SMT, :func:`paper_repro.exact.engines.smt.smt_decider`) must answer
   ``adversarial`` at ``δ* + 1e-6`` and ``robust`` at ``δ* − 1e-6`` (``robust`` on the whole box
   when the reference finds no adversarial example). z3 costs ~0.2 s per case, so the default run
   checks every 10th case (50 cases); ``pytest -m slow tests/test_differential.py`` checks all 500.
@@ -30,10 +30,10 @@ import pytest
 from paper_repro.bounds.crown import CrownOptions, LowerSlope, crown_margins, margin_matrix
 from paper_repro.bounds.dual import dual_bound
 from paper_repro.exact.decide import Verdict
-from paper_repro.exact.marabou_backend import marabou_decider
-from paper_repro.exact.reference import reference_minimal_distance
+from paper_repro.exact.engines.marabou_backend import marabou_decider
+from paper_repro.exact.engines.reference import reference_minimal_distance
+from paper_repro.exact.engines.smt import check_witness_smt, exact_margin, smt_decider
 from paper_repro.exact.search import Backend, Protocol, SolveOptions, minimal_adversarial
-from paper_repro.exact.smt import check_witness_smt, exact_margin, smt_decider
 from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm, Query, Status
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from paper_repro.errors import PaperReproError
-from paper_repro.exact.witness import Witness
+from paper_repro.exact.witnesses.witness import Witness
 from paper_repro.query import Query
 
 

@@ -2,8 +2,9 @@
 
 Two protocols:
 
-* ``EXACT`` — minimise ``δ`` directly with the branch-and-bound (:mod:`paper_repro.exact.bab`,
-  default) or the big-M MILP (:mod:`paper_repro.exact.milp`); optimal iff
+* ``EXACT`` — minimise ``δ`` directly with the branch-and-bound
+  (:mod:`paper_repro.exact.engines.bab`, default) or the big-M MILP
+  (:mod:`paper_repro.exact.engines.milp`); optimal iff
   ``upper − lower ≤ tolerance``.
 * ``BINARY_SEARCH`` — Carlini et al.'s protocol around a fixed-δ decider (BaB, MILP, SMT or
   Marabou): ``δ_max`` from the initial adversarial example, ``δ_min = 0``, bisect until
@@ -22,11 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from paper_repro.errors import PaperReproError
-from paper_repro.exact.bab import BabEngine, BabOptions, bab_decider
 from paper_repro.exact.decide import Decider, SmtSolver, Verdict
-from paper_repro.exact.incumbent import attack_incumbent
-from paper_repro.exact.milp import milp_decider, milp_minimize
-from paper_repro.exact.witness import (
+from paper_repro.exact.engine_parts.incumbent import attack_incumbent
+from paper_repro.exact.engines.bab import BabEngine, BabOptions, bab_decider
+from paper_repro.exact.engines.milp import milp_decider, milp_minimize
+from paper_repro.exact.witnesses.witness import (
     ExactNetwork,
     Witness,
     check_witness,
@@ -165,7 +166,7 @@ def _with_crown_lower(query: Query, res: MinAdvResult, tol: float) -> MinAdvResu
         return res
     from dataclasses import replace
 
-    from paper_repro.exact.certified_start import crown_lower_bound, crown_unreachable
+    from paper_repro.exact.engine_parts.certified_start import crown_lower_bound, crown_unreachable
 
     if math.isfinite(res.upper):
         certified = crown_lower_bound(query, res.upper)
@@ -193,10 +194,10 @@ def _decider(backend: Backend, options: SolveOptions) -> Decider:
         return milp_decider()
     try:
         if backend == Backend.SMT:
-            from paper_repro.exact.smt import smt_decider
+            from paper_repro.exact.engines.smt import smt_decider
 
             return smt_decider(options.smt_solver)
-        from paper_repro.exact.marabou_backend import marabou_decider
+        from paper_repro.exact.engines.marabou_backend import marabou_decider
 
         return marabou_decider()
     except ImportError as exc:
@@ -332,9 +333,9 @@ def _float32_valid(
     """The witness contract: exactly adversarial *and* reaching the target in the float32 model.
 
     A witness whose float32 margin is negative (it sits on the decision boundary) is pushed
-    across it by :func:`~paper_repro.exact.witness.float32_repair`, allowed to grow the distance
-    only while ``upper − lower`` stays within ``tol`` (so an optimal bracket stays optimal).
-    Returns the witness and whether it is float32-valid (``True`` for no witness)."""
+    across it by :func:`~paper_repro.exact.witnesses.witness.float32_repair`, allowed to grow the
+    distance only while ``upper − lower`` stays within ``tol`` (so an optimal bracket stays
+    optimal). Returns the witness and whether it is float32-valid (``True`` for no witness)."""
     if best is None or float32_margin(query.network, best.x, best.target) >= 0.0:
         return best, True  # (a margin of exactly 0 is a tie, which the query counts)
     room = tol - (best.distance - lower) if best.distance - lower <= tol else tol

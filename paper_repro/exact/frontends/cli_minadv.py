@@ -18,8 +18,8 @@ import numpy as np
 
 from paper_repro.errors import PaperReproError
 from paper_repro.exact.decide import SmtSolver
-from paper_repro.exact.records import result_to_dict
 from paper_repro.exact.search import Backend, Protocol, SolveOptions, minimal_adversarial
+from paper_repro.exact.witnesses.records import result_to_dict
 from paper_repro.network import load_network
 from paper_repro.query import Norm, Query
 
