@@ -7,7 +7,7 @@ every backend in ``--backends`` on the same instance, one after the other, in on
 * ``bab`` — the branch-and-bound minimising δ directly (the default engine);
 * ``milp`` — the direct big-M MILP on HiGHS minimising δ;
 * ``marabou`` — Carlini et al.'s binary search (precision 1e-3) around the Marabou decider
-  (skipped with a note if :mod:`paper_repro.exact.marabou_backend` is unavailable).
+  (skipped with a note if maraboupy is not installed).
 
 Per-instance rows go to ``bench_minadv.jsonl`` (resumable: finished rows are not redone) and
 ``bench_minadv.csv``; the summary (median / max seconds, number optimal within the timeout, the
@@ -37,8 +37,9 @@ import torch
 from paper_repro.cli import one_blas_thread
 from paper_repro.data import load_test_image
 from paper_repro.errors import PaperReproError
-from paper_repro.exact.records import append_record, load_finished
+from paper_repro.exact.backends import backend_spec
 from paper_repro.exact.search import Backend, Protocol, SolveOptions, minimal_adversarial
+from paper_repro.exact.witnesses.records import append_record, load_finished
 from paper_repro.network import ReluNetwork, load_network
 from paper_repro.query import Norm, Query
 
@@ -85,19 +86,21 @@ def _images(network, first: int, count: int) -> list[tuple[int, np.ndarray, int]
 
 
 def _options(backend: Backend, args: argparse.Namespace) -> SolveOptions:
-    protocol = Protocol.BINARY_SEARCH if backend == Backend.MARABOU else Protocol.EXACT
+    """A backend that minimises runs the exact protocol; a decide-only one (marabou) Carlini et
+    al.'s binary search (the registry, :mod:`paper_repro.exact.backends`, says which)."""
+    minimises = backend_spec(backend).minimises
+    protocol = Protocol.EXACT if minimises else Protocol.BINARY_SEARCH
     return SolveOptions(tolerance=args.tolerance, protocol=protocol, timeout=args.timeout)
 
 
 def _available(backends: list[Backend]) -> tuple[list[Backend], list[str]]:
+    """The backends whose packages are installed, and a note for each one skipped."""
     notes, keep = [], []
     for b in backends:
-        if b == Backend.MARABOU:
-            try:
-                import paper_repro.exact.marabou_backend  # noqa: F401
-            except ImportError as exc:
-                notes.append(f"marabou skipped: {exc}")
-                continue
+        missing = backend_spec(b).missing()
+        if missing:
+            notes.append(f"{b} skipped: the package {missing[0].module} is not installed")
+            continue
         keep.append(b)
     return keep, notes
 

@@ -5,7 +5,7 @@ ONNX, writes one VNN-LIB file per (test image, ε) in the VNN-COMP mnistfc form 
 ``[max(0, x − ε), min(1, x + ε)]`` and ``(or (and (>= Y_j Y_label)) …)`` over the 9 other classes —
 for the first ``--images`` test images from a seeded random permutation, and runs ``verify`` on
 each (in-process, ``--timeout`` seconds, 1 thread). With ``--cross-check`` it also asks the direct
-big-M MILP decider (:func:`paper_repro.exact.milp.milp_decider`, a different engine on the
+big-M MILP decider (:func:`paper_repro.exact.engines.milp.milp_decider`, a different engine on the
 original network: HiGHS branch-and-cut instead of our BaB, no falsifier) the same question — is
 there ``x′`` in the box with some ``Y_j ≥ Y_label``, i.e. the untargeted L∞ query at radius ε —
 under the same timeout, and compares the answers (and times). Rows go to ``OUT/rows.jsonl``; a
@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
 
     from paper_repro.exact.decide import Verdict
-    from paper_repro.exact.milp import milp_decider
-    from paper_repro.exact.verify import VerifyOptions, verify_property
+    from paper_repro.exact.engines.milp import milp_decider
+    from paper_repro.exact.frontends.verify import VerifyOptions, verify_property
     from paper_repro.models import parse_arch
     from paper_repro.network import load_network
     from paper_repro.query import Norm, Query

@@ -267,14 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=lambda a: ce.run_certify(a, _config(a)))
 
     try:
-        from paper_repro.exact import cli_minadv
+        from paper_repro.exact.frontends import cli_minadv
     except ImportError:
         cli_minadv = None
     if cli_minadv is not None:
         p = add("minadv", "Provably minimal adversarial example for one input (JSON output).")
         cli_minadv.add_arguments(p)
         p.set_defaults(func=cli_minadv.run)
-    from paper_repro.exact import cli_verify
+    from paper_repro.exact.frontends import cli_verify
 
     p = add(
         "verify",

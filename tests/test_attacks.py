@@ -25,7 +25,7 @@ from paper_repro.attacks import (
     distance,
 )
 from paper_repro.errors import PaperReproError
-from paper_repro.exact.reference import reference_minimal_distance
+from paper_repro.exact.engines.reference import reference_minimal_distance
 from paper_repro.models import MLP, network_to_torch
 from paper_repro.query import Query
 

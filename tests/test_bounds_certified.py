@@ -28,7 +28,7 @@ from paper_repro.bounds.radius import (
     robust_error_bound,
 )
 from paper_repro.errors import PaperReproError
-from paper_repro.exact.reference import reference_minimal_distance
+from paper_repro.exact.engines.reference import reference_minimal_distance
 from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm, Query
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from paper_repro.exact.certified_start import crown_lower_bound
-from paper_repro.exact.reference import reference_minimal_distance
+from paper_repro.exact.engine_parts.certified_start import crown_lower_bound
+from paper_repro.exact.engines.reference import reference_minimal_distance
 from paper_repro.exact.search import Backend, SolveOptions, minimal_adversarial
 from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm, Query, Status

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from paper_repro.errors import PaperReproError
-from paper_repro.exact import cli_minadv
 from paper_repro.exact.decide import Decision, Verdict
+from paper_repro.exact.frontends import cli_minadv
 from paper_repro.exact.search import SolveOptions, _with_crown_lower, binary_search
 from paper_repro.models import MLP, save_model
 from paper_repro.network import ReluNetwork
@@ -88,7 +88,7 @@ def test_witnesses_are_valid_exactly_and_in_float32():
     # seed 0, L1: the exact optimum's float32 margin was −2.2e-8 (the float32 model missed the
     # target); the witness is now pushed across within the tolerance
     from paper_repro.exact.search import Backend, minimal_adversarial
-    from paper_repro.exact.witness import exact_margin, float32_margin
+    from paper_repro.exact.witnesses.witness import exact_margin, float32_margin
 
     torch.manual_seed(0)
     net = MLP((20, 20), input_dim=30, classes=5).to_network()

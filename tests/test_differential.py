@@ -5,14 +5,14 @@ For each case (deterministic seed = case index): 2–16 inputs, 1–3 hidden lay
 ``x`` in [0,1] with some coordinates exactly 0 or 1, targeted and untargeted, L∞ and L1.
 
 * the fast engine (``minimal_adversarial(query, Backend.BAB, ...)``) and the brute-force reference
-  (:mod:`paper_repro.exact.reference`) must agree on ``δ*`` to 1e-6 (relative above 1); every
-  witness is checked exactly (rational margin ≥ 0, rational distance = ``upper``); every
+  (:mod:`paper_repro.exact.engines.reference`) must agree on ``δ*`` to 1e-6 (relative above 1);
+  every witness is checked exactly (rational margin ≥ 0, rational distance = ``upper``); every
   certified ``lower`` is ≤ the reference ``δ*`` + 1e-9;
 * Marabou (floating point) never answers wrongly on the z3 cases: not ``robust`` just above δ*,
   not ``adversarial`` just below;
 * the certified bounds (CROWN, Wong–Kolter dual) at ε = δ* must not certify the query (an
   adversarial example lies in the closed ball);
-* the z3 path (exact rational SMT, :func:`paper_repro.exact.smt.smt_decider`) must answer
+* the z3 path (exact rational SMT, :func:`paper_repro.exact.engines.smt.smt_decider`) must answer
   ``adversarial`` at ``δ* + 1e-6`` and ``robust`` at ``δ* − 1e-6`` (``robust`` on the whole box
   when the reference finds no adversarial example). z3 costs ~0.2 s per case, so the default run
   checks every 10th case (50 cases); ``pytest -m slow tests/test_differential.py`` checks all 500.
@@ -29,11 +29,11 @@ import pytest
 
 from paper_repro.bounds.crown import CrownOptions, LowerSlope, crown_margins, margin_matrix
 from paper_repro.bounds.dual import dual_bound
-from paper_repro.exact.decide import Verdict
-from paper_repro.exact.marabou_backend import marabou_decider
-from paper_repro.exact.reference import reference_minimal_distance
+from paper_repro.exact.backends import BACKENDS, backend_spec
+from paper_repro.exact.decide import SmtSolver, Verdict
+from paper_repro.exact.engines.reference import reference_minimal_distance
+from paper_repro.exact.engines.smt import check_witness_smt, exact_margin
 from paper_repro.exact.search import Backend, Protocol, SolveOptions, minimal_adversarial
-from paper_repro.exact.smt import check_witness_smt, exact_margin, smt_decider
 from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm, Query, Status
 
@@ -102,7 +102,7 @@ def _check_bab(q: Query, ref_delta: float) -> None:
 
 
 def _check_z3(q: Query, ref_delta: float) -> None:
-    decide = smt_decider("z3")
+    decide = backend_spec(Backend.SMT).decider(SolveOptions(smt_solver=SmtSolver.Z3))
     limit = 600.0  # generous: a wall-clock timeout must not turn into a flaky "disagreement"
     if not np.isfinite(ref_delta):
         full = 1.0 if q.norm == Norm.LINF else float(q.x.size)
@@ -122,7 +122,7 @@ def _check_z3(q: Query, ref_delta: float) -> None:
 def _check_marabou(q: Query, ref_delta: float) -> None:
     """Marabou (floating point) must never give a wrong answer: not ``robust`` just above δ*, not
     ``adversarial`` just below (``unknown`` is allowed in its safety band)."""
-    decide = marabou_decider()
+    decide = backend_spec(Backend.MARABOU).decider(SolveOptions())
     if not np.isfinite(ref_delta):
         full = 1.0 if q.norm == Norm.LINF else float(q.x.size)
         assert decide(q, full, 60).verdict != Verdict.ADVERSARIAL
@@ -148,12 +148,21 @@ def _check_bounds(q: Query, ref_delta: float) -> None:
     assert dual_bound(q.network, q.x, ref_delta, c, norm=q.norm).certified.min() <= 0.0
 
 
+# The decide-only backends of the registry, each with its differential check (the minimisers
+# are checked through minimal_adversarial: bab here, milp against bab in test_engine_bab).
+DECIDER_CHECKS = {Backend.SMT: _check_z3, Backend.MARABOU: _check_marabou}
+
+
+def test_every_decide_only_backend_has_a_differential_check():
+    assert set(DECIDER_CHECKS) == {b for b, spec in BACKENDS.items() if not spec.minimises}
+
+
 def _run_chunk(chunk: int, z3_all: bool) -> None:
     failures = []  # every case is checked; all disagreements are reported together
     for i in range(chunk * CHUNK, (chunk + 1) * CHUNK):
         q = make_case(i)
         ref = reference_minimal_distance(q)
-        checks = [("z3", _check_z3), ("marabou", _check_marabou)]
+        checks = [(str(b), check) for b, check in DECIDER_CHECKS.items()]  # smt: z3
         checks = checks if z3_all or i % Z3_EVERY == 0 else []
         checks.append(("bab", _check_bab))
         checks.append(("bounds", _check_bounds))

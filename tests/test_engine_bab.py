@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from paper_repro.errors import PaperReproError
-from paper_repro.exact.bab import BabEngine, BabOptions, NodeBound, bab_decider
 from paper_repro.exact.decide import Verdict
-from paper_repro.exact.reference import reference_minimal_distance
+from paper_repro.exact.engines.bab import BabEngine, BabOptions, NodeBound, bab_decider
+from paper_repro.exact.engines.reference import reference_minimal_distance
 from paper_repro.exact.search import Backend, Protocol, SolveOptions, minimal_adversarial
-from paper_repro.exact.witness import exact_distance, exact_margin
+from paper_repro.exact.witnesses.witness import exact_distance, exact_margin
 from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm, Query, Status
 
@@ -222,7 +222,7 @@ def test_region_screen_never_rules_out_a_reachable_region(norm):
     x′ with x′'s own class as target is never ruled out; regions whose phase condition cannot hold
     on R(x, r) are."""
     from paper_repro.bounds.interval import InputRegion, linear_range
-    from paper_repro.exact.region import region_possible
+    from paper_repro.exact.engine_parts.region import region_possible
 
     rng = np.random.default_rng(7)
     ruled_out = 0
@@ -251,7 +251,7 @@ def test_region_screen_never_rules_out_a_reachable_region(norm):
 def test_boundary_flips_cross_only_the_near_zero_relus():
     """kink_net's ReLU z = x1 − 0.625: at x1 = 0.625 the neighbouring region flips it; away from
     the kink there is no neighbour to try."""
-    from paper_repro.exact.region import boundary_flips
+    from paper_repro.exact.engine_parts.region import boundary_flips
 
     net = kink_net()
     flips = boundary_flips(net, np.array([0.625, 0.3]))
@@ -272,8 +272,8 @@ def _region_cases(rng, seeds, radius_of, per_query: int):
     from paper_repro.bounds.interval import InputRegion, interval_bounds
     from paper_repro.bounds.relaxed_lp import RelaxedLP
     from paper_repro.bounds.symbolic import symbolic_bounds
-    from paper_repro.exact.region import region_lp
-    from paper_repro.exact.witness import ExactNetwork
+    from paper_repro.exact.engine_parts.region import region_lp
+    from paper_repro.exact.witnesses.witness import ExactNetwork
 
     for seed in seeds:
         q = _random_query(seed, Norm.LINF, hidden=(4, 3), n_in=6)
@@ -298,7 +298,7 @@ def test_fixed_radius_region_solve_steps_past_a_low_safe_root(monkeypatch):
     solve then steps just past it and still returns the witness, within 1e-6 relative."""
     from dataclasses import replace
 
-    import paper_repro.exact.region as region_mod
+    import paper_repro.exact.engine_parts.region as region_mod
 
     real = region_mod.newton_bound
 
@@ -329,7 +329,7 @@ def test_fixed_radius_region_solve_matches_the_min_delta_lp():
     radius) finds what the ``min δ`` region LP finds: for regions of sampled points, the same
     witness distance (to the Newton tolerance, never below the LP's optimum), or ``None`` in
     both cases."""
-    from paper_repro.exact.region import region_witness
+    from paper_repro.exact.engine_parts.region import region_witness
 
     rng = np.random.default_rng(3)
     agree = empty = 0

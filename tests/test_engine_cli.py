@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from paper_repro.errors import PaperReproError
-from paper_repro.exact import cli_minadv
-from paper_repro.exact.witness import exact_margin
+from paper_repro.exact.frontends import cli_minadv
+from paper_repro.exact.witnesses.witness import exact_margin
 from paper_repro.models import MLP, save_model
 from paper_repro.network import load_network
 

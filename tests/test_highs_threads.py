@@ -23,8 +23,8 @@ from paper_repro.bounds.highs import SolverError, new_highs, run_highs
 from paper_repro.bounds.interval import InputRegion
 from paper_repro.bounds.relaxed_lp import RelaxedLP
 from paper_repro.bounds.symbolic import symbolic_bounds
-from paper_repro.exact.bab import BabEngine, BabOptions
-from paper_repro.exact.reference import reference_minimal_distance
+from paper_repro.exact.engines.bab import BabEngine, BabOptions
+from paper_repro.exact.engines.reference import reference_minimal_distance
 from paper_repro.query import Norm
 
 

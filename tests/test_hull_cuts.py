@@ -14,9 +14,9 @@ import pytest
 from paper_repro.bounds.hull_cuts import HullCutPool, hull_cuts
 from paper_repro.bounds.interval import InputRegion, interval_bounds
 from paper_repro.bounds.relaxed_lp import RelaxedLP
-from paper_repro.exact.bab import BabEngine, BabOptions
-from paper_repro.exact.node_bound import NodeBound
-from paper_repro.exact.reference import reference_minimal_distance
+from paper_repro.exact.engine_parts.node_bound import NodeBound
+from paper_repro.exact.engines.bab import BabEngine, BabOptions
+from paper_repro.exact.engines.reference import reference_minimal_distance
 from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm, Query
 

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from paper_repro.exact.incumbent import attack_incumbent, cross_entropy_grad
-from paper_repro.exact.witness import ExactNetwork, exact_margin
+from paper_repro.exact.engine_parts.incumbent import attack_incumbent, cross_entropy_grad
+from paper_repro.exact.witnesses.witness import ExactNetwork, exact_margin
 from paper_repro.models import network_to_torch
 from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm, Query

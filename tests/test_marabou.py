@@ -7,9 +7,9 @@ import pytest
 
 from paper_repro.errors import PaperReproError
 from paper_repro.exact.decide import Verdict
-from paper_repro.exact.marabou_backend import marabou_decider
-from paper_repro.exact.reference import reference_minimal_distance
-from paper_repro.exact.smt import check_witness_smt, smt_decider
+from paper_repro.exact.engines.marabou_backend import marabou_decider
+from paper_repro.exact.engines.reference import reference_minimal_distance
+from paper_repro.exact.engines.smt import check_witness_smt, smt_decider
 from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm, Query
 

@@ -7,8 +7,8 @@ import time
 import numpy as np
 
 from paper_repro.exact.decide import Verdict
-from paper_repro.exact.milp import milp_decider, milp_minimize
-from paper_repro.exact.witness import exact_margin
+from paper_repro.exact.engines.milp import milp_decider, milp_minimize
+from paper_repro.exact.witnesses.witness import exact_margin
 from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm, Query
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from paper_repro.errors import PaperReproError
-from paper_repro.exact.records import append_record, load_finished, record_to_result
+from paper_repro.exact.witnesses.records import append_record, load_finished, record_to_result
 from paper_repro.query import MinAdvResult, Status
 
 

@@ -13,9 +13,8 @@ import z3
 from paper_repro.bounds.crown import crown_layer_bounds, make_region
 from paper_repro.errors import PaperReproError
 from paper_repro.exact.decide import Verdict
-from paper_repro.exact.reference import reference_minimal_distance
-from paper_repro.exact.search import Backend, Protocol, SolveOptions, minimal_adversarial
-from paper_repro.exact.smt import (
+from paper_repro.exact.engines.reference import reference_minimal_distance
+from paper_repro.exact.engines.smt import (
     SmtSolver,
     check_witness_smt,
     encode,
@@ -23,7 +22,8 @@ from paper_repro.exact.smt import (
     smt_decider,
     to_smtlib,
 )
-from paper_repro.exact.smt_optimize import z3_minimal_distance
+from paper_repro.exact.engines.smt_optimize import z3_minimal_distance
+from paper_repro.exact.search import Backend, Protocol, SolveOptions, minimal_adversarial
 from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm, Query, Status
 

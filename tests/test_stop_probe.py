@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from paper_repro.bounds.relaxed_lp import RelaxedLP
-from paper_repro.exact.node_bound import newton_bound
+from paper_repro.exact.engine_parts.node_bound import newton_bound
 from paper_repro.query import Norm
 
 

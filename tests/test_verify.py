@@ -14,14 +14,14 @@ from onnx import TensorProto, helper, numpy_helper
 from scipy.optimize import linprog
 
 from paper_repro import cli
-from paper_repro.exact.falsify import PgdOptions
-from paper_repro.exact.verify import (
+from paper_repro.exact.frontends.falsify import PgdOptions
+from paper_repro.exact.frontends.verify import (
     VerifyOptions,
     VerifyStatus,
     check_point,
     verify_property,
 )
-from paper_repro.exact.witness import ExactNetwork
+from paper_repro.exact.witnesses.witness import ExactNetwork
 from paper_repro.network import ReluNetwork
 from paper_repro.vnnlib import parse_vnnlib_text
 
@@ -253,7 +253,7 @@ def test_cli_size_mismatch_and_unsupported_operator(tmp_path, capfd):
 def test_untargeted_linf_property_agrees_with_z3(seed):
     # the VNN-COMP MNIST form — box = L∞ ball ∩ [0,1], (or (>= Y_j Y_label) …) — is the
     # engine's untargeted fixed-δ question; the smt backend (z3, exact rationals) answers it too
-    from paper_repro.exact.smt import smt_decider
+    from paper_repro.exact.engines.smt import smt_decider
     from paper_repro.query import Norm, Query
 
     rng = np.random.default_rng(100 + seed)
@@ -272,7 +272,7 @@ def test_untargeted_linf_property_agrees_with_z3(seed):
 
 
 def test_counterexample_prints_exact_decimals_where_no_float_fits():
-    from paper_repro.exact.cli_verify import format_counterexample
+    from paper_repro.exact.frontends.cli_verify import format_counterexample
 
     # X_1 = 0.1 exactly (no float64 equals it): the checked point uses 1/10, printed exactly
     text = _header(2, 2, [0, 0.1], [1, 0.1]) + "(assert (>= Y_0 0.5))"

@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from paper_repro.exact.witness import (
+from paper_repro.exact.witnesses.witness import (
     ExactNetwork,
     check_witness,
     exact_distance,
@@ -147,7 +147,7 @@ def test_float_margin_enclosure_contains_the_exact_margin():
 def test_dyadic_form_matches_integer_ratios():
     """The vectorised dyadic form equals the one built value by value from
     ``float.as_integer_ratio`` (same integers, same least shift), subnormals and signs included."""
-    from paper_repro.exact.witness import _dyadic
+    from paper_repro.exact.witnesses.witness import _dyadic
 
     def by_ratio(values):
         ratios = [float(v).as_integer_ratio() for v in np.ravel(values)]

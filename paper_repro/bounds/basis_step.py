@@ -1,13 +1,14 @@
 """A fixed-radius LP's optimum at a new radius from the basis HiGHS holds, without a solve.
 
-Newton's method on the radius (:func:`paper_repro.exact.node_bound.newton_bound`) solves the
-node's fixed-radius LP ``min s`` at ``ρ₀``, takes the root ``ρ₁`` of that solve's dual bound, and
-solves again at ``ρ₁`` to see whether the relaxation reaches the target there (``s = 0``: ``ρ₁`` is
-the relaxation's optimum). Only the displacement and ``δ`` columns' bounds depend on the radius,
-and the duals do not, so if the ``ρ₀``-optimal basis stays primal feasible at ``ρ₁`` it is optimal
-there and a warm-started solve would return it after zero simplex iterations. :func:`step_radius`
-computes that point with one solve with the basis matrix (HiGHS's ``getBasisSolve``) instead of a
-``run()`` (measured: most of a node's second solve is HiGHS's fixed cost per run).
+Newton's method on the radius (:func:`paper_repro.exact.engine_parts.node_bound.newton_bound`)
+solves the node's fixed-radius LP ``min s`` at ``ρ₀``, takes the root ``ρ₁`` of that solve's dual
+bound, and solves again at ``ρ₁`` to see whether the relaxation reaches the target there (``s = 0``:
+``ρ₁`` is the relaxation's optimum). Only the displacement and ``δ`` columns' bounds depend on the
+radius, and the duals do not, so if the ``ρ₀``-optimal basis stays primal feasible at ``ρ₁`` it is
+optimal there and a warm-started solve would return it after zero simplex iterations.
+:func:`step_radius` computes that point with one solve with the basis matrix (HiGHS's
+``getBasisSolve``) instead of a ``run()`` (measured: most of a node's second solve is HiGHS's fixed
+cost per run).
 
 This is a speed path only: the point is a float point and decides nothing about soundness. Lower
 bounds still come only from dual vectors through

@@ -104,8 +104,9 @@ class HullCutPool:
         self.added = 0
 
     def refiner(self, box: InputRegion, first: tuple, fixed: np.ndarray) -> Callable:
-        """The ``refine`` callback of :func:`~paper_repro.exact.node_bound.newton_bound` for a
-        node: separate at an LP solution for the first-layer ReLUs unstable under ``first``
+        """The ``refine`` callback of
+        :func:`~paper_repro.exact.engine_parts.node_bound.newton_bound` for a node: separate at an
+        LP solution for the first-layer ReLUs unstable under ``first``
         (their ``(lo, hi)``) and not branched (``fixed == 0``); True if cuts were added."""
         lo, hi = first
         free = (lo < 0) & (hi > 0) & (fixed == 0)

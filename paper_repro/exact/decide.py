@@ -11,12 +11,15 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from paper_repro.errors import PaperReproError
-from paper_repro.exact.witness import Witness
 from paper_repro.query import Query
+
+if TYPE_CHECKING:  # (a type only: importing witness would import torch)
+    from paper_repro.exact.witnesses.witness import Witness
 
 
 class Verdict(enum.StrEnum):

@@ -2,8 +2,9 @@
 
 Two protocols:
 
-* ``EXACT`` — minimise ``δ`` directly with the branch-and-bound (:mod:`paper_repro.exact.bab`,
-  default) or the big-M MILP (:mod:`paper_repro.exact.milp`); optimal iff
+* ``EXACT`` — minimise ``δ`` directly with the branch-and-bound
+  (:mod:`paper_repro.exact.engines.bab`, default) or the big-M MILP
+  (:mod:`paper_repro.exact.engines.milp`); optimal iff
   ``upper − lower ≤ tolerance``.
 * ``BINARY_SEARCH`` — Carlini et al.'s protocol around a fixed-δ decider (BaB, MILP, SMT or
   Marabou): ``δ_max`` from the initial adversarial example, ``δ_min = 0``, bisect until
@@ -22,27 +23,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from paper_repro.errors import PaperReproError
-from paper_repro.exact.bab import BabEngine, BabOptions, bab_decider
+from paper_repro.exact.backends import Backend, backend_spec
 from paper_repro.exact.decide import Decider, SmtSolver, Verdict
-from paper_repro.exact.incumbent import attack_incumbent
-from paper_repro.exact.milp import milp_decider, milp_minimize
-from paper_repro.exact.witness import (
+from paper_repro.exact.engine_parts.incumbent import attack_incumbent
+from paper_repro.exact.witnesses.witness import (
     ExactNetwork,
     Witness,
     check_witness,
     float32_margin,
     float32_repair,
+    initial_witness,
 )
 from paper_repro.query import MinAdvResult, Query, Status
-
-
-class Backend(enum.StrEnum):
-    """Which complete engine answers: ``bab`` (default), ``milp``, ``smt`` (z3) or ``marabou``."""
-
-    BAB = "bab"
-    MILP = "milp"
-    SMT = "smt"
-    MARABOU = "marabou"
 
 
 class Protocol(enum.StrEnum):
@@ -96,14 +88,6 @@ class SolveOptions:
         object.__setattr__(self, "smt_solver", SmtSolver.parse(self.smt_solver))
 
 
-def _backend(value: Backend | str) -> Backend:
-    try:
-        return Backend(value)
-    except ValueError:
-        choices = ", ".join(b.value for b in Backend)
-        raise PaperReproError(f"unknown backend {value!r}: expected one of {choices}") from None
-
-
 def minimal_adversarial(
     query: Query,
     backend: Backend = Backend.BAB,
@@ -126,7 +110,8 @@ def minimal_adversarial(
     Raises:
         PaperReproError: unknown backend/protocol, or an exact-only request for a decider backend.
     """
-    backend = _backend(backend)
+    spec = backend_spec(backend)  # the registry: paper_repro.exact.backends
+    backend = spec.backend
     if options.max_distance is not None and (
         backend != Backend.BAB or options.protocol != Protocol.EXACT
     ):
@@ -134,31 +119,12 @@ def minimal_adversarial(
             "max_distance is supported by the bab backend with the exact protocol only"
         )
     if options.protocol == Protocol.BINARY_SEARCH:
-        res = binary_search(query, _decider(backend, options), options, initial, str(backend))
+        res = binary_search(query, spec.decider(options), options, initial, str(backend))
         return _with_crown_lower(query, res, options.precision)
+    minimize = spec.minimizer(options)
     start = time.monotonic()
     deadline = start + options.timeout
-    if backend == Backend.BAB:
-        bab_options = BabOptions(
-            tolerance=options.tolerance,
-            seed=options.seed,
-            progress=options.progress,
-            max_distance=options.max_distance,
-        )
-        engine = BabEngine(query, bab_options)
-        seed_incumbent(engine, initial)
-        out = engine.search(deadline)
-        extra = {"finished": out.finished, "lp_solves": out.nodes}
-        if engine.limit < engine.domain:
-            extra["max_distance"] = engine.limit
-    elif backend == Backend.MILP:
-        first = _initial_witness(query, initial)
-        out = milp_minimize(query, deadline, options.tolerance, first, options.seed)
-        extra = {"finished": out.finished}
-    else:
-        raise PaperReproError(
-            f"backend {backend} only decides fixed-δ questions: use protocol binary_search"
-        )
+    out, extra = minimize(query, initial, deadline)
     attack = out.attack.distance if out.attack is not None else math.inf
     res = _result(
         query,
@@ -182,7 +148,7 @@ def _with_crown_lower(query: Query, res: MinAdvResult, tol: float) -> MinAdvResu
         return res
     from dataclasses import replace
 
-    from paper_repro.exact.certified_start import crown_lower_bound, crown_unreachable
+    from paper_repro.exact.engine_parts.certified_start import crown_lower_bound, crown_unreachable
 
     if math.isfinite(res.upper):
         certified = crown_lower_bound(query, res.upper)
@@ -203,35 +169,6 @@ def _with_crown_lower(query: Query, res: MinAdvResult, tol: float) -> MinAdvResu
     )
 
 
-def _decider(backend: Backend, options: SolveOptions) -> Decider:
-    if backend == Backend.BAB:
-        return bab_decider(BabOptions(seed=options.seed, attack=False))
-    if backend == Backend.MILP:
-        return milp_decider()
-    try:
-        if backend == Backend.SMT:
-            from paper_repro.exact.smt import smt_decider
-
-            return smt_decider(options.smt_solver)
-        from paper_repro.exact.marabou_backend import marabou_decider
-
-        return marabou_decider()
-    except ImportError as exc:
-        raise PaperReproError(f"backend {backend} is not available: {exc}") from None
-
-
-def _initial_witness(query: Query, initial: np.ndarray | None) -> Witness | None:
-    if initial is None:
-        return None
-    x0 = np.asarray(initial, dtype=np.float64).reshape(-1)
-    if x0.shape != query.x.shape:
-        raise PaperReproError(f"initial example has {x0.size} values, expected {query.x.size}")
-    exact = ExactNetwork(query.network)
-    found = [check_witness(exact, query.x, x0, t, query.norm) for t in query.targets()]
-    found = [w for w in found if w is not None]
-    return min(found, key=lambda w: w.distance) if found else None
-
-
 def binary_search(
     query: Query,
     decider: Decider,
@@ -248,7 +185,7 @@ def binary_search(
     start = time.monotonic()
     deadline = start + options.timeout
     exact = ExactNetwork(query.network)
-    best = _initial_witness(query, initial)
+    best = initial_witness(query, initial)
     if best is None:
         for t in query.targets():
             w = attack_incumbent(query, t, seed=options.seed, seconds=1.0, exact=exact)
@@ -357,9 +294,9 @@ def _float32_valid(
     """The witness contract: exactly adversarial *and* reaching the target in the float32 model.
 
     A witness whose float32 margin is negative (it sits on the decision boundary) is pushed
-    across it by :func:`~paper_repro.exact.witness.float32_repair`, allowed to grow the distance
-    only while ``upper − lower`` stays within ``tol`` (so an optimal bracket stays optimal).
-    Returns the witness and whether it is float32-valid (``True`` for no witness)."""
+    across it by :func:`~paper_repro.exact.witnesses.witness.float32_repair`, allowed to grow the
+    distance only while ``upper − lower`` stays within ``tol`` (so an optimal bracket stays
+    optimal). Returns the witness and whether it is float32-valid (``True`` for no witness)."""
     if best is None or float32_margin(query.network, best.x, best.target) >= 0.0:
         return best, True  # (a margin of exactly 0 is a tie, which the query counts)
     room = tol - (best.distance - lower) if best.distance - lower <= tol else tol
@@ -380,11 +317,3 @@ def _replace(res: MinAdvResult, status: Status, message: str) -> MinAdvResult:
     from dataclasses import replace
 
     return replace(res, status=status, message=message)
-
-
-def seed_incumbent(engine: BabEngine, initial: np.ndarray | None) -> None:
-    """Offer a user-supplied adversarial example (checked exactly against every target)."""
-    if initial is None:
-        return
-    for t in engine.q.targets():
-        engine.offer(check_witness(engine.net, engine.x, initial, t, engine.norm))

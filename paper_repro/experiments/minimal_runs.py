@@ -25,8 +25,8 @@ from tqdm import tqdm
 from paper_repro.attacks.carlini_wagner import CarliniWagnerL1, CarliniWagnerLinf
 from paper_repro.attacks.closest_fgsm import ClosestFGSM
 from paper_repro.errors import PaperReproError
-from paper_repro.exact import records
 from paper_repro.exact.search import Backend, Protocol, SolveOptions, minimal_adversarial
+from paper_repro.exact.witnesses import records
 from paper_repro.experiments.carlini_tables import switched_relus
 from paper_repro.experiments.studies import Study
 from paper_repro.models import MLP

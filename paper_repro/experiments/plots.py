@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from paper_repro.errors import PaperReproError
-from paper_repro.exact import records
+from paper_repro.exact.witnesses import records
 from paper_repro.experiments import pahlavan_metrics as pm
 from paper_repro.experiments import wong_kolter_metrics as wk
 

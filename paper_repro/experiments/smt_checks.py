@@ -1,10 +1,10 @@
 """The PySMT encoding as the specification of every reported minimal example (issue 16, item 6).
 
 :func:`check_witnesses` substitutes each record's witness into the exact formula of
-:func:`paper_repro.exact.smt.encode` at ``δ = upper`` (exact rationals, no solver: the formula
-must simplify to ``True``). :func:`write_queries` writes the record's two SMT-LIB2 queries, at
-``δ = upper`` (satisfiable: the witness is a model) and at ``δ = lower − tolerance`` (unsatisfiable
-if the lower bound is right), so anyone can re-check a result with any SMT solver.
+:func:`paper_repro.exact.engines.smt.encode` at ``δ = upper`` (exact rationals, no solver: the
+formula must simplify to ``True``). :func:`write_queries` writes the record's two SMT-LIB2 queries,
+at ``δ = upper`` (satisfiable: the witness is a model) and at ``δ = lower − tolerance``
+(unsatisfiable if the lower bound is right), so anyone can re-check a result with any SMT solver.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from paper_repro.errors import PaperReproError
-from paper_repro.exact.smt import check_witness_smt, to_smtlib
+from paper_repro.exact.engines.smt import check_witness_smt, to_smtlib
 from paper_repro.network import ReluNetwork, load_network
 from paper_repro.query import Norm, Query
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from paper_repro.errors import PaperReproError
-from paper_repro.exact import records
+from paper_repro.exact.witnesses import records
 
 PROVENANCE_COLUMNS = ("model_sha256", "backend", "protocol", "tolerance", "timeout_s")
 

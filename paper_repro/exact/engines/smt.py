@@ -34,8 +34,8 @@ from pysmt.typing import REAL
 
 from paper_repro.errors import PaperReproError
 from paper_repro.exact.decide import Decider, Decision, SmtSolver, Verdict
-from paper_repro.exact.rational import exact_forward, exact_margin, repair_witness
-from paper_repro.exact.rational import frac as _frac
+from paper_repro.exact.witnesses.rational import exact_forward, exact_margin, repair_witness
+from paper_repro.exact.witnesses.rational import frac as _frac
 from paper_repro.query import Norm, Query
 
 __all__ = [

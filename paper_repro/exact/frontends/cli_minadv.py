@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from paper_repro.errors import PaperReproError
+from paper_repro.exact.backends import BACKENDS
 from paper_repro.exact.decide import SmtSolver
-from paper_repro.exact.records import result_to_dict
 from paper_repro.exact.search import Backend, Protocol, SolveOptions, minimal_adversarial
+from paper_repro.exact.witnesses.records import result_to_dict
 from paper_repro.network import load_network
 from paper_repro.query import Norm, Query
 
@@ -34,12 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", type=int, default=None, help="class of x (default: predicted)")
     parser.add_argument("--norm", required=True, choices=[n.value for n in Norm])
     # Defaults come from the config's `experiments` section (and `seed`), like the pipeline's.
-    parser.add_argument(
-        "--backend",
-        choices=[b.value for b in Backend],
-        help="bab or milp (either protocol), smt (z3 or cvc5) or marabou (these two decide fixed-δ "
-        "questions only: they need --protocol binary_search); default: config",
-    )
+    parser.add_argument("--backend", choices=backend_choices(), help=backend_help())
     parser.add_argument("--protocol", choices=[p.value for p in Protocol], help="default: config")
     parser.add_argument(
         "--smt-solver",
@@ -54,6 +50,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON (the only output format)")
     parser.add_argument(
         "--quiet", action="store_true", help="no progress lines on stderr (default: every 10 s)"
+    )
+
+
+def backend_choices() -> list[str]:
+    """The ``--backend`` choices: the names in :data:`~paper_repro.exact.backends.BACKENDS`."""
+    return [spec.name for spec in BACKENDS.values()]
+
+
+def backend_help() -> str:
+    """The ``--backend`` help, one clause per registry entry."""
+    both = [s.name for s in BACKENDS.values() if s.minimises]
+    only = [s.name for s in BACKENDS.values() if not s.minimises]
+    parts = [f"{s.name}: {s.summary}" for s in BACKENDS.values()]
+    return (
+        "; ".join(parts)
+        + f". {' and '.join(both)} take either protocol; {' and '.join(only)} decide fixed-δ "
+        "questions only: they need --protocol binary_search. Default: config"
     )
 
 

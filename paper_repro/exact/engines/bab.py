@@ -9,9 +9,9 @@ proves a larger radius below which the subtree holds no adversarial example. Inf
 certified by HiGHS's Farkas ray the same way. A node with unsplit unstable ReLUs is first (and
 usually only) solved at the stop radius ``U − tolerance``: pruned if the relaxation cannot reach
 the target there, else branched at once on that LP's duals, with the looser bound its dual proves
-(the stop probe, :func:`~paper_repro.exact.node_bound.newton_bound`). The LP point run through
-the true network, and the exact LP of its linear region, give incumbents (checked exactly). As
-``U`` shrinks the pre-activation bounds are recomputed on the smaller region. Nodes are explored
+(the stop probe, :func:`~paper_repro.exact.engine_parts.node_bound.newton_bound`). The LP point run
+through the true network, and the exact LP of its linear region, give incumbents (checked exactly).
+As ``U`` shrinks the pre-activation bounds are recomputed on the smaller region. Nodes are explored
 best-first; the branching ReLU maximises (dual weight of its triangle row) × (triangle height).
 This is the BaB scheme of Bunel et al. (2018) applied to Carlini et al.'s minimal-distortion
 objective instead of their binary search over δ.
@@ -38,10 +38,10 @@ from paper_repro.bounds.interval import (
 )
 from paper_repro.bounds.lp import RelaxedLP, lp_tighten
 from paper_repro.bounds.symbolic import Phases, ReluRelaxation, symbolic_bounds
-from paper_repro.exact.bab_options import BabOptions
 from paper_repro.exact.decide import Decision, SearchOutcome, Verdict
-from paper_repro.exact.incumbent import attack_incumbent
-from paper_repro.exact.node_bound import (
+from paper_repro.exact.engine_parts.bab_options import BabOptions
+from paper_repro.exact.engine_parts.incumbent import attack_incumbent
+from paper_repro.exact.engine_parts.node_bound import (
     NodeBound,
     NodeBoundResult,
     branch_choice,
@@ -49,9 +49,9 @@ from paper_repro.exact.node_bound import (
     has_free_relu,
     newton_bound,
 )
-from paper_repro.exact.primal_heuristics import Incumbents
-from paper_repro.exact.region import activation_pattern
-from paper_repro.exact.witness import Witness
+from paper_repro.exact.engine_parts.primal_heuristics import Incumbents
+from paper_repro.exact.engine_parts.region import activation_pattern
+from paper_repro.exact.witnesses.witness import Witness
 from paper_repro.query import Norm, Query
 
 _Relaxed = tuple[Bounds, list[ReluRelaxation]]

@@ -1,7 +1,7 @@
 """Exact minimal distance ``δ*`` by optimisation modulo theories (z3 ``Optimize``).
 
-The δ of :func:`paper_repro.exact.smt.encode` is left as a free real ``delta`` and minimised by
-z3's OMT engine over linear real arithmetic: an exact rational optimum, no bisection. Used as the
+The δ of :func:`paper_repro.exact.engines.smt.encode` is left as a free real ``delta`` and minimised
+by z3's OMT engine over linear real arithmetic: an exact rational optimum, no bisection. Used as the
 exact "z3 path" in tests; slow beyond tiny networks.
 """
 
@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 
-from paper_repro.exact.smt import encode, encoding_to_smtlib
+from paper_repro.exact.engines.smt import encode, encoding_to_smtlib
 from paper_repro.query import Query
 
 

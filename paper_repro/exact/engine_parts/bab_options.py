@@ -1,10 +1,10 @@
-"""Options of the branch-and-bound (:class:`~paper_repro.exact.bab.BabEngine`)."""
+"""Options of the branch-and-bound (:class:`~paper_repro.exact.engines.bab.BabEngine`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from paper_repro.exact.node_bound import NodeBound
+from paper_repro.exact.engine_parts.node_bound import NodeBound
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class BabOptions:
             the 18 L1 ones, −1 % on the 14-instance benchmark sample; +2 % LP solves on the
             4 hard PGD instances.
         descent_budget: region LPs of one
-            :meth:`~paper_repro.exact.primal_heuristics.Incumbents.descend` walk.
+            :meth:`~paper_repro.exact.engine_parts.primal_heuristics.Incumbents.descend` walk.
         hull_cuts: most first-layer convex-hull cuts (:mod:`~paper_repro.bounds.hull_cuts`)
             added to a target's fixed-radius LP (0, the default: none; measured slower on the
             benchmark), ``cut_rounds`` per node bound, from the ``cuts_after``-th LP solve on;

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from paper_repro.bounds.safe import gamma
+from paper_repro.errors import PaperReproError
 from paper_repro.models import network_to_torch
 from paper_repro.network import ReluNetwork
-from paper_repro.query import Norm
+from paper_repro.query import Norm, Query
 
 
 def _dyadic(values: np.ndarray) -> tuple[list[int], int]:
@@ -154,6 +155,24 @@ def check_witness(
     if xp is None or float_margin_bounds(network, xp, target)[1] < 0.0:
         return None  # certainly not adversarial: skip the (slow) exact evaluation
     return _exact_witness(network, x, xp, target, norm)
+
+
+def initial_witness(query: Query, initial: np.ndarray | None) -> Witness | None:
+    """The closest exact witness among a user-supplied example checked against every target of
+    ``query`` (``None``: no example, or it reaches none).
+
+    Raises:
+        PaperReproError: ``initial`` does not have ``query.x``'s size.
+    """
+    if initial is None:
+        return None
+    x0 = np.asarray(initial, dtype=np.float64).reshape(-1)
+    if x0.shape != query.x.shape:
+        raise PaperReproError(f"initial example has {x0.size} values, expected {query.x.size}")
+    exact = ExactNetwork(query.network)
+    found = [check_witness(exact, query.x, x0, t, query.norm) for t in query.targets()]
+    found = [w for w in found if w is not None]
+    return min(found, key=lambda w: w.distance) if found else None
 
 
 def _in_box(x: np.ndarray, xprime: np.ndarray) -> np.ndarray | None:

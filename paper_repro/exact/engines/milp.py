@@ -23,9 +23,9 @@ from paper_repro.bounds.interval import Bounds, InputRegion, interval_bounds
 from paper_repro.bounds.lp import RelaxedLP, lp_tighten
 from paper_repro.bounds.symbolic import symbolic_bounds
 from paper_repro.exact.decide import Decision, SearchOutcome, Verdict
-from paper_repro.exact.incumbent import attack_incumbent
-from paper_repro.exact.region import activation_pattern, region_lp, region_witness
-from paper_repro.exact.witness import ExactNetwork, Witness, fit_within, repair
+from paper_repro.exact.engine_parts.incumbent import attack_incumbent
+from paper_repro.exact.engine_parts.region import activation_pattern, region_lp, region_witness
+from paper_repro.exact.witnesses.witness import ExactNetwork, Witness, fit_within, repair
 from paper_repro.query import Query
 
 SAFETY = 1e-9

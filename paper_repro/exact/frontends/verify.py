@@ -3,11 +3,11 @@
 The property (:class:`~paper_repro.vnnlib.Property`) is a disjunction of cases, each an input box
 ``[l, u]`` and output constraints ``C y ≤ d``. It is ``sat`` iff some case has a point.
 
-1. **Falsifier** (:mod:`paper_repro.exact.falsify`): multi-restart PGD on every case; a candidate
-   is accepted only after the exact check below, and reported at once.
-2. **Reduction to the fixed-δ engine** (:meth:`paper_repro.exact.bab.BabEngine.decide`), per case:
-   the float box ``[l_f, l_f + s]`` (``l_f`` the property's lower bound rounded down, ``s`` the
-   width rounded up so that it covers the exact box) is the image of ``z ∈ [0,1]^{n′}`` under
+1. **Falsifier** (:mod:`paper_repro.exact.frontends.falsify`): multi-restart PGD on every case; a
+   candidate is accepted only after the exact check below, and reported at once.
+2. **Reduction to the fixed-δ engine** (:meth:`paper_repro.exact.engines.bab.BabEngine.decide`), per
+   case: the float box ``[l_f, l_f + s]`` (``l_f`` the property's lower bound rounded down, ``s``
+   the width rounded up so that it covers the exact box) is the image of ``z ∈ [0,1]^{n′}`` under
    ``x = l_f + s ⊙ z`` (coordinates with ``s = 0`` are constants, folded into the bias), folded
    into the first layer; that cube is the engine's L∞ ball of radius 0.5 around ``z = 0.5``. The
    constraints become an extra linear output layer ``o_0 = 0``, ``o_k = c_k·y − d_k − E_k``
@@ -20,7 +20,7 @@ The property (:class:`~paper_repro.vnnlib.Property`) is a disjunction of cases, 
    the constraints exactly (strict ones too).
 3. **Exact check** (:func:`check_point`): every reported point is a float64 ``x`` inside the
    property's box and satisfying the case's constraints (strict ones strictly) in exact rational
-   arithmetic on the *original* network (:func:`~paper_repro.exact.witness.exact_logits`).
+   arithmetic on the *original* network (:func:`~paper_repro.exact.witnesses.witness.exact_logits`).
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ import numpy as np
 
 from paper_repro.bounds.safe import gamma
 from paper_repro.errors import PaperReproError
-from paper_repro.exact.bab import BabEngine, BabOptions
 from paper_repro.exact.decide import Verdict
-from paper_repro.exact.falsify import PgdOptions, pgd_falsify
-from paper_repro.exact.rational import exact_activations
-from paper_repro.exact.witness import ExactNetwork, exact_logits, round_down, round_up
+from paper_repro.exact.engines.bab import BabEngine, BabOptions
+from paper_repro.exact.frontends.falsify import PgdOptions, pgd_falsify
+from paper_repro.exact.witnesses.rational import exact_activations
+from paper_repro.exact.witnesses.witness import ExactNetwork, exact_logits, round_down, round_up
 from paper_repro.models import network_to_torch
 from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm, Query

@@ -2,7 +2,7 @@
 ``min ‖x′ − x‖`` over the region (intersected with the target's cell) is a plain LP (solved
 directly, or for L∞ by Newton steps over fixed-radius LPs). Its float
 solution is made exactly adversarial by small phase/output margins and, if needed, a repair step
-(:func:`paper_repro.exact.witness.repair`); the result is always checked exactly."""
+(:func:`paper_repro.exact.witnesses.witness.repair`); the result is always checked exactly."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import numpy as np
 from paper_repro.bounds.interval import Bounds, InputRegion, linear_range
 from paper_repro.bounds.relaxed_lp import RelaxedLP
 from paper_repro.bounds.symbolic import Phases
-from paper_repro.exact.node_bound import newton_bound
-from paper_repro.exact.witness import ExactNetwork, Witness, repair
+from paper_repro.exact.engine_parts.node_bound import newton_bound
+from paper_repro.exact.witnesses.witness import ExactNetwork, Witness, repair
 from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm
 
@@ -123,10 +123,10 @@ def _configure(
 
 def _solve_newton(lp, exact, pattern, bounds, radius, m) -> tuple[Witness | None, bool]:
     """:func:`_solve` on a fixed-radius LP ``lp``: Newton steps on the radius from 0 up to
-    ``radius`` (:func:`~paper_repro.exact.node_bound.newton_bound`; the LP is exact here, every
-    phase being fixed), then, unless the last solve already reached the target, solves just past
-    the root (1e-10, 1e-8, 1e-6 relative: the safe bound's root can lie a little below the LP's)
-    for a point. On the benchmark's median L∞ instances about three warm solves of
+    ``radius`` (:func:`~paper_repro.exact.engine_parts.node_bound.newton_bound`; the LP is exact
+    here, every phase being fixed), then, unless the last solve already reached the target, solves
+    just past the root (1e-10, 1e-8, 1e-6 relative: the safe bound's root can lie a little below the
+    LP's) for a point. On the benchmark's median L∞ instances about three warm solves of
     ~3 ms replace one ``min δ`` solve of ~11 ms (the first, cold, one ~66 ms)."""
     if not _configure(lp, pattern, bounds, radius, m, slack=True):
         return None, False

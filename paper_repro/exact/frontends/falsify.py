@@ -6,7 +6,7 @@ starts (the first at the box centre), in float32 torch: signed-gradient steps of
 ``2.5 (hi − lo) / steps`` per coordinate on average (decaying linearly from twice that to 0),
 projected back onto the box. Every candidate with a
 float32 violation ``≤ 0`` is offered to ``check`` (an exact judge, see
-:mod:`paper_repro.exact.verify`); the first it accepts is returned. For the VNN-COMP MNIST
+:mod:`paper_repro.exact.frontends.verify`); the first it accepts is returned. For the VNN-COMP MNIST
 properties (``Y_j ≥ Y_label`` per case) this is PGD towards each class on the CW margin loss.
 """
 

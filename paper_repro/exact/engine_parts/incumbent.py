@@ -3,8 +3,9 @@
 Carlini et al. (Sec. 3) start every search from an attack's adversarial example (``δ_max``). We use
 targeted iterated FGSM from random starts (Kurakin et al.; the update of
 :class:`~paper_repro.attacks.gradient.IteratedFGSM`) in float64 numpy, batched over a grid of
-radii ε; every candidate is checked exactly (:func:`paper_repro.exact.witness.check_witness`), so
-the result is a valid witness whatever the attack does. The L∞ witness is also an L1 witness (with
+radii ε; every candidate is checked exactly
+(:func:`paper_repro.exact.witnesses.witness.check_witness`), so the result is a valid witness
+whatever the attack does. The L∞ witness is also an L1 witness (with
 its L1 distance).
 """
 
@@ -14,7 +15,7 @@ import time
 
 import numpy as np
 
-from paper_repro.exact.witness import ExactNetwork, Witness, check_witness
+from paper_repro.exact.witnesses.witness import ExactNetwork, Witness, check_witness
 from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm, Query
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from paper_repro.errors import PaperReproError
 
 if TYPE_CHECKING:
-    from paper_repro.exact.verify import VerifyResult
+    from paper_repro.exact.frontends.verify import VerifyResult
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     """
     import torch
 
-    from paper_repro.exact.verify import VerifyOptions, VerifyStatus, verify_property
+    from paper_repro.exact.frontends.verify import VerifyOptions, VerifyStatus, verify_property
     from paper_repro.network import load_network
     from paper_repro.vnnlib import parse_vnnlib
 

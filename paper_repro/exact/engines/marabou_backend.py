@@ -5,8 +5,9 @@ bounds ``[max(0, x−δ), min(1, x+δ)]`` (exact for L∞; for L1 extra variable
 ``x′ − p + q = x`` and ``Σ p + q ≤ δ``), one equation per affine neuron, one ``ReLU`` constraint per
 hidden neuron, and for a target ``t`` the inequalities ``Z_t − Z_j ≥ 0`` for all ``j ≠ t``.
 Untargeted queries run one Marabou query per target class. A ``sat`` answer is accepted only if
-its witness passes the exact rational check (:func:`paper_repro.exact.rational.repair_witness`:
-exact distance and margin); otherwise the answer is ``unknown``.
+its witness passes the exact rational check
+(:func:`paper_repro.exact.witnesses.rational.repair_witness`: exact distance and margin); otherwise
+the answer is ``unknown``.
 
 Caveat: Marabou works in floating point with tolerances, so its ``unsat`` is not an exact proof the
 way the SMT path is; :func:`marabou_decider` therefore claims ``robust`` only with a safety slack
@@ -22,7 +23,7 @@ import numpy as np
 
 from paper_repro.errors import PaperReproError
 from paper_repro.exact.decide import Decider, Decision, Verdict
-from paper_repro.exact.rational import repair_witness
+from paper_repro.exact.witnesses.rational import repair_witness
 from paper_repro.query import Norm, Query
 
 

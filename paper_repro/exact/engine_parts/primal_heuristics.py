@@ -2,9 +2,9 @@
 
 :class:`Incumbents` keeps the closest exactly-checked witness found so far (the search's ``upper``)
 and turns LP points into witnesses: the point itself (repaired over the boundary), the exact
-``min δ`` LP of its linear region (:mod:`paper_repro.exact.region`), and, after each improvement,
-a walk over the neighbouring linear regions (as Dathathri et al. search them). Nothing here can
-make a bound unsound: every witness is checked exactly before it is kept.
+``min δ`` LP of its linear region (:mod:`paper_repro.exact.engine_parts.region`), and, after each
+improvement, a walk over the neighbouring linear regions (as Dathathri et al. search them). Nothing
+here can make a bound unsound: every witness is checked exactly before it is kept.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import numpy as np
 from paper_repro.bounds.interval import Bounds
 from paper_repro.bounds.relaxed_lp import RelaxedLP
 from paper_repro.bounds.symbolic import Phases
-from paper_repro.exact.region import (
+from paper_repro.exact.engine_parts.region import (
     activation_pattern,
     boundary_flips,
     region_lp,
     region_witness,
 )
-from paper_repro.exact.witness import ExactNetwork, Witness, fit_within, repair
+from paper_repro.exact.witnesses.witness import ExactNetwork, Witness, fit_within, repair
 from paper_repro.query import Norm, Query
 
 
@@ -99,7 +99,7 @@ class Incumbents:
     ) -> Witness | None:
         """Solve ``min δ`` exactly inside one activation region (all ReLUs fixed), then check.
         For L∞ the region LP is a fixed-radius one (no 2n rows for δ; Newton steps on the
-        radius, :func:`~paper_repro.exact.region.region_witness`)."""
+        radius, :func:`~paper_repro.exact.engine_parts.region.region_witness`)."""
         if target not in self.region_lps:
             linf = self.norm == Norm.LINF
             lp = RelaxedLP(self.net, self.x, self.norm, target, min_delta=not linf)
