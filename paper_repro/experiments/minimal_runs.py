@@ -28,6 +28,7 @@ from paper_repro.errors import PaperReproError
 from paper_repro.exact.search import Backend, Protocol, SolveOptions, minimal_adversarial
 from paper_repro.exact.witnesses import records
 from paper_repro.experiments.carlini_tables import switched_relus
+from paper_repro.experiments.instance_record import InstanceInfo, InstanceRecord
 from paper_repro.experiments.studies import Study
 from paper_repro.models import MLP
 from paper_repro.network import ReluNetwork
@@ -166,23 +167,22 @@ def run_image(
             query = Query(network, x, label, t, norm)
             t0 = time.perf_counter()
             result = minimal_adversarial(query, settings.backend, settings.solve, initial=start)
-            extra = dict(result.extra)
-            extra.update(
+            linf = norm is Norm.LINF
+            found = linf and bool(np.isfinite(fg_delta[i]))
+            info = InstanceInfo(
                 label=int(label),
                 prediction=pred,
                 correct=pred == label,
                 cw_distance=float(cw_dist[i]),
                 cw_adv=None if start is None else start.astype(np.float32).tolist(),
                 total_seconds=time.perf_counter() - t0,
+                fgsm_delta=(float(fg_delta[i]) if found else float("inf")) if linf else None,
+                fgsm_adv=fg_adv[i].astype(np.float32).tolist() if found else None,
+                switched_relus=None
+                if result.witness is None
+                else int(switched_relus(network, x, result.witness)),
             )
-            if norm is Norm.LINF:
-                found = bool(np.isfinite(fg_delta[i]))
-                extra.update(
-                    fgsm_delta=float(fg_delta[i]) if found else float("inf"),  # inf: not found
-                    fgsm_adv=fg_adv[i].astype(np.float32).tolist() if found else None,
-                )
-            if result.witness is not None:
-                extra["switched_relus"] = int(switched_relus(network, x, result.witness))
+            extra = {**result.extra, **info.as_extra()}
             result = dataclasses.replace(result, extra=extra)
             records.append_record(checkpoint, key(t), result, provenance)
         done = reusable()
@@ -219,16 +219,15 @@ def finish(recs: list[dict[str, Any]], out: str | Path) -> None:
 def load_records(paths: Iterable[str | Path]) -> pd.DataFrame:
     """All instance records of the given JSONL files as one DataFrame (one row per instance).
 
-    Columns: the key (model, norm, image, target), the result fields, and the ``extra`` fields
-    (label, correct, cw_distance, fgsm_delta, switched_relus, …) flattened to the top level.
+    Columns: the key (model, norm, image, target — ``None`` for untargeted queries), the result
+    fields, the engine's diagnostics and the :class:`InstanceInfo` fields (label, correct,
+    cw_distance, fgsm_delta, switched_relus, …), parsed through :class:`InstanceRecord`.
     """
-    rows = []
-    for p in paths:
-        for rec in records.load_finished(p).values():
-            row = {k: v for k, v in rec.items() if k not in ("key", "extra", "provenance")}
-            row.update(rec.get("extra", {}))
-            row["model_sha256"] = rec.get("provenance", {}).get("model_sha256")
-            rows.append(row)
+    rows = [
+        InstanceRecord.from_json(rec).row()
+        for p in paths
+        for rec in records.load_finished(p).values()
+    ]
     if not rows:
         raise PaperReproError("no instance records found")
     return pd.DataFrame(rows).sort_values(["model", "norm", "image", "target"], ignore_index=True)
