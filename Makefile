@@ -53,13 +53,11 @@ test-latest:
 		grep -iE '^(highspy|z3-solver|cvc5|pysmt|maraboupy|numpy|scipy|torch|onnx|onnxruntime)=='
 	$(LATEST_VENV)/bin/python -m pytest -n $(CORES) -m "not slow" -p no:cacheprovider
 
-# The pipeline; results/run.json records the commit and the pipeline's wall time (make figures
-# puts them beside the claims in the README).
+# The pipeline; results/run.json records the commit, this invocation's wall time and the jobs' summed
+# cost from their benchmark files (make figures puts them beside the claims in the README).
 repro: $(STAMP)
 	@start=$$(date +%s); snakemake --cores $(CORES) && \
-	printf '{"commit": "%s", "seconds": %s, "finished": "%s"}\n' \
-		"$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-		"$$(( $$(date +%s) - start ))" "$$(date -u +%FT%TZ)" > results/run.json
+	$(BIN)/python tools/run_record.py "$$(( $$(date +%s) - start ))"
 
 report: $(STAMP)
 	snakemake --report results/report.html

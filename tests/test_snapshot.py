@@ -39,3 +39,23 @@ def test_results_block_reports_the_run(repo_root):
     assert "speed" not in block  # not-comparable rows stay in figures/claims.csv
     readme = (repo_root / "README.md").read_text()
     assert readme.count(snap.START) == 1 and readme.count(snap.END) == 1
+
+
+def test_run_record_sums_the_job_benchmarks(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from paper_repro.config import REPO_ROOT
+
+    bench = tmp_path / "results" / "benchmarks"
+    for rule, s, cpu in (("train", 10.0, 9.0), ("study", 5.5, 5.0), ("study", 4.5, 4.0)):
+        folder = bench / rule
+        folder.mkdir(parents=True, exist_ok=True)
+        n = len(list(folder.iterdir()))
+        (folder / f"{n}.tsv").write_text(f"s\th:m:s\tcpu_time\n{s}\t0:00:10\t{cpu}\n")
+    tool = REPO_ROOT / "tools" / "run_record.py"
+    subprocess.run([sys.executable, str(tool), "42"], cwd=tmp_path, check=True)
+    run = json.loads((tmp_path / "results" / "run.json").read_text())
+    assert run["seconds"] == 42 and run["job_seconds"] == 20.0 and run["job_cpu_seconds"] == 18.0
+    assert run["per_rule"] == {"train": 10.0, "study": 10.0}

@@ -26,7 +26,9 @@ PAPERS = {
     "wong_kolter": "Wong & Kolter",
 }
 FIGURES = (
-    ("carlini_examples.png", "Carlini et al.: originals, CW and provably minimal examples"),
+    ("carlini_grids.png", "Carlini et al.: source × target grids, CW vs provably minimal examples"),
+    ("dathathri_frequency.png", "Dathathri et al.: adversarial frequency φ(δ), exact vs attack"),
+    ("wong_kolter_radius.png", "Wong & Kolter Fig. 5: certified radius of every test image"),
     ("wong_kolter_sandwich.png", "Certified radius ≤ exact δ* ≤ attack distance"),
     ("pahlavan_cosine.png", "Pahlavan et al.: cosine similarity of FGSM and certified directions"),
 )
@@ -36,13 +38,21 @@ def _fmt(x: float) -> str:
     return "–" if pd.isna(x) else f"{x:.4g}"
 
 
+def _cost(run: dict) -> str:
+    """The run's cost: this invocation's wall time, and the jobs' summed time when recorded."""
+    text = f"{run['seconds'] / 60:.0f} min of pipeline"
+    if "job_seconds" in run:
+        text += f" ({run['job_seconds'] / 60:.0f} min of jobs in all, on 2 cores)"
+    return text
+
+
 def results_block(claims: pd.DataFrame, accuracy: pd.DataFrame, run: dict) -> str:
     """The README's results section (markdown) from the run's tables."""
     lines = [
         START,
-        f"*From `make repro` at commit `{run['commit']}`, finished {run['finished']}: "
-        f"{run['seconds'] / 60:.0f} min of pipeline on this 2-core machine. Written by "
-        "`make figures`; the full table is [figures/claims.csv](figures/claims.csv).*",
+        f"*From `make repro` at commit `{run['commit']}`, finished {run['finished']} on this "
+        f"2-core machine: {_cost(run)}. Written by `make figures`; the full table is "
+        "[figures/claims.csv](figures/claims.csv).*",
         "",
         "| paper | reproduced | differs | not comparable |",
         "|---|---:|---:|---:|",
