@@ -162,7 +162,13 @@ def run_certify(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
         raise PaperReproError(f"--out must be a .csv file, got {out}")
     table.to_csv(out.with_suffix(".tmp"), index=False)
     out.with_suffix(".tmp").replace(out)
-    record = {**_provenance(cfg, network), "test_split": split.name, "settings": repr(settings)}
+    record = {
+        **_provenance(cfg, network),
+        "test_split": split.name,
+        "settings": repr(settings),
+        # torch proposals, numpy confirmations, rejected proposals, seconds (certify_split)
+        "certify_stats": table.attrs.get("certify_stats", {}),
+    }
     out.with_suffix(".json").write_text(json.dumps(record, indent=2, sort_keys=True, default=str))
     print(
         f"{_model_name(args.model)}: {int(table['correct'].sum())}/{len(table)} correct, "
