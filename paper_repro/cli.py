@@ -282,6 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cli_verify.add_arguments(p)
     p.set_defaults(func=cli_verify.run)
+    from paper_repro.exact.frontends import cli_vnnlib2
+
+    p = add("vnnlib2", "VNN-LIB 2.0 solver interface (standard chapter 5): verify, supports.")
+    cli_vnnlib2.add_arguments(p)
+    p.set_defaults(func=cli_vnnlib2.run)
     return parser
 
 

@@ -11,6 +11,7 @@ Numbers are kept as exact :class:`fractions.Fraction` (``0.1`` is one tenth, not
 
 Anything else (syntax errors, undeclared variables, non-linear terms, constraints mixing inputs and
 outputs, an input without both bounds, an empty box) raises one :class:`PaperReproError`.
+VNN-LIB 2.0 text is recognised and parsed by :mod:`paper_repro.vnnlib2` into the same property.
 """
 
 from __future__ import annotations
@@ -210,12 +211,17 @@ def _sum(parts: list[_Linear], signs: list[int]) -> _Linear:
 
 # ------------------------------------------------------------------------------ the property
 def parse_vnnlib_text(text: str) -> Property:
-    """Parse VNN-LIB 1.0 source text into a :class:`Property`.
+    """Parse VNN-LIB 1.0 source text into a :class:`Property`; VNN-LIB 2.0 text (detected by
+    its ``(vnnlib-version …)`` or ``(declare-network …)``) goes to :mod:`paper_repro.vnnlib2`.
 
     Raises:
         PaperReproError: any syntax error, undeclared or ill-named variable, non-linear term,
             unsupported construct, missing or contradictory input bounds.
     """
+    from paper_repro import vnnlib2
+
+    if vnnlib2.is_vnnlib2(text):
+        return vnnlib2.parse_vnnlib2_text(text)
     parser = _Parser()
     asserts = []
     for cmd in _sexprs(text):

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the ``verify`` options on ``parser``."""
     parser.add_argument("--onnx", required=True, help="the network (.onnx; .pt also read)")
-    parser.add_argument("--vnnlib", required=True, help="the property (VNN-LIB 1.0)")
+    parser.add_argument("--vnnlib", required=True, help="the property (VNN-LIB 1.0 or 2.0)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
     parser.add_argument("--result", help="also write the answer to this file")
     parser.add_argument("--seed", type=int, default=0, help="falsifier/engine seed (default 0)")
