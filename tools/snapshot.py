@@ -42,7 +42,10 @@ def _cost(run: dict) -> str:
     """The run's cost: this invocation's wall time, and the jobs' summed time when recorded."""
     text = f"{run['seconds'] / 60:.0f} min of pipeline"
     if "job_seconds" in run:
-        text += f" ({run['job_seconds'] / 60:.0f} min of jobs in all, on 2 cores)"
+        text += (
+            f" in this invocation; the whole pipeline's jobs took {run['job_seconds'] / 60:.0f} "
+            f"min of wall time and {run['job_cpu_seconds'] / 60:.0f} CPU-min"
+        )
     return text
 
 
