@@ -46,3 +46,16 @@ def test_l1_info_has_no_fgsm_fields():
 def test_a_record_without_study_fields_is_refused():
     with pytest.raises(PaperReproError, match="study fields"):
         InstanceInfo.from_extra({"finished": True})
+
+
+def test_provenance_reports_the_study_time_limit(tmp_path):
+    from paper_repro.experiments.table_provenance import record_provenance
+
+    info = InstanceInfo(3, 3, True, 5.0, None, 0.12)
+    cfg = {"experiments": {"timeout": 30, "studies": {"carlini": {"timeout": 120}}}}
+    path = tmp_path / "r.jsonl"
+    key = {"model": "m", "norm": "l1", "image": 7, "target": 1}
+    prov = {"model_sha256": "abc", "config": cfg, "study": "carlini"}
+    records.append_record(path, key, _result({"finished": True, **info.as_extra()}), prov)
+    row = record_provenance([path]).iloc[0]
+    assert row["timeout_s"] == 120 and row["study"] == "carlini"

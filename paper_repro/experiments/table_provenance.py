@@ -34,6 +34,8 @@ def record_provenance(paths: Iterable[str | Path]) -> pd.DataFrame:
             prov = rec.get("provenance", {})
             cfg = prov.get("config", {})
             ex, data = cfg.get("experiments", {}), cfg.get("data", {})
+            # a study's own time limit and cap (config experiments.studies) win over the default
+            study = (ex.get("studies") or {}).get(prov.get("study")) or {}
             key = (rec["model"], rec["norm"])
             row = rows.setdefault(
                 key,
@@ -50,7 +52,9 @@ def record_provenance(paths: Iterable[str | Path]) -> pd.DataFrame:
                     "protocol": ex.get("protocol"),
                     "tolerance": ex.get("tolerance"),
                     "precision": ex.get("precision"),
-                    "timeout_s": ex.get("timeout"),
+                    "timeout_s": study.get("timeout") or ex.get("timeout"),
+                    "max_distance": study.get("max_distance"),
+                    "study": prov.get("study"),
                     "seed": cfg.get("seed"),
                     "test_source": prov.get("test_split", data.get("test_source")),
                     "data_dir": data.get("dir"),
