@@ -10,6 +10,8 @@ A ReLU is the disjunction ``(h ≥ 0 ∧ z = h) ∨ (h ≤ 0 ∧ z = 0)``; ReLUs
 interval arithmetic over the input box proves stable are replaced by ``h`` or ``0`` (exact, not a
 relaxation). L∞: ``max(0, x−δ) ≤ x′ ≤ min(1, x+δ)``. L1 is linear: ``x′ = x + p − q``,
 ``p, q ≥ 0``, ``Σ p + q ≤ δ``. Ties count as adversarial (``≥``), as in :mod:`paper_repro.query`.
+With ``phases`` (:mod:`paper_repro.exact.engines.smt_region`) every hidden ReLU's phase is fixed
+instead: one activation region, no disjunction left but the targets'.
 
 Every call uses a fresh :class:`pysmt.environment.Environment` and a fresh solver; pysmt's global
 environment stack is only pushed/popped around calls that need it.
@@ -21,7 +23,7 @@ import contextlib
 import io
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -47,6 +49,7 @@ __all__ = [
     "exact_forward",
     "exact_margin",
     "smt_decider",
+    "solve_encoding",
     "to_smtlib",
 ]  # fmt: skip
 
@@ -66,7 +69,8 @@ class SmtEncoding:
         l1: ``(p_i, q_i)`` symbols for the L1 norm, empty for L∞.
         delta: the δ constant, or the free symbol ``delta`` when encoded symbolically.
         env: the PySMT environment owning every node.
-        stable: number of ReLUs simplified away as provably stable.
+        stable: number of ReLUs replaced by one linear piece (provably stable, or fixed by
+            ``phases``).
     """
 
     formula: FNode
@@ -105,6 +109,7 @@ def encode(
     env: Environment | None = None,
     margin: float | Fraction = 0,
     layer_bounds: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    phases: Sequence[Sequence[bool]] | None = None,
 ) -> SmtEncoding:
     """The exact formula "∃x′ ∈ [0,1]^n, ‖x′ − x‖ ≤ δ, x′ classified as a target" (see module doc).
 
@@ -119,6 +124,9 @@ def encode(
             the region (e.g. :func:`paper_repro.bounds.crown.crown_layer_bounds`, outward
             rounded); intersected with the exact interval bounds to fix more ReLUs. The formula
             stays exact provided these bounds are sound.
+        phases: optional fixed phase of every hidden ReLU (``phases[k][j]``: ``True`` adds
+            ``h ≥ 0`` and uses ``z = h``, ``False`` adds ``h ≤ 0`` and uses ``z = 0``): the
+            formula of one activation region, a subset of the query's (no disjunctions).
     """
     env = env or Environment()
     mgr = env.formula_manager
@@ -165,6 +173,8 @@ def encode(
     stable = 0
     net = query.network
     last = len(net.weights) - 1
+    if phases is not None and [len(p) for p in phases] != [w.shape[0] for w in net.weights[:-1]]:
+        raise PaperReproError("phases must give one phase per hidden ReLU, layer by layer")
     for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
         new_terms, new_lo, new_hi = [], [], []
         for j in range(w.shape[0]):
@@ -182,6 +192,15 @@ def encode(
                 h_hi = min(h_hi, _frac(layer_bounds[k][1][j]))
             if k == last:
                 new_terms.append(h)
+                continue
+            if phases is not None:  # the region: the phase is a constraint, not a disjunction
+                on = bool(phases[k][j])
+                cons.append(mgr.GE(h, zero) if on else mgr.LE(h, zero))
+                stable += 1
+                new_terms.append(h if on else None)
+                h_lo, h_hi = (max(h_lo, Fraction(0)), max(h_hi, Fraction(0))) if on else (0, 0)
+                new_lo.append(Fraction(h_lo))
+                new_hi.append(Fraction(h_hi))
                 continue
             if h_hi <= 0:  # relu(h) = 0 on the whole box
                 stable += 1
@@ -317,6 +336,15 @@ def smt_decider(solver: SmtSolver | str = SmtSolver.Z3, crown_stability: bool = 
         return Decision(Verdict.ADVERSARIAL, witness, time.perf_counter() - t0)
 
     return decide
+
+
+def solve_encoding(
+    enc: SmtEncoding, solver: SmtSolver | str, timeout_s: float
+) -> tuple[Verdict, list[Fraction]]:
+    """Solve ``enc`` with ``solver`` (z3 or cvc5, as :func:`smt_decider` does): the verdict
+    (``unknown`` on timeout) and, when satisfiable, the exact model of ``x′``."""
+    name = SmtSolver.parse(solver)
+    return (_solve_z3 if name == SmtSolver.Z3 else _solve_pysmt)(enc, name.value, timeout_s)
 
 
 def _solve_z3(enc: SmtEncoding, _name: str, timeout_s: float) -> tuple[Verdict, list[Fraction]]:
