@@ -50,6 +50,20 @@ class _Data:
         return _Data(a, c, self.layout, int(w.shape[0]))
 
 
+def load_onnx(path: str | Path):
+    """The ``onnx.ModelProto`` at ``path``; a missing or unreadable file is one
+    :class:`PaperReproError` naming it."""
+    import onnx
+
+    p = Path(path)
+    if not p.is_file():
+        raise PaperReproError(f"ONNX file not found: {p}")
+    try:
+        return onnx.load(str(p))
+    except Exception as exc:  # protobuf raises DecodeError, RuntimeError, ...
+        raise PaperReproError(f"cannot read ONNX file {p}: {exc}") from None
+
+
 def read_onnx_mlp(path: str | Path) -> ReluNetwork:
     """Parse the ONNX file at ``path`` into a float64 :class:`ReluNetwork`.
 
@@ -61,13 +75,7 @@ def read_onnx_mlp(path: str | Path) -> ReluNetwork:
     from onnx import numpy_helper
 
     p = Path(path)
-    if not p.is_file():
-        raise PaperReproError(f"ONNX file not found: {p}")
-    try:
-        model = onnx.load(str(p))
-    except Exception as exc:  # protobuf raises DecodeError, RuntimeError, ...
-        raise PaperReproError(f"cannot read ONNX file {p}: {exc}") from None
-    graph = model.graph
+    graph = load_onnx(p).graph
     if len(graph.node) == 0:
         raise PaperReproError(f"ONNX file {p} has no nodes (corrupt or empty graph)")
     consts: dict[str, np.ndarray] = {}

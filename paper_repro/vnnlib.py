@@ -17,11 +17,15 @@ VNN-LIB 2.0 text is recognised and parsed by :mod:`paper_repro.vnnlib2` into the
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TypeVar
 
 from paper_repro.errors import PaperReproError
+
+T = TypeVar("T")
 
 _MAX_CASES = 100_000
 _VAR = re.compile(r"^([XY])_(\d+)$")
@@ -258,6 +262,12 @@ def parse_vnnlib_text(text: str) -> Property:
 
 def parse_vnnlib(path: str | Path) -> Property:
     """Read and parse the VNN-LIB file at ``path`` (see :func:`parse_vnnlib_text`)."""
+    return parse_file(path, parse_vnnlib_text)
+
+
+def parse_file(path: str | Path, parse: Callable[[str], T]) -> T:
+    """``parse`` the text of the VNN-LIB file at ``path`` (either version); a missing or
+    unreadable file, and every parse error, is one :class:`PaperReproError` naming the file."""
     p = Path(path)
     if not p.is_file():
         raise PaperReproError(f"VNN-LIB file not found: {p}")
@@ -266,7 +276,7 @@ def parse_vnnlib(path: str | Path) -> Property:
     except (OSError, UnicodeDecodeError) as exc:
         raise PaperReproError(f"cannot read VNN-LIB file {p}: {exc}") from None
     try:
-        return parse_vnnlib_text(text)
+        return parse(text)
     except PaperReproError as exc:
         raise PaperReproError(f"{p}: {exc}") from None
 

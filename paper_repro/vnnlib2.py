@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from paper_repro.errors import PaperReproError
-from paper_repro.vnnlib import _MAX_CASES, Property, _case, _sum
+from paper_repro.vnnlib import _MAX_CASES, Property, _case, _sum, parse_file
 
 VERSION = "2.0"
 REAL_TYPES = frozenset({"real", "Real"})
@@ -386,14 +386,4 @@ def parse_vnnlib2_text(text: str) -> Property:
 
 def read_vnnlib2(path: str | Path) -> Query2:
     """Read and parse the VNN-LIB 2.0 file at ``path``; errors name the file."""
-    p = Path(path)
-    if not p.is_file():
-        raise PaperReproError(f"VNN-LIB file not found: {p}")
-    try:
-        text = p.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PaperReproError(f"cannot read VNN-LIB file {p}: {exc}") from None
-    try:
-        return parse_vnnlib2_query(text)
-    except PaperReproError as exc:
-        raise PaperReproError(f"{p}: {exc}") from None
+    return parse_file(path, parse_vnnlib2_query)

@@ -27,7 +27,8 @@ def job_costs(folder: Path) -> dict[str, float]:
         row = dict(zip(head, last, strict=False))
         s = float(row.get("s", 0) or 0)
         c = float(row.get("cpu_time", 0) or 0)
-        rule = tsv.relative_to(folder).parts[0]
+        parts = tsv.relative_to(folder).parts
+        rule = parts[0] if len(parts) > 1 else tsv.stem  # rule folders, or a rule's own file
         per_rule[rule] = per_rule.get(rule, 0.0) + s
         wall, cpu = wall + s, cpu + c
     return {"job_seconds": round(wall, 1), "job_cpu_seconds": round(cpu, 1), "per_rule": per_rule}

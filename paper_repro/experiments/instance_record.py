@@ -9,15 +9,12 @@ and, in its ``extra`` field, the engine's own diagnostics merged with the experi
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-import numpy as np
-
 from paper_repro.errors import PaperReproError
 from paper_repro.exact.witnesses import records
-from paper_repro.query import MinAdvResult
+from paper_repro.query import MinAdvResult, Status
 
 
 @dataclass(frozen=True)
@@ -49,11 +46,13 @@ class InstanceInfo:
     switched_relus: int | None = None
 
     def as_extra(self) -> dict[str, Any]:
-        """The fields as ``extra`` entries (``fgsm_*`` and ``switched_relus`` only when set)."""
+        """The fields as ``extra`` entries: the ``fgsm_*`` pair only for L∞ queries (those with a
+        ``fgsm_delta``), ``switched_relus`` only with a witness."""
         out = asdict(self)
-        for name in ("fgsm_delta", "fgsm_adv", "switched_relus"):
-            if out[name] is None and not (name == "fgsm_adv" and self.fgsm_delta is not None):
-                del out[name]
+        if self.fgsm_delta is None:
+            del out["fgsm_delta"], out["fgsm_adv"]
+        if self.switched_relus is None:
+            del out["switched_relus"]
         return out
 
     @classmethod
@@ -110,9 +109,8 @@ class InstanceRecord:
             "image": self.image,
             "target": self.target,
         }
-        row.update(records.result_to_dict(r))
+        row.update(records.result_to_dict(r))  # the witness as a list of floats
         row.pop("extra")
-        row["witness"] = None if r.witness is None else [float(v) for v in np.ravel(r.witness)]
         row.update(r.extra)
         row.update(self.info.as_extra())
         row["model_sha256"] = self.provenance.get("model_sha256")
@@ -125,6 +123,4 @@ class InstanceRecord:
     @property
     def solved(self) -> bool:
         """The bracket closed (``optimal``) or the search proved ``δ*`` beyond its cap."""
-        return str(self.result.status) in ("optimal", "beyond") and not math.isnan(
-            self.result.lower
-        )
+        return self.result.status in (Status.OPTIMAL, Status.BEYOND)

@@ -246,15 +246,10 @@ def load_declared_network(files: dict[str, Path], query: Query2) -> ReluNetwork:
     """
     import onnx
 
-    from paper_repro.onnx_import import read_onnx_mlp
+    from paper_repro.onnx_import import load_onnx, read_onnx_mlp
 
     path = files[query.network]
-    if not path.is_file():
-        raise PaperReproError(f"ONNX file not found: {path}")
-    try:
-        model = onnx.load(str(path))
-    except Exception as exc:  # protobuf raises DecodeError, RuntimeError, ...
-        raise PaperReproError(f"cannot read ONNX file {path}: {exc}") from None
+    model = load_onnx(path)
     graph = model.graph
     consts = {i.name for i in graph.initializer}
     inputs = [v for v in graph.input if v.name not in consts]
