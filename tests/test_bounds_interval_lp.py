@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from paper_repro.bounds.highs import new_highs, run_highs
 from paper_repro.bounds.interval import InputRegion, interval_bounds, linear_range
 from paper_repro.bounds.lp import RelaxedLP, lp_tighten, safe_dual_bound
-from paper_repro.bounds.symbolic import symbolic_bounds
+from paper_repro.bounds.symbolic import margin_lower_bounds, symbolic_bounds
 from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm
 
@@ -238,3 +238,48 @@ def test_csr_matvec_equals_scipy_product():
         v = rng.normal(size=n)
         np.testing.assert_array_equal(csr_matvec(a, v), a @ v)
         np.testing.assert_array_equal(csr_matvec(a.astype(np.float32), v), a.astype(np.float32) @ v)
+
+
+@pytest.mark.parametrize("norm", [Norm.LINF, Norm.L1])
+@pytest.mark.parametrize("seed", range(6))
+def test_margin_lower_bounds_hold_on_samples_and_splits(norm, seed):
+    """The CROWN margin bound of the branch-and-bound filter: ``logit_j − logit_t`` at every
+    sampled point (of the node's split region) is ≥ the bound."""
+    rng = np.random.default_rng(100 + seed)
+    net = _net(rng, [5, 6, 5, 4])
+    x = rng.random(5)
+    region = InputRegion(x, 0.3 if norm == Norm.LINF else 0.7, norm)
+    base = symbolic_bounds(net, region, interval_bounds(net, region))
+    pts = _samples(rng, region, 1500)
+    pre = pts @ net.weights[0].T + net.biases[0]
+    unstable = np.flatnonzero((base[0][0] < 0) & (base[0][1] > 0))
+    fixed = [np.zeros(n, np.int8) for n in net.hidden_sizes]
+    keep = np.ones(len(pts), bool)
+    if unstable.size:  # one first-layer split, as a node would have
+        i = int(unstable[0])
+        fixed[0][i] = 1 if seed % 2 else -1
+        keep = pre[:, i] >= 0 if seed % 2 else pre[:, i] <= 0
+    relax: list = []
+    bounds = symbolic_bounds(net, region, base, fixed, relaxations=relax)
+    logits = net.forward(pts[keep])
+    for t in range(4):
+        lo = margin_lower_bounds(net, region, relax, t)
+        assert lo[t] == 0.0
+        gap = logits - logits[:, [t]]
+        assert np.all(gap >= lo[None, :]), f"target {t}: a sample beats the bound"
+        assert np.all(lo <= gap.min(axis=0) + 1e-12)
+    assert all(np.all(lo <= hi) for lo, hi in bounds)
+
+
+def test_margin_lower_bounds_prove_an_unreachable_target():
+    """A target whose logit is far below another's everywhere in the region: some bound > 0;
+    and a reachable one (the class at ``x`` itself): no bound > 0."""
+    w1 = np.array([[1.0, 0.0], [0.0, 1.0]])
+    w2 = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])
+    net = ReluNetwork.from_arrays([w1, w2], [np.zeros(2), np.array([0.0, 0.0, -5.0])])
+    x = np.array([0.6, 0.4])
+    region = InputRegion(x, 0.1, Norm.LINF)
+    relax: list = []
+    symbolic_bounds(net, region, relaxations=relax)
+    assert (margin_lower_bounds(net, region, relax, 2) > 0).any()
+    assert not (margin_lower_bounds(net, region, relax, 0) > 0).any()

@@ -25,6 +25,7 @@ def lp_tighten(
     deadline: float,
     first_layer: int = 1,
     adversarial: bool = False,
+    refresh_every: int = 0,
 ) -> Bounds:
     """Tighten unstable hidden pre-activation bounds of layers ``≥ first_layer`` by LP (min and
     max).
@@ -38,6 +39,10 @@ def lp_tighten(
     the LP's target, which is all a minimal-distance search needs (optimisation-based bound
     tightening with the adversarial constraint). If that set is empty (a Farkas ray proves it),
     the first bound is returned crossed (``lo > hi``).
+
+    ``refresh_every`` (> 0): rebuild the LP's relaxation from the bounds tightened so far after
+    every that many LPs of a layer (not only between layers), so later LPs of the layer are
+    tighter and, with ``adversarial``, an empty set shows sooner.
     """
     out = [(lo.copy(), hi.copy()) for lo, hi in bounds]
     lp.set_output_rows(adversarial)
@@ -46,12 +51,16 @@ def lp_tighten(
             lp.configure(radius, out, None, slack=not adversarial)
             lo, hi = out[k]
             point = None  # layer k's pre-activations at the last LP optimum
+            done = 0
             for sign in (1.0, -1.0):  # every lower bound first: consecutive LPs stay close
                 todo = list(np.flatnonzero((lo < 0) & (hi > 0)))
                 while todo:
                     if time.monotonic() > deadline:
                         return out
+                    if refresh_every and done and done % refresh_every == 0:
+                        lp.configure(radius, out, None, slack=not adversarial)
                     i = todo.pop(_nearest(todo, sign, point, lo, hi))
+                    done += 1
                     c = np.zeros(lp.ncol)
                     c[lp.z_cols[k][i]] = sign
                     lp.set_cost(c)

@@ -173,3 +173,34 @@ def _backward(
         c, a = c + a @ network.biases[j], a @ network.weights[j]
     _, hi = linear_range(a, c, region)
     return -hi[m:], hi[:m]
+
+
+def margin_lower_bounds(
+    network: ReluNetwork,
+    region: InputRegion,
+    relax: list[ReluRelaxation],
+    target: int,
+    mags: list[np.ndarray] | None = None,
+) -> np.ndarray:
+    """Sound lower bounds of ``logit_j − logit_target`` over ``region`` (``[m]``; the target's
+    own entry is 0), by one backward pass through the hidden layers' relaxations ``relax``
+    (e.g. those :func:`symbolic_bounds` filled for a branch-and-bound node, splits included).
+
+    Some entry ``> 0`` proves that no point of the relaxation, hence of the region, classifies
+    as ``target`` (ties count as the target's): the node can be discarded without an LP.
+    """
+    w, b = network.weights[-1], network.biases[-1]
+    if mags is None:
+        mags = _magnitudes(network, region)
+    # upper bounds of g = logit_target − logit_j, backwards as in _backward
+    a, c = w[target] - w, b[target] - b
+    for j in range(len(relax) - 1, -1, -1):
+        r = relax[j]
+        pos, neg = np.maximum(a, 0.0), np.minimum(a, 0.0)
+        c = c + pos @ r.intercept
+        a = pos * r.slope + neg * r.alpha
+        c, a = c + a @ network.biases[j], a @ network.weights[j]
+    _, hi = linear_range(a, c, region)
+    lo = -hi - 2.0 * REL_MARGIN * (mags[-1] + mags[-1][target])
+    lo[target] = 0.0
+    return lo

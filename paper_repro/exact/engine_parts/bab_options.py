@@ -33,6 +33,17 @@ class BabOptions:
             they are dropped when the region shrinks, and the bounds LP-tightened again once
             the pool is full.
         progress: seconds between progress lines on stderr (0: none).
+        region_share: in a fixed-δ search (:meth:`BabEngine.decide`), the exact LPs of the LP
+            points' activation regions (a primal heuristic) are limited to 2 plus this
+            fraction of the node LP solves, so that a hard proof is not slowed by them
+            (docs/verify.md has the measurement).
+        crown_filter: before a node's LP, bound ``logit_j − logit_target`` by one backward
+            pass through the node's relaxation
+            (:func:`~paper_repro.bounds.symbolic.margin_lower_bounds`); a positive bound
+            discards the node without an LP.
+        tighten_refresh: LP tightening rebuilds its relaxation from the bounds tightened so
+            far every this many LPs of a layer (0: between layers only;
+            :func:`~paper_repro.bounds.lp.lp_tighten`'s ``refresh_every``).
         stop_first: bound a node with free ReLUs by one LP at the stop radius (the incumbent's
             distance less the tolerance, or δ) instead of Newton steps (``newton_bound``'s
             ``stop_first``); the default.
@@ -58,4 +69,7 @@ class BabOptions:
     cuts_after: int = 0
     stop_first: bool = True
     progress: float = 0.0
+    region_share: float = 0.25
+    crown_filter: bool = True
+    tighten_refresh: int = 16
     max_distance: float | None = None

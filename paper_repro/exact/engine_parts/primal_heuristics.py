@@ -39,6 +39,7 @@ class Incumbents:
         self.best: Witness | None = None
         self.decide_delta: float | None = None
         self.tried: set[bytes] = set()
+        self.region_tries = 0
         self.region_lps: dict[int, RelaxedLP] = {}
 
     def offer(self, w: Witness | None) -> None:
@@ -48,12 +49,16 @@ class Incumbents:
         if w is not None and (self.best is None or w.distance < self.best.distance):
             self.best = w
 
-    def from_lp_point(self, target: int, xp: np.ndarray, bounds: Bounds, radius: float) -> None:
-        """Incumbents from an LP point ``xp`` (``[n_0]``) and from the exact LP of its region."""
+    def from_lp_point(
+        self, target: int, xp: np.ndarray, bounds: Bounds, radius: float, region: bool = True
+    ) -> None:
+        """Incumbents from an LP point ``xp`` (``[n_0]``) and, if ``region``, from the exact LP
+        of its activation region."""
         logits = self.net.forward(xp)
         if logits[target] >= logits.max() - 1e-9 and self._may_improve(xp):
             self.offer(repair(self.exact, self.x, xp, target, self.norm))
-        self.try_region(target, activation_pattern(self.net, xp), bounds, radius)
+        if region:
+            self.try_region(target, activation_pattern(self.net, xp), bounds, radius)
 
     def _may_improve(self, xp: np.ndarray) -> bool:
         """False when ``xp`` is clearly farther than the incumbent (minimisation mode only): its
@@ -74,6 +79,7 @@ class Incumbents:
         if key in self.tried or not pattern:
             return
         self.tried.add(key)
+        self.region_tries += 1
         before = self.best
         self.offer(self.region_witness(target, pattern, bounds, radius))
         if descend and self.best is not before and self.decide_delta is None:

@@ -37,7 +37,12 @@ from paper_repro.bounds.interval import (
     linear_range,
 )
 from paper_repro.bounds.lp import RelaxedLP, lp_tighten
-from paper_repro.bounds.symbolic import Phases, ReluRelaxation, symbolic_bounds
+from paper_repro.bounds.symbolic import (
+    Phases,
+    ReluRelaxation,
+    margin_lower_bounds,
+    symbolic_bounds,
+)
 from paper_repro.exact.decide import Decision, SearchOutcome, Verdict
 from paper_repro.exact.engine_parts.bab_options import BabOptions
 from paper_repro.exact.engine_parts.incumbent import attack_incumbent
@@ -106,6 +111,7 @@ class BabEngine:
         self.inc = Incumbents(query, self.opt.descent_budget)
         self.exact = self.inc.exact
         self.nodes = 0
+        self.filtered = 0  # nodes discarded by the CROWN filter (no LP)
         self.base: Bounds | None = None
         self.base_radius = np.inf
         self.tightened = self.cut_tightened = False
@@ -157,6 +163,7 @@ class BabEngine:
                 bounds,
                 budget,
                 adversarial=self.opt.adversarial_tightening and len(targets) == 1,
+                refresh_every=self.opt.tighten_refresh,
             )
             bounds = symbolic_bounds(self.net, region, bounds)
         self.base, self.base_radius = bounds, radius
@@ -277,6 +284,13 @@ class BabEngine:
         )
         if any((lo > hi).any() for lo, hi in bounds):
             return None  # the splits contradict sound bounds
+        if self.opt.crown_filter:  # one backward pass may already prove the node empty
+            margins = margin_lower_bounds(
+                self.net, shared.region, relax, node.target, shared.memo.get("mag")
+            )
+            if (margins > 0).any():
+                self.filtered += 1
+                return None
         # the stop probe needs a stop radius: an incumbent, or the fixed δ
         stop_probe = self.opt.stop_first and has_free_relu(bounds, node.fixed)
         stop_probe = stop_probe and (delta is not None or self.best is not None)
@@ -289,9 +303,18 @@ class BabEngine:
         if res.lb == np.inf:
             return None  # no adversarial example within the cap in this subtree
         lb, weights, sol, converged = res.lb, res.weights, res.solution, res.converged
-        if sol is not None and sol.optimal:
+        # the LP point's activation region lies inside the node (the point meets its splits), so
+        # a node that cannot hold a closer example (or one within δ) cannot give a witness worth
+        # its region LP
+        tol = self.opt.tolerance if delta is None else 0.0
+        useful = lb <= self._cap(delta) and (
+            self.best is None or lb < self.best.distance - 0.99 * tol
+        )
+        if sol is not None and sol.optimal and useful:
             xp = np.clip(self.x + lp.displacement(sol.col_value), 0.0, 1.0)
-            self.inc.from_lp_point(node.target, xp, self.base, self._cap(delta))
+            tries = self.inc.region_tries
+            region = delta is None or tries < 2 + self.opt.region_share * self.nodes
+            self.inc.from_lp_point(node.target, xp, self.base, self._cap(delta), region)
         choice = branch_choice(weights, bounds, node.fixed)
         if choice is None:  # every ReLU fixed: the LP was exact; its bound is final
             leaf = [
