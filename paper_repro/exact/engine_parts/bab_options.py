@@ -40,7 +40,10 @@ class BabOptions:
         crown_filter: before a node's LP, bound ``logit_j − logit_target`` by one backward
             pass through the node's relaxation
             (:func:`~paper_repro.bounds.symbolic.margin_lower_bounds`); a positive bound
-            discards the node without an LP.
+            discards the node without an LP. ``None`` (auto): on in fixed-δ searches and on
+            networks with a hidden layer of ≥ 64 units, where it saves LPs; off for the
+            minimisation on the papers' narrow networks, whose LPs are cheaper than the pass
+            (docs/engine.md).
         tighten_refresh: LP tightening rebuilds its relaxation from the bounds tightened so
             far every this many LPs of a layer (0: between layers only;
             :func:`~paper_repro.bounds.lp.lp_tighten`'s ``refresh_every``).
@@ -70,6 +73,6 @@ class BabOptions:
     stop_first: bool = True
     progress: float = 0.0
     region_share: float = 0.25
-    crown_filter: bool = True
+    crown_filter: bool | None = None
     tighten_refresh: int = 16
     max_distance: float | None = None

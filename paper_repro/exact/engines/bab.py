@@ -284,7 +284,10 @@ class BabEngine:
         )
         if any((lo > hi).any() for lo, hi in bounds):
             return None  # the splits contradict sound bounds
-        if self.opt.crown_filter:  # one backward pass may already prove the node empty
+        crown = self.opt.crown_filter
+        if crown is None:
+            crown = delta is not None or max(self.net.hidden_sizes, default=0) >= 64
+        if crown:  # one backward pass may already prove the node empty
             margins = margin_lower_bounds(
                 self.net, shared.region, relax, node.target, shared.memo.get("mag")
             )
