@@ -71,11 +71,13 @@ def _norms(cfg: dict[str, Any], names: tuple[str, ...]) -> list[str]:
 
 def _carlini(cfg: dict[str, Any], trained: list[str]) -> dict[str, Any]:
     pair = list(studies(cfg)["carlini"].models[:2])
+    smt = cfg.get("experiments", {}).get("smt", {})
     return {
         "models": _models(cfg, ("carlini", "carlini_extended")),
         "norms": _norms(cfg, ("carlini", "carlini_extended")),
         "base_model": pair[0],
         "defended_model": pair[-1],
+        **{f"smt_{k}": v for k, v in smt.items()},
     }
 
 
@@ -112,6 +114,7 @@ NOTEBOOKS: tuple[Notebook, ...] = (
             "nonlinearity",
             "nonlinearity_all",
             "smt_checks",
+            "smt_solvers",
         ),
         ("examples", "grids", "nonlinearity"),
         _carlini,
