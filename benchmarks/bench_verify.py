@@ -44,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -209,6 +210,7 @@ def run_tool(tool: str, inst: dict, timeout: float) -> dict:
         seconds, message = extra["seconds"], extra["message"]
     if answer == "error":
         message = err.strip().splitlines()[-1] if err.strip() else f"exit status {code}"
+    checked = check_counterexample(out, inst) if tool == "verify" and answer == "sat" else {}
     return {
         "tool": tool,
         **{k: inst[k] for k in ("net", "image", "label", "correct", "eps")},
@@ -218,7 +220,32 @@ def run_tool(tool: str, inst: dict, timeout: float) -> dict:
         "wall": wall,
         "peak_rss_mib": rss,
         "message": message,
+        **checked,
     }
+
+
+def check_counterexample(stdout: str, inst: dict) -> dict:
+    """Judge a ``sat`` answer's counterexample independently of the package: its ``X_i`` (exact
+    decimals) against the bounds written in the property file (read here by a regex, not by
+    our parser), and the class scores of onnxruntime (float32) at ``X``. ``cex_in_box``: every
+    ``X_i`` within its bounds exactly; ``cex_ort_margin``: ``max_{j≠label} Y_j − Y_label`` from
+    onnxruntime (≥ 0: the runtime sees the counterexample too)."""
+    import onnxruntime as ort
+
+    xs = {int(i): Fraction(v) for i, v in re.findall(r"\(X_(\d+) ([-+0-9.eE]+)\)", stdout)}
+    text = Path(inst["vnnlib"]).read_text()
+    upper = {int(i): Fraction(v) for i, v in re.findall(r"\(<= X_(\d+) ([-+0-9.eE]+)\)", text)}
+    lower = {int(i): Fraction(v) for i, v in re.findall(r"\(>= X_(\d+) ([-+0-9.eE]+)\)", text)}
+    inside = len(xs) == len(upper) == len(lower) and all(
+        lower[i] <= v <= upper[i] for i, v in xs.items()
+    )
+    x = np.array([float(xs[i]) for i in sorted(xs)], dtype=np.float32)
+    sess = ort.InferenceSession(inst["onnx"], providers=["CPUExecutionProvider"])
+    feed = {sess.get_inputs()[0].name: x.reshape(1, -1)}
+    y = np.asarray(sess.run(None, feed)[0], dtype=np.float64).reshape(-1)
+    label = inst["label"]
+    margin = float(np.max(np.delete(y, label)) - y[label])
+    return {"cex_in_box": bool(inside), "cex_ort_margin": margin}
 
 
 def worker(tool: str, inst: dict, timeout: float) -> int:
