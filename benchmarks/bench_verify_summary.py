@@ -2,8 +2,9 @@
 
 Per network and tool: the answers, instances solved (``sat`` + ``unsat``) within the limit,
 median and max seconds of the solved ones, peak memory, answers contradicted by another tool's
-definite answer (``wrong?``: one of the two is wrong), and for the peers the median of
-(peer seconds / verify seconds) over the instances both solved.
+definite answer (one of the two is wrong), and for the peers the median of (peer seconds /
+verify seconds) over the instances both solved; then how many of ``verify``'s counterexamples
+passed the independent check of ``bench_verify.check_counterexample``.
 """
 
 from __future__ import annotations
@@ -72,6 +73,16 @@ def summarize(out: Path) -> str:
                 f"| {ratio} |"
             )
     text = head + "\n".join(lines) + "\n"
+    sats = [r for r in rows if r["tool"] == "verify" and r["answer"] == "sat"]
+    judged = [r for r in sats if "cex_in_box" in r]
+    good = [r for r in judged if r["cex_in_box"] and r["cex_ort_margin"] >= 0]
+    if sats:
+        least = min((r["cex_ort_margin"] for r in judged), default=float("nan"))
+        text += (
+            f"\n`verify`'s counterexamples judged independently (box from the file, onnxruntime "
+            f"float32 scores): {len(good)} of {len(judged)} pass ({len(sats)} `sat` answers; "
+            f"least onnxruntime margin {least:.3g}).\n"
+        )
     if conflicts:
         text += "\nDisagreements (network, image, ε: answers):\n"
         text += "".join(f"- {k}: {a}\n" for k, a in conflicts)

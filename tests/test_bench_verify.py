@@ -72,6 +72,7 @@ def test_summary_counts_solved_times_and_disagreements(tmp_path):
         _row("milp", 2, "timeout", 10.0),
         _row("verify", 2, "unsat", 3.0),  # a rerun: the last row of an instance counts
     ]
+    rows[1].update(cex_in_box=True, cex_ort_margin=0.25)
     (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     text = summary.summarize(tmp_path)
     lines = {ln.split("|")[2].strip(): ln for ln in text.splitlines() if ln.startswith("| mnist")}
@@ -83,3 +84,4 @@ def test_summary_counts_solved_times_and_disagreements(tmp_path):
     assert milp[3:9] == ["3", "0", "2", "1", "0", "2"]
     assert milp[11] == "1" and milp[12] == "15.0× (2)"  # median of 20/1 and 5/0.5
     assert "('mnist-8x8', 1, 0.03)" in text
+    assert "1 of 1 pass (1 `sat` answers; least onnxruntime margin 0.25)" in text
