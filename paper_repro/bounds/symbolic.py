@@ -164,15 +164,25 @@ def _backward(
     this is the lower pass itself, at half the calls)."""
     w, b = network.weights[k], network.biases[k]
     m = w.shape[0]
-    a, c = np.concatenate([w, -w]), np.concatenate([b, -b])
-    for j in range(k - 1, -1, -1):
+    a, c = _upper_substitute(network, relax[:k], np.concatenate([w, -w]), np.concatenate([b, -b]))
+    _, hi = linear_range(a, c, region)
+    return -hi[m:], hi[:m]
+
+
+def _upper_substitute(
+    network: ReluNetwork, relax: list[ReluRelaxation], a: np.ndarray, c: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``a @ act_h + c`` (``act_h`` the last relaxed hidden layer's activations, ``h =
+    len(relax) − 1``) bounded from above by a linear function of the input, ``(a′, c′)``:
+    each ReLU replaced by its upper line where the coefficient is positive and its lower line
+    where negative, then the affine layer below substituted, down to the input."""
+    for j in range(len(relax) - 1, -1, -1):
         r = relax[j]
         pos, neg = np.maximum(a, 0.0), np.minimum(a, 0.0)
         c = c + pos @ r.intercept
         a = pos * r.slope + neg * r.alpha
         c, a = c + a @ network.biases[j], a @ network.weights[j]
-    _, hi = linear_range(a, c, region)
-    return -hi[m:], hi[:m]
+    return a, c
 
 
 def margin_lower_bounds(
@@ -192,14 +202,8 @@ def margin_lower_bounds(
     w, b = network.weights[-1], network.biases[-1]
     if mags is None:
         mags = _magnitudes(network, region)
-    # upper bounds of g = logit_target − logit_j, backwards as in _backward
-    a, c = w[target] - w, b[target] - b
-    for j in range(len(relax) - 1, -1, -1):
-        r = relax[j]
-        pos, neg = np.maximum(a, 0.0), np.minimum(a, 0.0)
-        c = c + pos @ r.intercept
-        a = pos * r.slope + neg * r.alpha
-        c, a = c + a @ network.biases[j], a @ network.weights[j]
+    # upper bounds of g = logit_target − logit_j
+    a, c = _upper_substitute(network, relax, w[target] - w, b[target] - b)
     _, hi = linear_range(a, c, region)
     lo = -hi - 2.0 * REL_MARGIN * (mags[-1] + mags[-1][target])
     lo[target] = 0.0
