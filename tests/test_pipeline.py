@@ -74,6 +74,7 @@ TINY = {
             "sandwich": {"models": ["6_vanilla", "6_wk"], "images": 2, "untargeted": True},
         },
         "timeout": 30,
+        "smt": {"solve_records": 2, "timeout": 5},
         "cw_linf": {"steps": 20},
         "cw_l1": {"steps": 30, "binary_search_steps": 3},
         "closest_fgsm": {"steps": 5, "search_steps": 4},
