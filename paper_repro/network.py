@@ -99,8 +99,10 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def load_network(path: str | Path) -> ReluNetwork:
-    """Read a ``.pt`` file written by :func:`paper_repro.models.save_model` or an ONNX MLP.
+def load_network(path: str | Path, *, output_relu: bool = False) -> ReluNetwork:
+    """Read a ``.pt`` file written by :func:`paper_repro.models.save_model` or an ONNX MLP
+    (``output_relu``: an ONNX graph may end with a ``Relu``,
+    :func:`~paper_repro.onnx_import.read_onnx_mlp`).
 
     Raises:
         PaperReproError: the file is missing, unreadable, or not a fully connected ReLU network.
@@ -111,7 +113,7 @@ def load_network(path: str | Path) -> ReluNetwork:
     if p.suffix == ".onnx":
         from paper_repro.onnx_import import read_onnx_mlp
 
-        return read_onnx_mlp(p)
+        return read_onnx_mlp(p, output_relu=output_relu)
     if p.suffix == ".pt":
         from paper_repro.models import load_model
 

@@ -64,18 +64,83 @@ def load_onnx(path: str | Path):
         raise PaperReproError(f"cannot read ONNX file {p}: {exc}") from None
 
 
-def read_onnx_mlp(path: str | Path) -> ReluNetwork:
+def read_onnx_mlp(path: str | Path, *, output_relu: bool = False) -> ReluNetwork:
     """Parse the ONNX file at ``path`` into a float64 :class:`ReluNetwork`.
+
+    The graph is first put in the reader's form by exact rewrites (:func:`normalize_graph`): an
+    input without a leading batch dimension of 1 gets one, and ``Identity``/``Flatten``/
+    ``Reshape`` nodes ending the graph are dropped. ``output_relu``: a graph whose output is a
+    ``Relu`` (a property's outputs need not be logits, e.g. VNN-LIB) gets ``+ 0`` appended,
+    an exact final affine layer; without it such a graph is an error (a classifier's logits).
 
     Raises:
         PaperReproError: missing or corrupt file, unsupported op (named), branching graph,
             non-constant weights, shape mismatch, or a graph that does not end in an affine layer.
     """
+    model = load_onnx(path)
+    normalize_graph(model, output_relu=output_relu)
+    return network_from_model(model, Path(path))
+
+
+def normalize_graph(model, *, output_relu: bool = False) -> bool:
+    """Exact rewrites of ``model`` (an ``onnx.ModelProto``, changed in place) into the form
+    :func:`network_from_model` reads; whether any was made.
+
+    * an input without a leading batch dimension of 1 (``[n]``, ``[2, 3]``) gets one
+      (elementwise ops broadcast the same way; an op that would now see another shape is refused
+      by the reader);
+    * ``Identity``, ``Flatten`` and ``Reshape`` nodes ending the graph are dropped (they keep the
+      row-major order of the elements, which is all the flattened output is);
+    * with ``output_relu``, a graph then ending with ``Relu`` (or with no node) gets ``+ 0``
+      appended (``I·a + 0`` is exact).
+    """
+    import onnx
+
+    graph = model.graph
+    changed = _strip_output_reshapes(graph) if len(graph.output) == 1 else False
+    consts = {i.name for i in graph.initializer}
+    inputs = [v for v in graph.input if v.name not in consts]
+    if len(inputs) == 1:
+        dims = inputs[0].type.tensor_type.shape.dim
+        values = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+        if values and None not in values and (len(values) == 1 or values[0] != 1):
+            del dims[:]
+            for v in [1, *values]:
+                dims.add(dim_value=v)
+            changed = True
+    if output_relu and len(graph.output) == 1:
+        producer = {out: node for node in graph.node for out in node.output}
+        last = producer.get(graph.output[0].name)
+        if last is None or last.op_type == "Relu":
+            zero = onnx.helper.make_tensor("normalized_zero", onnx.TensorProto.FLOAT, [], [0.0])
+            graph.initializer.append(zero)
+            out = graph.output[0]
+            node = onnx.helper.make_node("Add", [out.name, zero.name], ["normalized_out"])
+            graph.node.append(node)
+            out.name = "normalized_out"
+            changed = True
+    return changed
+
+
+def _strip_output_reshapes(graph) -> bool:
+    """Drop the ``Identity``/``Flatten``/``Reshape`` nodes that end the graph; whether any was."""
+    stripped = False
+    while True:
+        node = next((n for n in graph.node if graph.output[0].name in n.output), None)
+        used = node is not None and any(node.output[0] in n.input for n in graph.node)
+        if node is None or used or node.op_type not in ("Identity", "Flatten", "Reshape"):
+            return stripped
+        graph.output[0].name = node.input[0]
+        graph.node.remove(node)
+        stripped = True
+
+
+def network_from_model(model, p: Path) -> ReluNetwork:
+    """:func:`read_onnx_mlp` on a loaded ``onnx.ModelProto`` (``p``: its file, for messages)."""
     import onnx
     from onnx import numpy_helper
 
-    p = Path(path)
-    graph = load_onnx(p).graph
+    graph = model.graph
     if len(graph.node) == 0:
         raise PaperReproError(f"ONNX file {p} has no nodes (corrupt or empty graph)")
     consts: dict[str, np.ndarray] = {}

@@ -249,3 +249,39 @@ def test_unsupported_preprocessing_names_the_operator(tmp_path, op, inputs, matc
     path = _save_io(nodes, inits, tmp_path / "bad.onnx", [1, 1, 2, 2], [1, 2])
     with pytest.raises(PaperReproError, match=match):
         read_onnx_mlp(path)
+
+
+def test_exact_rewrites_for_verification_graphs(tmp_path):
+    """An input without a batch dimension and (with ``output_relu``, as ``verify`` reads
+    networks) a final Relu: read exactly as onnxruntime computes them."""
+    rng = np.random.default_rng(5)
+    w1, w2 = rng.normal(size=(4, 3)), rng.normal(size=(2, 4))
+    nodes = [
+        helper.make_node("Gemm", ["xb", "w1"], ["h"], transB=1),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("Gemm", ["r", "w2"], ["o"], transB=1),
+        helper.make_node("Relu", ["o"], ["y"]),
+    ]
+    # the graph's input is [3]; it is reshaped to [1, 3] inside the graph
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["xb"]), *nodes],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        initializer=[
+            numpy_helper.from_array(w1.astype(np.float32), "w1"),
+            numpy_helper.from_array(w2.astype(np.float32), "w2"),
+            numpy_helper.from_array(np.array([1, 3], dtype=np.int64), "shape"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    path = tmp_path / "v.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(PaperReproError, match="end with an affine"):
+        read_onnx_mlp(path)  # a classifier's logits must be affine
+    net = read_onnx_mlp(path, output_relu=True)
+    assert net.input_dim == 3 and net.num_classes == 2
+    assert load_network(path, output_relu=True).digest() == net.digest()
+    for x in rng.normal(size=(20, 3)).astype(np.float32):
+        np.testing.assert_allclose(net.forward(x.astype(np.float64)), _ort_logits(path, x)[0],
+                                   atol=1e-5)  # fmt: skip

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from paper_repro.vnnlib import parse_vnnlib
 
     torch.set_num_threads(1)
-    network = load_network(args.onnx)
+    network = load_network(args.onnx, output_relu=True)  # a property's outputs: any values
     prop = parse_vnnlib(args.vnnlib)
     opts = VerifyOptions(timeout=args.timeout, seed=args.seed)
     if args.no_falsify:

@@ -27,7 +27,6 @@ import importlib.metadata
 import math
 import os
 import sys
-import tempfile
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -232,21 +231,15 @@ def _check_tensor(decl: TensorDecl, info, path: Path) -> None:
 
 def load_declared_network(files: dict[str, Path], query: Query2) -> ReluNetwork:
     """The declared network's ONNX file, checked against the declarations, as a
-    :class:`ReluNetwork`. Exact rewrites let :func:`~paper_repro.onnx_import.read_onnx_mlp`
-    read what the standard allows but the reader does not: an input without a leading batch
-    dimension of 1 (``[n]``, ``[2,3]``) gets one (elementwise ops broadcast the same way, and
-    an op that would now see another shape is refused by the reader); ``Identity``,
-    ``Flatten`` and ``Reshape`` ending the graph are dropped (they keep the row-major order);
-    a graph then ending with ``Relu`` (or no op) gets ``+ 0`` appended (the reader wants a
-    final affine layer; ``I·a + 0`` is exact).
+    :class:`ReluNetwork`, read with the exact rewrites of
+    :func:`~paper_repro.onnx_import.normalize_graph` (an input without a batch dimension,
+    reshapes ending the graph, a final ``Relu``), which the standard allows.
 
     Raises:
         PaperReproError: a missing or unreadable file, mismatched declarations, an unsupported
             graph (from the reader).
     """
-    import onnx
-
-    from paper_repro.onnx_import import load_onnx, read_onnx_mlp
+    from paper_repro.onnx_import import load_onnx, network_from_model, normalize_graph
 
     path = files[query.network]
     model = load_onnx(path)
@@ -260,46 +253,8 @@ def load_declared_network(files: dict[str, Path], query: Query2) -> ReluNetwork:
         )
     _check_tensor(query.input, inputs[0], path)
     _check_tensor(query.output, graph.output[0], path)
-    changed = _strip_output_reshapes(graph)
-    dims = inputs[0].type.tensor_type.shape.dim
-    values = [d.dim_value if d.HasField("dim_value") else None for d in dims]
-    if values and None not in values and (len(values) == 1 or values[0] != 1):
-        del dims[:]
-        for v in [1, *values]:
-            dims.add(dim_value=v)
-        changed = True
-    producer = {out: node for node in graph.node for out in node.output}
-    last = producer.get(graph.output[0].name)
-    if last is None or last.op_type == "Relu":
-        zero = onnx.helper.make_tensor("vnnlib2_zero", onnx.TensorProto.FLOAT, [], [0.0])
-        graph.initializer.append(zero)
-        out = graph.output[0]
-        graph.node.append(onnx.helper.make_node("Add", [out.name, zero.name], ["vnnlib2_out"]))
-        out.name = "vnnlib2_out"
-        changed = True
-    if not changed:
-        return read_onnx_mlp(path)
-    with tempfile.TemporaryDirectory() as tmp:
-        copy = Path(tmp) / path.name
-        onnx.save(model, str(copy))
-        try:
-            return read_onnx_mlp(copy)
-        except PaperReproError as exc:
-            raise PaperReproError(str(exc).replace(str(copy), str(path))) from None
-
-
-def _strip_output_reshapes(graph) -> bool:
-    """Drop the ``Identity``/``Flatten``/``Reshape`` nodes that end the graph (they keep the
-    row-major order of the elements, which is all the flattened output is); whether any was."""
-    stripped = False
-    while True:
-        node = next((n for n in graph.node if graph.output[0].name in n.output), None)
-        used = node is not None and any(node.output[0] in n.input for n in graph.node)
-        if node is None or used or node.op_type not in ("Identity", "Flatten", "Reshape"):
-            return stripped
-        graph.output[0].name = node.input[0]
-        graph.node.remove(node)
-        stripped = True
+    normalize_graph(model, output_relu=True)
+    return network_from_model(model, path)
 
 
 def assignment_lines(query: Query2, x, point, y) -> list[str]:
