@@ -59,3 +59,40 @@ def random_relaxation():
         return net, x, target, symbolic_bounds(net, region, interval_bounds(net, region))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def engine_record():
+    """Factory ``row(norm, target, label, result)`` → the per-instance record (the columns
+    :mod:`paper_repro.experiments.smt_checks` reads) of an engine result on image 0 of the
+    model ``"tiny"``."""
+
+    def row(norm, target: int | None, label: int, result) -> dict:
+        return {
+            "model": "tiny",
+            "norm": str(norm),
+            "image": 0,
+            "target": target,
+            "label": label,
+            "lower": result.lower,
+            "upper": result.upper,
+            "witness": result.witness.tolist(),
+        }
+
+    return row
+
+
+@pytest.fixture(scope="session")
+def smt_hard_query():
+    """An untargeted L∞ query on a random 30-25-25-25-10 ReLU network (seed 5) that no SMT
+    solver answers within a fraction of a second: for time-limit tests."""
+    from paper_repro.query import Norm, Query
+
+    rng = np.random.default_rng(5)
+    sizes = [30, 25, 25, 25, 10]
+    net = ReluNetwork.from_arrays(
+        [rng.normal(size=(sizes[k + 1], sizes[k])) for k in range(4)],
+        [rng.normal(size=sizes[k + 1]) for k in range(4)],
+    )
+    x = rng.random(30)
+    return Query(net, x, int(np.argmax(net.forward(x))), None, Norm.LINF)

@@ -135,15 +135,8 @@ def test_smtlib_script_is_the_same_formula():
         assert s.check() == expected
 
 
-def test_timeout_gives_unknown_and_no_global_state():
-    rng = np.random.default_rng(5)
-    sizes = [30, 25, 25, 25, 10]
-    net = ReluNetwork.from_arrays(
-        [rng.normal(size=(sizes[k + 1], sizes[k])) for k in range(4)],
-        [rng.normal(size=sizes[k + 1]) for k in range(4)],
-    )
-    x = rng.random(30)
-    q = Query(net, x, int(np.argmax(net.forward(x))), None, Norm.LINF)
+def test_timeout_gives_unknown_and_no_global_state(smt_hard_query):
+    q = smt_hard_query
     before = set(pysmt.environment.get_env().formula_manager.get_all_symbols())
     res = smt_decider()(q, 0.5, 0.05)
     assert res.verdict == Verdict.UNKNOWN and res.witness is None

@@ -15,7 +15,7 @@ from paper_repro.query import Norm, Query
 
 
 @pytest.fixture(scope="module")
-def solved():
+def solved(engine_record):
     """A 12-input ReLU network (SMT solvers handle its formulas in well under a second) and the
     engine's minimal examples for two reachable targets per norm."""
     rng = np.random.default_rng(3)
@@ -35,18 +35,7 @@ def solved():
             if res.witness is None or found == 2:  # unreachable target of a random net
                 continue
             found += 1
-            rows.append(
-                {
-                    "model": "tiny",
-                    "norm": str(norm),
-                    "image": 0,
-                    "target": target,
-                    "label": label,
-                    "lower": res.lower,
-                    "upper": res.upper,
-                    "witness": res.witness.tolist(),
-                }
-            )
+            rows.append(engine_record(norm, target, label, res))
     assert len(rows) == 4
     return pd.DataFrame(rows), {0: x}, {"tiny": net}
 

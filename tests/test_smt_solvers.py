@@ -48,7 +48,7 @@ def _network(seed: int = 11) -> tuple[ReluNetwork, np.ndarray, int]:
 
 
 @pytest.fixture(scope="module")
-def solved():
+def solved(engine_record):
     """Engine records (targeted and untargeted, L∞ and L1) for the tiny network."""
     net, x, label = _network()
     rows = []
@@ -58,18 +58,7 @@ def solved():
             res = minimal_adversarial(q, Backend.BAB, SolveOptions(tolerance=TOL, timeout=30))
             if res.witness is None:  # unreachable target of a random net
                 continue
-            rows.append(
-                {
-                    "model": "tiny",
-                    "norm": str(norm),
-                    "image": 0,
-                    "target": target,
-                    "label": label,
-                    "lower": res.lower,
-                    "upper": res.upper,
-                    "witness": res.witness.tolist(),
-                }
-            )
+            rows.append(engine_record(norm, target, label, res))
     records = pd.DataFrame(rows)
     assert len(records) >= 4 and records["target"].isna().sum() == 2
     return records, {0: x}, {"tiny": net}
@@ -140,16 +129,8 @@ def test_whole_queries_agree_with_the_engine():
         assert wrong.set_index("question")["agrees"].to_dict() == {"upper": True, "lower": False}
 
 
-def test_timeout_is_unknown_not_a_disagreement():
-    rng = np.random.default_rng(5)
-    sizes = [30, 25, 25, 25, 10]
-    net = ReluNetwork.from_arrays(
-        [rng.normal(size=(sizes[k + 1], sizes[k])) for k in range(4)],
-        [rng.normal(size=sizes[k + 1]) for k in range(4)],
-    )
-    x = rng.random(30)
-    q = Query(net, x, int(np.argmax(net.forward(x))), None, Norm.LINF)
-    out = ask_solvers(q, 0.5, 0.5, TOL, solvers=("z3",), timeout=0.05)
+def test_timeout_is_unknown_not_a_disagreement(smt_hard_query):
+    out = ask_solvers(smt_hard_query, 0.5, 0.5, TOL, solvers=("z3",), timeout=0.05)
     assert [a.verdict for a in out] == ["unknown", "unknown"]
     assert [a.agrees for a in out] == [None, None]
     assert max(a.seconds for a in out) < 10
