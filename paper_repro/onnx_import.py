@@ -67,9 +67,9 @@ def load_onnx(path: str | Path):
 def read_onnx_mlp(path: str | Path, *, output_relu: bool = False) -> ReluNetwork:
     """Parse the ONNX file at ``path`` into a float64 :class:`ReluNetwork`.
 
-    The graph is first put in the reader's form by exact rewrites (:func:`normalize_graph`): an
-    input without a leading batch dimension of 1 gets one, and ``Identity``/``Flatten``/
-    ``Reshape`` nodes ending the graph are dropped. ``output_relu``: a graph whose output is a
+    The graph is first put in the reader's form by exact rewrites (:func:`normalize_graph`): a
+    one-dimensional input ``[n]`` becomes ``[1, n]``, and ``Identity``/``Flatten``/``Reshape``
+    nodes ending the graph are dropped. ``output_relu``: a graph whose output is a
     ``Relu`` (a property's outputs need not be logits, e.g. VNN-LIB) gets ``+ 0`` appended,
     an exact final affine layer; without it such a graph is an error (a classifier's logits).
 
@@ -82,13 +82,14 @@ def read_onnx_mlp(path: str | Path, *, output_relu: bool = False) -> ReluNetwork
     return network_from_model(model, Path(path))
 
 
-def normalize_graph(model, *, output_relu: bool = False) -> bool:
+def normalize_graph(model, *, output_relu: bool = False, batch_dimension: bool = True) -> None:
     """Exact rewrites of ``model`` (an ``onnx.ModelProto``, changed in place) into the form
-    :func:`network_from_model` reads; whether any was made.
+    :func:`network_from_model` reads.
 
-    * an input without a leading batch dimension of 1 (``[n]``, ``[2, 3]``) gets one
-      (elementwise ops broadcast the same way; an op that would now see another shape is refused
-      by the reader);
+    * a one-dimensional input ``[n]`` gets a leading batch dimension of 1; so does any input
+      whose first dimension is not 1 when ``batch_dimension`` is false (the declared shape has
+      none, e.g. ``[2, 3]`` in VNN-LIB 2.0); elementwise ops broadcast the same way, and an op
+      that would now see another shape is refused by the reader;
     * ``Identity``, ``Flatten`` and ``Reshape`` nodes ending the graph are dropped (they keep the
       row-major order of the elements, which is all the flattened output is);
     * with ``output_relu``, a graph then ending with ``Relu`` (or with no node) gets ``+ 0``
@@ -97,17 +98,18 @@ def normalize_graph(model, *, output_relu: bool = False) -> bool:
     import onnx
 
     graph = model.graph
-    changed = _strip_output_reshapes(graph) if len(graph.output) == 1 else False
+    if len(graph.output) == 1:
+        _strip_output_reshapes(graph)
     consts = {i.name for i in graph.initializer}
     inputs = [v for v in graph.input if v.name not in consts]
     if len(inputs) == 1:
         dims = inputs[0].type.tensor_type.shape.dim
         values = [d.dim_value if d.HasField("dim_value") else None for d in dims]
-        if values and None not in values and (len(values) == 1 or values[0] != 1):
+        unbatched = values and (len(values) == 1 or (not batch_dimension and values[0] != 1))
+        if unbatched and None not in values:
             del dims[:]
             for v in [1, *values]:
                 dims.add(dim_value=v)
-            changed = True
     if output_relu and len(graph.output) == 1:
         producer = {out: node for node in graph.node for out in node.output}
         last = producer.get(graph.output[0].name)
@@ -118,21 +120,17 @@ def normalize_graph(model, *, output_relu: bool = False) -> bool:
             node = onnx.helper.make_node("Add", [out.name, zero.name], ["normalized_out"])
             graph.node.append(node)
             out.name = "normalized_out"
-            changed = True
-    return changed
 
 
-def _strip_output_reshapes(graph) -> bool:
-    """Drop the ``Identity``/``Flatten``/``Reshape`` nodes that end the graph; whether any was."""
-    stripped = False
+def _strip_output_reshapes(graph) -> None:
+    """Drop the ``Identity``/``Flatten``/``Reshape`` nodes that end the graph."""
     while True:
         node = next((n for n in graph.node if graph.output[0].name in n.output), None)
         used = node is not None and any(node.output[0] in n.input for n in graph.node)
         if node is None or used or node.op_type not in ("Identity", "Flatten", "Reshape"):
-            return stripped
+            return
         graph.output[0].name = node.input[0]
         graph.node.remove(node)
-        stripped = True
 
 
 def network_from_model(model, p: Path) -> ReluNetwork:

@@ -285,3 +285,15 @@ def test_exact_rewrites_for_verification_graphs(tmp_path):
     for x in rng.normal(size=(20, 3)).astype(np.float32):
         np.testing.assert_allclose(net.forward(x.astype(np.float64)), _ort_logits(path, x)[0],
                                    atol=1e-5)  # fmt: skip
+
+
+def test_a_fixed_batch_dimension_stays_a_batch(tmp_path):
+    """``[2, 3]``: a batch of two 3-feature rows for ``read_onnx_mlp`` (only VNN-LIB 2.0, whose
+    declared shapes have no batch dimension, reads it as 6 features)."""
+    w = np.random.default_rng(6).normal(size=(2, 3))
+    path = _save([helper.make_node("Gemm", ["x", "w"], ["y"], transB=1)], {"w": w},
+                 tmp_path / "b2.onnx", [2, 3], 2)  # fmt: skip
+    net = read_onnx_mlp(path)
+    assert net.input_dim == 3 and net.num_classes == 2
+    x = np.random.default_rng(7).random((2, 3)).astype(np.float32)
+    np.testing.assert_allclose(net.forward(x.astype(np.float64)), _ort_logits(path, x), atol=1e-5)

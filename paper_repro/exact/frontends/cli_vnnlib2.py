@@ -253,7 +253,7 @@ def load_declared_network(files: dict[str, Path], query: Query2) -> ReluNetwork:
         )
     _check_tensor(query.input, inputs[0], path)
     _check_tensor(query.output, graph.output[0], path)
-    normalize_graph(model, output_relu=True)
+    normalize_graph(model, output_relu=True, batch_dimension=False)
     return network_from_model(model, path)
 
 
