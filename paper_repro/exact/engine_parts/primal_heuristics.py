@@ -39,7 +39,6 @@ class Incumbents:
         self.best: Witness | None = None
         self.decide_delta: float | None = None
         self.tried: set[bytes] = set()
-        self.region_tries = 0
         self.region_lps: dict[int, RelaxedLP] = {}
 
     def offer(self, w: Witness | None) -> None:
@@ -79,7 +78,6 @@ class Incumbents:
         if key in self.tried or not pattern:
             return
         self.tried.add(key)
-        self.region_tries += 1
         before = self.best
         self.offer(self.region_witness(target, pattern, bounds, radius))
         if descend and self.best is not before and self.decide_delta is None:

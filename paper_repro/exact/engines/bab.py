@@ -315,7 +315,7 @@ class BabEngine:
         )
         if sol is not None and sol.optimal and useful:
             xp = np.clip(self.x + lp.displacement(sol.col_value), 0.0, 1.0)
-            tries = self.inc.region_tries
+            tries = len(self.inc.tried)  # region LPs solved so far
             region = delta is None or tries < 2 + self.opt.region_share * self.nodes
             self.inc.from_lp_point(node.target, xp, self.base, self._cap(delta), region)
         choice = branch_choice(weights, bounds, node.fixed)
