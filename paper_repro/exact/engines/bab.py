@@ -172,11 +172,18 @@ class BabEngine:
         cap = self.limit if delta is None else delta
         return cap if self.best is None else min(cap, self.best.distance)
 
+    def _prunable(self, lb: float, delta: float | None) -> bool:
+        """A subtree whose bound is ``lb`` holds nothing of interest: nothing within the cap,
+        or (minimising) nothing closer than the incumbent by more than the tolerance."""
+        if lb > self._cap(delta):
+            return True
+        tol = self.opt.tolerance if delta is None else 0.0
+        return self.best is not None and lb >= self.best.distance - 0.99 * tol
+
     # ---------------------------------------------------------------- the search
     def search(self, deadline: float, delta: float | None = None) -> SearchOutcome:
         """Best-first BaB until ``upper − lower ≤ tolerance`` (``delta=None``) or, for a fixed
         ``delta``, until a witness within ``delta`` is found or every node's bound exceeds it."""
-        tol = self.opt.tolerance if delta is None else 0.0
         targets = self.q.targets()
         attack = self._attack() if self.opt.attack and delta is None else None
         self._refresh_base(self._cap(delta), deadline)
@@ -190,11 +197,6 @@ class BabEngine:
         heap = [_Node(0.0, 0, next(seq), t, fixed0) for t in targets]
         closed = np.inf  # smallest bound of a subtree closed without reaching the incumbent
         finished = False
-
-        def prunable(lb: float) -> bool:
-            if lb > self._cap(delta):
-                return True
-            return self.best is not None and lb >= self.best.distance - 0.99 * tol
 
         def close(lb: float) -> float:
             return min(closed, lb) if lb <= self._cap(delta) else closed
@@ -213,14 +215,14 @@ class BabEngine:
             if delta is not None and self.best is not None and self.best.distance <= delta:
                 break
             node = heapq.heappop(heap)
-            if prunable(node.lb):
+            if self._prunable(node.lb, delta):
                 closed = close(node.lb)
                 continue
             children = self._process(node, delta, deadline)
             if children is None:
                 continue  # empty subtree
             lb, kids = children
-            if prunable(lb) or not kids:
+            if self._prunable(lb, delta) or not kids:
                 closed = close(lb)
                 continue
             for kid in kids:
@@ -309,11 +311,7 @@ class BabEngine:
         # the LP point's activation region lies inside the node (the point meets its splits), so
         # a node that cannot hold a closer example (or one within δ) cannot give a witness worth
         # its region LP
-        tol = self.opt.tolerance if delta is None else 0.0
-        useful = lb <= self._cap(delta) and (
-            self.best is None or lb < self.best.distance - 0.99 * tol
-        )
-        if sol is not None and sol.optimal and useful:
+        if sol is not None and sol.optimal and not self._prunable(lb, delta):
             xp = np.clip(self.x + lp.displacement(sol.col_value), 0.0, 1.0)
             tries = len(self.inc.tried)  # region LPs solved so far
             region = delta is None or tries < 2 + self.opt.region_share * self.nodes
