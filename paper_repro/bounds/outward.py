@@ -163,7 +163,8 @@ def linear_lower_bound(
         c: ``[m, n_layer]`` objective rows on the outputs of affine layer ``layer − 1``
             (``layer = len(net.weights)`` means the logits).
         layer: 1-based index of the pre-activation ``ẑ_layer``.
-        pre_bounds: sound ``(lo, hi)`` of ``ẑ_1 … ẑ_{layer−1}`` (``[n_k]`` each).
+        pre_bounds: sound ``(lo, hi)`` of ``ẑ_1 … ẑ_{layer−1}`` (``[n_k]`` each, or ``[m, n_k]``:
+            bounds of each row's own subdomain, e.g. branch-and-bound nodes).
         region: the input set.
         rule: the slope choice (CROWN, Wong–Kolter α, ...); any choice is sound.
 
@@ -178,8 +179,8 @@ def linear_lower_bound(
         cb, cb_err = matmul_err(coef, b)
         parts.append(cb - cb_err)
         zmax = region.abs_max() if k == 0 else np.maximum(pre_bounds[k - 1][1], 0.0)
-        slack = g_err @ zmax
-        parts.append(-(slack * (1.0 + gamma(len(zmax))) + _TINY))
+        slack = (g_err * zmax).sum(axis=-1)  # zmax: [n_k], or [m, n_k] (bounds per row)
+        parts.append(-(slack * (1.0 + gamma(zmax.shape[-1])) + _TINY))
         if k == 0:
             parts.append(region.min_linear(g))
             break

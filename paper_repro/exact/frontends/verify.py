@@ -5,9 +5,11 @@ The property (:class:`~paper_repro.vnnlib.Property`) is a disjunction of cases, 
 
 1. **Falsifier** (:mod:`paper_repro.exact.frontends.falsify`): multi-restart PGD on every case; a
    candidate is accepted only after the exact check below, and reported at once.
-2. **Reduction to the fixed-δ engine** (:meth:`paper_repro.exact.engines.bab.BabEngine.decide`), per
-   case: the float box ``[l_f, l_f + s]`` (``l_f`` the property's lower bound rounded down, ``s``
-   the width rounded up so that it covers the exact box) is the image of ``z ∈ [0,1]^{n′}`` under
+2. **Reduction to the fixed-δ engines**, per case (first the batched bound engine
+   :func:`paper_repro.exact.engines.split_bab.split_bab`, then, if it gives up before the
+   deadline, the LP engine :meth:`paper_repro.exact.engines.bab.BabEngine.decide`): the float
+   box ``[l_f, l_f + s]`` (``l_f`` the property's lower bound rounded down, ``s`` the width
+   rounded up so that it covers the exact box) is the image of ``z ∈ [0,1]^{n′}`` under
    ``x = l_f + s ⊙ z`` (coordinates with ``s = 0`` are constants, folded into the bias), folded
    into the first layer; that cube is the engine's L∞ ball of radius 0.5 around ``z = 0.5``. The
    constraints become an extra linear output layer ``o_0 = 0``, ``o_k = c_k·y − d_k − E_k``
@@ -37,6 +39,7 @@ from paper_repro.bounds.safe import gamma
 from paper_repro.errors import PaperReproError
 from paper_repro.exact.decide import Verdict
 from paper_repro.exact.engines.bab import BabEngine, BabOptions
+from paper_repro.exact.engines.split_bab import SplitBabOptions, root_bounds, split_bab
 from paper_repro.exact.frontends.falsify import PgdOptions, pgd_falsify
 from paper_repro.exact.witnesses.rational import exact_activations
 from paper_repro.exact.witnesses.witness import ExactNetwork, exact_logits, round_down, round_up
@@ -62,12 +65,14 @@ class VerifyStatus(enum.StrEnum):
 class VerifyOptions:
     """``timeout``: wall seconds for the whole property; ``seed``: falsifier and engine seed;
     ``pgd``: falsifier options (``None``: no falsifier); ``falsify_share``: most fraction of the
-    timeout the falsifier may use."""
+    timeout the falsifier may use; ``split_bab``: options of the batched bound engine tried
+    first on each case (``None``: the LP engine only)."""
 
     timeout: float = 60.0
     seed: int = 0
     pgd: PgdOptions | None = PgdOptions()  # noqa: RUF009 (frozen: shared safely)
     falsify_share: float = 0.3
+    split_bab: SplitBabOptions | None = SplitBabOptions()  # noqa: RUF009 (frozen)
 
     def __post_init__(self) -> None:
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
@@ -207,6 +212,7 @@ def verify_property(
     # of their share are decided again (from scratch) with the time the easy ones left
     pending = list(range(len(prop.cases)))
     reasons: dict[int, tuple[bool, str]] = {}
+    shared: dict = {}  # split-BaB root bounds per box
     for rerun in (False, True):
         todo = [k for k in pending if not rerun or reasons.get(k, (False, ""))[0]]
         for i, k in enumerate(todo):
@@ -219,7 +225,7 @@ def verify_property(
                 reasons[k] = (False, "no point of the box could be checked")
                 continue
             share = (deadline - now) / (len(todo) - i)
-            out = _decide_case(network, case, boxes[k], options.seed, min(deadline, now + share))
+            out = _decide_case(network, case, boxes[k], options, min(deadline, now + share), shared)
             if isinstance(out, np.ndarray):
                 found = sat(out, k, "bab")
                 if found is not None:
@@ -241,17 +247,42 @@ def verify_property(
 
 
 def _decide_case(
-    network: ReluNetwork, case: Case, box: _FloatBox, seed: int, deadline: float
+    network: ReluNetwork,
+    case: Case,
+    box: _FloatBox,
+    options: VerifyOptions,
+    deadline: float,
+    shared: dict,
 ) -> np.ndarray | tuple[bool, str] | None:
-    """The engine on one case: ``None`` (proved: no point), a candidate ``x`` (float64
-    ``[n]``), or ``(timed_out, why it gave up)``. First on the *outer* fold (pad ``−E``:
-    ``robust`` proves the case empty); if that finds a point that fails the exact check, on the
-    *inner* fold (pad ``+2E``: its points meet the case exactly, strict constraints strictly,
-    up to the rounding of ``x = l + s⊙z``)."""
+    """The engines on one case: ``None`` (proved: no point), a candidate ``x`` (float64
+    ``[n]``), or ``(timed_out, why it gave up)``.
+
+    First :func:`~paper_repro.exact.engines.split_bab.split_bab` on the *outer* fold (pad
+    ``−E``: ``robust`` proves the case empty), with the root bounds ``shared`` by the cases of
+    one box. If it gives up before the deadline (a leaf, memory) or its candidate fails the
+    exact check, the LP engine: on the outer fold, then, if that finds a point that fails the
+    exact check, on the *inner* fold (pad ``+2E``: its points meet the case exactly, strict
+    constraints strictly, up to the rounding of ``x = l + s⊙z``)."""
+    if options.split_bab is not None:
+        folded, active = _fold(network, case, box.lo, box.s, -1.0)
+        zeros, ones = np.zeros(folded.input_dim), np.ones(folded.input_dim)
+        key = _box_key(case)
+        if key not in shared:
+            shared[key] = root_bounds(folded, zeros, ones, options.split_bab)
+        rows = np.eye(folded.num_classes)[1:]  # o_k − o_0 with o_0 = 0: the case's rows
+        d = split_bab(folded, zeros, ones, rows, deadline, options.split_bab, shared[key])
+        if d.verdict == Verdict.ROBUST:
+            return None
+        if d.verdict == Verdict.ADVERSARIAL and d.witness is not None:
+            x = _from_cube(box, active, d.witness)
+            if check_point(network, case, x, box.rational) is not None:
+                return x
+        elif d.message.startswith("timeout") or time.monotonic() >= deadline:
+            return True, f"split-BaB {d.message}"
     for pad in (-1.0, 2.0):
         folded, active = _fold(network, case, box.lo, box.s, pad)
         query = Query(folded, np.full(folded.input_dim, 0.5), 1, 0, Norm.LINF)
-        engine = BabEngine(query, BabOptions(seed=seed, attack=False))
+        engine = BabEngine(query, BabOptions(seed=options.seed, attack=False))
         decision = engine.decide(0.5, deadline)
         if decision.verdict == Verdict.ROBUST:
             if pad < 0:
@@ -260,12 +291,17 @@ def _decide_case(
         if decision.verdict != Verdict.ADVERSARIAL or decision.witness is None:
             timed_out = time.monotonic() >= deadline or decision.message.startswith("timeout")
             return timed_out, decision.message or "the engine gave up"
-        x = box.lo.copy()
-        x[active] = box.lo[active] + box.s[active] * np.asarray(decision.witness)
-        x = np.clip(x, box.inner_lo, box.inner_hi)
+        x = _from_cube(box, active, decision.witness)
         if pad > 0 or check_point(network, case, x, box.rational) is not None:
             return x
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _from_cube(box: _FloatBox, active: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """``x = l + s⊙z`` on the ``active`` coordinates (``l`` elsewhere), clipped into the box."""
+    x = box.lo.copy()
+    x[active] = box.lo[active] + box.s[active] * np.asarray(z)
+    return np.clip(x, box.inner_lo, box.inner_hi)
 
 
 def float32_slack(network: ReluNetwork, case: Case, x: np.ndarray) -> float:

@@ -1,0 +1,290 @@
+"""Optimised linear lower bounds over many branch-and-bound subdomains at once (α/β-CROWN).
+
+A subdomain of a box ``[lo, hi]`` is a set of ReLU phase splits. Its bound is the Lagrangian
+bound of :func:`paper_repro.bounds.outward.linear_lower_bound` on the root's pre-activation
+bounds clipped to the splits (active: ``ẑ ≥ 0``, inactive: ``ẑ ≤ 0``), with the coefficients
+``Λ`` on each hidden pre-activation chosen, per subdomain and neuron, as
+
+* unstable (``l < 0 < u``): ``g·u/(u−l)`` where ``g < 0`` (upper chord), ``g·α`` where ``g ≥ 0``
+  (lower line ``z ≥ α ẑ``, ``α ∈ [0, 1]``: α-CROWN, Xu et al., 2021);
+* split active: ``g − β``; split inactive: ``β`` (``β ≥ 0``: the multiplier of the split
+  constraint, β-CROWN, Wang et al., 2021); other stable neurons: ``g`` or ``0``;
+
+and the objective ``Σ_k λ_k (C f(x))_k`` (``λ`` on the simplex) for a conjunction of ``K`` rows.
+``α``, ``β`` and ``λ`` are improved by Adam on the sum of the bounds, in torch float64 for a
+whole batch. Any choice is a valid bound, so optimisation is only about tightness; soundness
+comes from :meth:`SplitBounder.certify`, which recomputes the bound with the *same* choice
+through the outward-rounded numpy routine. A torch value is never a proof.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from paper_repro.bounds.outward import BoxRegion, linear_lower_bound
+from paper_repro.network import ReluNetwork
+
+
+@dataclass
+class Domains:
+    """``B`` subdomains. ``splits``: int8 ``[B, N]`` (``N`` hidden ReLUs in layer order; ``+1``
+    active, ``−1`` inactive, ``0`` free); ``alpha``, ``beta``: ``[B, N]``; ``lam``: ``[B, K]``
+    (logits of the objective weights ``λ = softmax(lam)``)."""
+
+    splits: np.ndarray
+    alpha: np.ndarray
+    beta: np.ndarray
+    lam: np.ndarray
+
+    def __len__(self) -> int:
+        return self.splits.shape[0]
+
+
+@dataclass(frozen=True)
+class BoundResult:
+    """Per subdomain: ``lower`` (torch float64 value, ``[B]``; not a proof), the optimised
+    ``domains``, ``x_star`` (``[B, n₀]``, the box corner minimising the final linear function:
+    a candidate counterexample), ``branch`` (``[B]``, index in ``0..N−1`` of the free
+    unstable ReLU to split next, ``−1`` if none)."""
+
+    lower: np.ndarray
+    domains: Domains
+    x_star: np.ndarray
+    branch: np.ndarray
+
+
+class SplitBounder:
+    """Bounds of ``min_{x ∈ [lo, hi]} max_k (C f(x))_k`` over subdomains of the box.
+
+    Args:
+        net: the ReLU network ``f``.
+        lo, hi: the box, ``[n₀]`` each.
+        pre_bounds: sound ``(l_k, u_k)`` of every hidden pre-activation over the whole box.
+        c: ``[K, n_L]`` rows; a subdomain is closed when its bound is ``> 0``.
+    """
+
+    def __init__(
+        self,
+        net: ReluNetwork,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        pre_bounds: list[tuple[np.ndarray, np.ndarray]],
+        c: np.ndarray,
+    ) -> None:
+        self.net = net
+        self.region = BoxRegion(np.asarray(lo, np.float64), np.asarray(hi, np.float64))
+        self.layers = [
+            (torch.from_numpy(np.array(w)), torch.from_numpy(np.array(b)))
+            for w, b in zip(net.weights, net.biases, strict=True)
+        ]
+        self.sizes = [w.shape[0] for w in net.weights[:-1]]
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
+        self.root_lo = np.concatenate([b[0] for b in pre_bounds])
+        self.root_hi = np.concatenate([b[1] for b in pre_bounds])
+        self.c = np.atleast_2d(np.asarray(c, np.float64))
+        self.lo_t = torch.from_numpy(self.region.lo)
+        self.hi_t = torch.from_numpy(self.region.hi)
+
+    @property
+    def n_relus(self) -> int:
+        return int(self.offsets[-1])
+
+    def tighten(self, iterations: int, lr: float = 0.1) -> int:
+        """Tighten the root bounds of hidden layers ``2 … L−1`` (in order) by optimising ``α``
+        separately for every bound (α-CROWN's intermediate bounds), each certified by the
+        outward-rounded routine before it replaces the old one. Returns how many ReLUs became
+        stable."""
+        before = int(((self.root_lo < 0) & (self.root_hi > 0)).sum())
+        for k in range(2, len(self.layers)):
+            s = slice(self.offsets[k - 1], self.offsets[k])
+            n, below = self.sizes[k - 1], int(self.offsets[k - 1])
+            rows = np.vstack([np.eye(n), -np.eye(n)])
+            lo, hi = (
+                torch.from_numpy(np.tile(a[:below], (2 * n, 1)))
+                for a in (self.root_lo, self.root_hi)
+            )
+            alpha0 = (hi >= -lo).to(torch.float64)
+            alpha = alpha0.clone().requires_grad_(True)
+            zeros = torch.zeros_like(lo)
+            opt = torch.optim.Adam([alpha], lr=lr)
+            coef = torch.from_numpy(rows)
+            for _ in range(iterations):
+                value, _, _ = self._backward(coef, k, lo, hi, zeros, alpha, zeros)
+                opt.zero_grad()
+                (-value.sum()).backward()
+                opt.step()
+                with torch.no_grad():
+                    alpha.clamp_(0.0, 1.0)
+            a = alpha.detach().numpy()
+            pre = [(self.root_lo[t], self.root_hi[t]) for t in self.slices()[: k - 1]]
+            alphas = [a[:, t] for t in self.slices()[: k - 1]]
+            zero = np.zeros_like(a)
+            zeros_k = [zero[:, t] for t in self.slices()[: k - 1]]
+            bound = linear_lower_bound(
+                self.net, rows, k, pre, self.region, self._rule(alphas, zeros_k, zeros_k)
+            )
+            self.root_lo[s] = np.maximum(self.root_lo[s], bound[:n])
+            self.root_hi[s] = np.minimum(self.root_hi[s], -bound[n:])
+        return before - int(((self.root_lo < 0) & (self.root_hi > 0)).sum())
+
+    def root(self) -> Domains:
+        """The unsplit domain with CROWN's adaptive slopes, ``β = 0`` and equal ``λ``."""
+        alpha = (self.root_hi >= -self.root_lo).astype(np.float64)[None]
+        k = self.c.shape[0]
+        return Domains(
+            np.zeros((1, self.n_relus), np.int8), alpha, np.zeros_like(alpha), np.zeros((1, k))
+        )
+
+    def clipped(self, splits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The root bounds clipped to ``splits`` (``[B, N]`` each)."""
+        lo = np.where(splits > 0, np.maximum(self.root_lo, 0.0), self.root_lo)
+        hi = np.where(splits < 0, np.minimum(self.root_hi, 0.0), self.root_hi)
+        return lo, hi
+
+    def _bound(self, lo, hi, splits, alpha, beta, lam):
+        """Torch bounds ``[B]``, the input coefficients ``[B, n₀]`` and each free unstable
+        ReLU's loss ``[B, N]`` (how much its relaxation costs the bound, ≥ 0)."""
+        coef = torch.softmax(lam, dim=1) @ torch.from_numpy(self.c)  # [B, n_L]
+        return self._backward(coef, len(self.layers), lo, hi, splits, alpha, beta)
+
+    def _backward(self, coef, top, lo, hi, splits, alpha, beta):
+        """:meth:`_bound` of ``coef @ ẑ_top`` (``[B, n_top]``; ``top = L``: the outputs),
+        through hidden layers ``top − 1 … 1``."""
+        const = torch.zeros(coef.shape[0], dtype=torch.float64)
+        losses = []
+        for j in range(top - 1, -1, -1):
+            w, b = self.layers[j]
+            const = const + coef @ b
+            g = coef @ w
+            if j == 0:
+                const = const + torch.minimum(g * self.lo_t, g * self.hi_t).sum(1)
+                break
+            s = slice(self.offsets[j - 1], self.offsets[j])
+            lam_k, term = _relu_coefficients(
+                g, lo[:, s], hi[:, s], splits[:, s], alpha[:, s], beta[:, s]
+            )
+            const = const + term.sum(1)
+            losses.append(-term)
+            coef = lam_k
+        losses.reverse()
+        return const, g, torch.cat(losses, dim=1) if losses else None
+
+    def optimise(
+        self, domains: Domains, iterations: int, lr: float = 0.1, lr_beta: float = 0.05
+    ) -> BoundResult:
+        """Improve ``α, β, λ`` of every domain by ``iterations`` Adam steps of ``lr`` (``α``,
+        ``λ``) and ``lr_beta`` (0: evaluate only); keeps each domain's best iterate."""
+        lo_np, hi_np = self.clipped(domains.splits)
+        lo, hi = torch.from_numpy(lo_np), torch.from_numpy(hi_np)
+        splits = torch.from_numpy(domains.splits.astype(np.float64))
+        alpha = torch.tensor(domains.alpha, dtype=torch.float64, requires_grad=True)
+        beta = torch.tensor(domains.beta, dtype=torch.float64, requires_grad=True)
+        lam = torch.tensor(domains.lam, dtype=torch.float64, requires_grad=True)
+        groups = [{"params": [alpha], "lr": lr}, {"params": [beta], "lr": lr_beta}]
+        if self.c.shape[0] > 1:
+            groups.append({"params": [lam], "lr": lr})
+        opt = torch.optim.Adam(groups) if iterations else None
+        best = torch.full((len(domains),), -np.inf, dtype=torch.float64)
+        keep = [np.array(a, np.float64) for a in (domains.alpha, domains.beta, domains.lam)]
+        g0 = loss = None
+        for it in range(iterations + 1):
+            value, g, losses = self._bound(lo, hi, splits, alpha, beta, lam)
+            better = (value > best).detach()
+            if it == 0 or bool(better.any()):
+                idx = better.numpy()
+                best = torch.where(better, value.detach(), best)
+                for arr, p in zip(keep, (alpha, beta, lam), strict=True):
+                    arr[idx] = p.detach().numpy()[idx]
+                g0 = g.detach() if g0 is None else torch.where(better[:, None], g.detach(), g0)
+                if losses is not None:
+                    loss = (
+                        losses.detach()
+                        if loss is None
+                        else torch.where(better[:, None], losses.detach(), loss)
+                    )
+            if it == iterations or bool((best > 0).all()):
+                break
+            assert opt is not None
+            opt.zero_grad()
+            (-value.sum()).backward()
+            opt.step()
+            with torch.no_grad():
+                alpha.clamp_(0.0, 1.0)
+                beta.clamp_(min=0.0)
+        x_star = torch.where(g0 > 0, self.lo_t, self.hi_t).numpy()
+        out = Domains(domains.splits, keep[0], keep[1], keep[2])
+        return BoundResult(best.numpy(), out, x_star, self._branch(loss, lo_np, hi_np))
+
+    def _branch(self, loss, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Per domain, the free unstable ReLU with the largest loss (ties and zero losses: the
+        largest triangle ``−l·u/(u−l)``); ``−1`` if every ReLU is stable or split."""
+        unstable = (lo < 0) & (hi > 0)
+        height = np.where(unstable, -lo * hi / np.where(unstable, hi - lo, 1.0), 0.0)
+        score = height * 1e-6 + (0.0 if loss is None else loss.numpy())
+        score = np.where(unstable, score, -np.inf)
+        return np.where(unstable.any(axis=1), score.argmax(axis=1), -1)
+
+    def certify(self, domains: Domains) -> np.ndarray:
+        """Sound lower bounds ``[B]`` of the domains' objective, with their ``α, β, λ``,
+        through :func:`~paper_repro.bounds.outward.linear_lower_bound` (outward rounded)."""
+        lo, hi = self.clipped(domains.splits)
+        lam = domains.lam - domains.lam.max(axis=1, keepdims=True)
+        weights = np.exp(lam) / np.exp(lam).sum(axis=1, keepdims=True)  # ≥ 0: any weights do
+        rows = weights @ self.c
+        pre = [(lo[:, s], hi[:, s]) for s in self.slices()]
+        alpha = [domains.alpha[:, s] for s in self.slices()]
+        beta = [domains.beta[:, s] for s in self.slices()]
+        split = [domains.splits[:, s] for s in self.slices()]
+        rule = self._rule(alpha, beta, split)
+        return linear_lower_bound(self.net, rows, len(self.net.weights), pre, self.region, rule)
+
+    @staticmethod
+    def _rule(alpha: list, beta: list, split: list):
+        """The :data:`~paper_repro.bounds.outward.SlopeRule` of per-row ``α, β`` and splits
+        (lists over hidden layers of ``[m, n_k]`` arrays)."""
+
+        def rule(k: int, g: np.ndarray, lk: np.ndarray, hk: np.ndarray) -> np.ndarray:
+            lam_k, _ = _relu_coefficients(
+                torch.from_numpy(g),
+                torch.from_numpy(np.asarray(lk, np.float64)),
+                torch.from_numpy(np.asarray(hk, np.float64)),
+                torch.from_numpy(split[k - 1].astype(np.float64)),
+                torch.from_numpy(np.clip(alpha[k - 1], 0.0, 1.0).astype(np.float64)),
+                torch.from_numpy(np.maximum(beta[k - 1], 0.0).astype(np.float64)),
+            )
+            return lam_k.numpy()
+
+        return rule
+
+    def slices(self) -> list[slice]:
+        """Each hidden layer's slice of the ``N`` ReLUs."""
+        return [slice(self.offsets[i], self.offsets[i + 1]) for i in range(len(self.sizes))]
+
+    def evaluate(self, x: np.ndarray) -> np.ndarray:
+        """``max_k (C f(x))_k`` for inputs ``x`` (``[B, n₀]``) in float64: ``≤ 0`` marks a
+        candidate counterexample (to be checked exactly by the caller)."""
+        a = torch.from_numpy(np.asarray(x, np.float64))
+        for j, (w, b) in enumerate(self.layers):
+            a = a @ w.T + b
+            if j < len(self.layers) - 1:
+                a = torch.relu(a)
+        return (a.numpy() @ self.c.T).max(axis=1)
+
+
+def _relu_coefficients(g, lo, hi, split, alpha, beta):
+    """``Λ`` on the pre-activations (see the module docstring) and the per-neuron term
+    ``min_{ẑ∈[l,u]} g·relu(ẑ) − Λ·ẑ`` (``[B, n]`` each; the exact breakpoint minimum, as in
+    :func:`paper_repro.bounds.outward.relu_min` but not rounded outward)."""
+    unstable = (lo < 0) & (hi > 0)
+    chord = torch.where(unstable, hi / torch.where(unstable, hi - lo, 1.0), 0.0)
+    lam_unstable = torch.where(g < 0, g * chord, g * alpha)
+    lam_stable = torch.where(lo >= 0, g - beta * (split > 0), beta * (split < 0))
+    lam = torch.where(unstable, lam_unstable, lam_stable)
+    at_lo = g * torch.clamp(lo, min=0.0) - lam * lo
+    at_hi = g * torch.clamp(hi, min=0.0) - lam * hi
+    term = torch.minimum(at_lo, at_hi)
+    term = torch.where(unstable, torch.clamp(term, max=0.0), term)
+    return lam, term
