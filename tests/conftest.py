@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 
 # Before numpy/torch load: multi-threaded BLAS on a busy 2-core machine slows the bounds ~16x.
@@ -13,6 +14,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from scipy.optimize import linprog  # noqa: E402
 
 from paper_repro.bounds.interval import InputRegion, interval_bounds  # noqa: E402
 from paper_repro.bounds.symbolic import symbolic_bounds  # noqa: E402
@@ -96,3 +98,40 @@ def smt_hard_query():
     )
     x = rng.random(30)
     return Query(net, x, int(np.argmax(net.forward(x))), None, Norm.LINF)
+
+
+@pytest.fixture(scope="session")
+def pattern_lp_oracle():
+    """``oracle(net, lo, hi, cases)``: min over the cases ``(C, d)`` and over every activation
+    pattern of the least ``t`` with ``C y − d ≤ t`` on the box ``[lo, hi]`` (one scipy HiGHS LP
+    per pattern, independent of the engines): ``< 0`` ⇒ some case has a point, ``> 0`` ⇒ none.
+    Exponential in the hidden ReLUs: tiny networks only."""
+
+    def oracle(net: ReluNetwork, lo, hi, cases) -> float:
+        best = np.inf
+        sizes = net.hidden_sizes
+        n = net.input_dim
+        for pattern in itertools.product([0, 1], repeat=sum(sizes)):
+            a, c = np.eye(n), np.zeros(n)
+            rows, rhs, pos = [], [], 0
+            for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
+                a, c = w @ a, w @ c + b
+                if k == len(sizes):
+                    break
+                on = np.array(pattern[pos : pos + sizes[k]], bool)
+                pos += sizes[k]
+                sign = np.where(on, -1.0, 1.0)  # active: −h ≤ 0; inactive: h ≤ 0
+                rows.append(sign[:, None] * a)
+                rhs.append(-sign * c)
+                a, c = a * on[:, None], c * on
+            for cm, d in cases:
+                cons = np.hstack([cm @ a, -np.ones((len(d), 1))])
+                a_ub = np.vstack([np.hstack([np.vstack(rows), np.zeros((sum(sizes), 1))]), cons])
+                b_ub = np.concatenate([np.concatenate(rhs), d - cm @ c])
+                box = [*zip(lo, hi, strict=True), (None, None)]
+                res = linprog(np.r_[np.zeros(n), 1.0], A_ub=a_ub, b_ub=b_ub, bounds=box)
+                if res.status == 0:
+                    best = min(best, res.fun)
+        return best
+
+    return oracle

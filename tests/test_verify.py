@@ -3,7 +3,6 @@ oracle), exact checks of every counterexample, and the CLI's VNN-COMP output and
 
 from __future__ import annotations
 
-import itertools
 from fractions import Fraction
 
 import numpy as np
@@ -11,7 +10,6 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from scipy.optimize import linprog
 
 from paper_repro import cli
 from paper_repro.exact.frontends.falsify import PgdOptions
@@ -89,40 +87,10 @@ def _holds_exactly(net: ReluNetwork, case, point) -> bool:
     return case.box.contains(list(point)) and all(c.holds(z) for c in case.constraints)
 
 
-def _oracle(net: ReluNetwork, lo, hi, cases) -> float:
-    """min over cases and activation patterns of the least t with C y − d ≤ t (scipy HiGHS LPs,
-    independent of the engine): < 0 ⇒ sat, > 0 ⇒ unsat."""
-    best = np.inf
-    sizes = net.hidden_sizes
-    n = net.input_dim
-    for pattern in itertools.product([0, 1], repeat=sum(sizes)):
-        a, c = np.eye(n), np.zeros(n)
-        rows, rhs, pos = [], [], 0
-        for k, (w, b) in enumerate(zip(net.weights, net.biases, strict=True)):
-            a, c = w @ a, w @ c + b
-            if k == len(sizes):
-                break
-            on = np.array(pattern[pos : pos + sizes[k]], bool)
-            pos += sizes[k]
-            sign = np.where(on, -1.0, 1.0)  # active: −h ≤ 0; inactive: h ≤ 0
-            rows.append(sign[:, None] * a)
-            rhs.append(-sign * c)
-            a, c = a * on[:, None], c * on
-        for cm, d in cases:
-            cons = np.hstack([cm @ a, -np.ones((len(d), 1))])
-            a_ub = np.vstack([np.hstack([np.vstack(rows), np.zeros((sum(sizes), 1))]), cons])
-            b_ub = np.concatenate([np.concatenate(rhs), d - cm @ c])
-            box = [*zip(lo, hi, strict=True), (None, None)]
-            res = linprog(np.r_[np.zeros(n), 1.0], A_ub=a_ub, b_ub=b_ub, bounds=box)
-            if res.status == 0:
-                best = min(best, res.fun)
-    return best
-
-
 @pytest.mark.parametrize(
     "seed", [*range(8), *(pytest.param(s, marks=pytest.mark.slow) for s in range(8, 308))]
 )
-def test_random_properties_against_the_pattern_lp_oracle(seed):
+def test_random_properties_against_the_pattern_lp_oracle(seed, pattern_lp_oracle):
     rng = np.random.default_rng(seed)
     net = ReluNetwork.from_arrays(
         [rng.normal(size=(3, 3)), rng.normal(size=(3, 3)), rng.normal(size=(3, 3))],
@@ -146,7 +114,7 @@ def test_random_properties_against_the_pattern_lp_oracle(seed):
         ]
         text.append("(and " + " ".join(atoms) + ")")
     prop = parse_vnnlib_text(_header(3, 3, lo, hi) + "(assert (or " + " ".join(text) + "))")
-    truth = _oracle(net, lo, hi, cases)
+    truth = pattern_lp_oracle(net, lo, hi, cases)
     if abs(truth) < 1e-6:
         pytest.skip("borderline instance")
     for options in (NO_PGD, WITH_PGD):
