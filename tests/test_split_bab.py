@@ -121,4 +121,4 @@ def test_root_bounds_contain_the_sampled_pre_activations():
     flat_hi = np.concatenate([p[1] for p in pre])
     assert np.all(z >= flat_lo) and np.all(z <= flat_hi)
     crown = layer_bounds(net, BoxRegion(lo, hi), crown_rule())
-    assert np.all(flat_hi - flat_lo <= np.concatenate([h - l for l, h in crown]) + 1e-12)
+    assert np.all(flat_hi - flat_lo <= np.concatenate([top - bot for bot, top in crown]) + 1e-12)

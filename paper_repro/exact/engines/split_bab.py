@@ -39,9 +39,9 @@ class SplitBabOptions:
     ``root_iterations`` / ``iterations``: Adam steps on the root and on each batch of children;
     ``lr`` / ``lr_beta``: Adam's steps for ``α`` and ``β`` in the tree (``root_lr`` for ``α`` at
     the root and in ``tighten_iterations`` steps on each hidden layer's bounds, see
-    :func:`root_bounds`); ``max_nodes``: open nodes at most, and fewer if they would take more than
-    ``max_bytes`` (about ``9·N`` bytes each for ``N`` hidden ReLUs); ``progress``: seconds between progress lines on
-    stderr (0: none)."""
+    :func:`root_bounds`); ``max_nodes``: open nodes at most, and fewer if they would take more
+    than ``max_bytes`` (about ``9·N`` bytes each for ``N`` hidden ReLUs); ``progress``: seconds
+    between progress lines on stderr (0: none)."""
 
     batch: int = 256
     root_iterations: int = 50
