@@ -12,6 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from paper_repro import cli
+from paper_repro.exact.engines.split_bab import SplitBabOptions
 from paper_repro.exact.frontends.falsify import PgdOptions
 from paper_repro.exact.frontends.verify import (
     VerifyOptions,
@@ -25,6 +26,7 @@ from paper_repro.vnnlib import parse_vnnlib_text
 
 NO_PGD = VerifyOptions(timeout=20, pgd=None)
 WITH_PGD = VerifyOptions(timeout=20, pgd=PgdOptions(steps=30, restarts=5))
+SPLIT_BAB = VerifyOptions(timeout=20, pgd=None, split_bab=SplitBabOptions(batch=4, iterations=3))
 
 
 def _header(n: int, m: int, lo, hi) -> str:
@@ -51,7 +53,7 @@ TINY = ReluNetwork.from_arrays([[[1.0, -1.0]], [[1.0], [0.0]]], [[0.0], [0.0, 0.
         ("(<= (+ Y_0 (* -2 Y_1)) -1.25)", {"unsat"}),  # y0 − 1 ≤ −1.25 impossible (y0 ≥ 0)
     ],
 )
-@pytest.mark.parametrize("options", [NO_PGD, WITH_PGD], ids=["bab", "pgd+bab"])
+@pytest.mark.parametrize("options", [NO_PGD, WITH_PGD, SPLIT_BAB], ids=["bab", "pgd+bab", "split"])
 def test_hand_known_answers(constraint, expected, options):
     prop = parse_vnnlib_text(_header(2, 2, [0, 0], [1, 1]) + f"(assert {constraint})")
     res = verify_property(TINY, prop, options)
@@ -117,7 +119,7 @@ def test_random_properties_against_the_pattern_lp_oracle(seed, pattern_lp_oracle
     truth = pattern_lp_oracle(net, lo, hi, cases)
     if abs(truth) < 1e-6:
         pytest.skip("borderline instance")
-    for options in (NO_PGD, WITH_PGD):
+    for options in (NO_PGD, WITH_PGD, SPLIT_BAB):
         res = verify_property(net, prop, options)
         assert res.status == ("sat" if truth < 0 else "unsat"), (truth, res)
         if res.status == "sat":
