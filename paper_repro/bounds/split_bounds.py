@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from paper_repro.bounds.outward import BoxRegion, linear_lower_bound
+from paper_repro.bounds.radius_batch import torch_layers
 from paper_repro.network import ReluNetwork
 
 
@@ -76,10 +77,7 @@ class SplitBounder:
     ) -> None:
         self.net = net
         self.region = BoxRegion(np.asarray(lo, np.float64), np.asarray(hi, np.float64))
-        self.layers = [
-            (torch.from_numpy(np.array(w)), torch.from_numpy(np.array(b)))
-            for w, b in zip(net.weights, net.biases, strict=True)
-        ]
+        self.layers = torch_layers(net)
         self.sizes = [w.shape[0] for w in net.weights[:-1]]
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
         self.root_lo = np.concatenate([b[0] for b in pre_bounds])
@@ -266,12 +264,7 @@ class SplitBounder:
     def evaluate(self, x: np.ndarray) -> np.ndarray:
         """``max_k (C f(x))_k`` for inputs ``x`` (``[B, n₀]``) in float64: ``≤ 0`` marks a
         candidate counterexample (to be checked exactly by the caller)."""
-        a = torch.from_numpy(np.asarray(x, np.float64))
-        for j, (w, b) in enumerate(self.layers):
-            a = a @ w.T + b
-            if j < len(self.layers) - 1:
-                a = torch.relu(a)
-        return (a.numpy() @ self.c.T).max(axis=1)
+        return (self.net.forward(x) @ self.c.T).max(axis=1)
 
 
 def _relu_coefficients(g, lo, hi, split, alpha, beta):

@@ -32,6 +32,8 @@ from paper_repro.bounds.split_bounds import Domains, SplitBounder
 from paper_repro.exact.decide import Decision, Verdict
 from paper_repro.network import ReluNetwork
 
+_LEAF = "a node with every ReLU fixed could not be bounded above 0"
+
 
 @dataclass(frozen=True)
 class SplitBabOptions:
@@ -146,7 +148,7 @@ def split_bab(
     if root.lower[0] > 0 and bounder.certify(root.domains)[0] > 0:
         return Decision(Verdict.ROBUST, None, time.monotonic() - start)
     if root.branch[0] < 0:
-        return _unknown(start, "a node with every ReLU fixed could not be bounded above 0")
+        return _unknown(start, _LEAF)
     k = root.domains.lam.shape[1]
     stack = _Stack(
         np.zeros((0, bounder.n_relus), np.int8),
@@ -184,7 +186,7 @@ def split_bab(
         closed += int(done.sum())
         left = ~done
         if (res.branch[left] < 0).any():
-            return _unknown(start, "a node with every ReLU fixed could not be bounded above 0")
+            return _unknown(start, _LEAF)
         if len(stack.lower) + int(left.sum()) > most:
             return _unknown(start, f"more than {most} open nodes (memory)")
         stack.push(
