@@ -135,3 +135,23 @@ def pattern_lp_oracle():
         return best
 
     return oracle
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A 6-unit MLP trained briefly on MNIST holdout digits, a digit, its label and a config with
+    small attacks (the per-image experiment jobs' tests)."""
+    from paper_repro.config import load_config
+    from paper_repro.data import load_mnist5k
+    from paper_repro.train import Method, Stage, TrainOptions, train_model
+
+    data = load_mnist5k("holdout", holdout=500, seed=0)
+    model, _ = train_model((6,), TrainOptions(Method.VANILLA, (Stage(0.0, 3),), 3e-3, 32), data, 0)
+    cfg = load_config()
+    cfg["experiments"].update(
+        timeout=30,
+        cw_linf={"steps": 30, "initial_const": 0.1, "largest_const": 20.0},
+        cw_l1={"steps": 60, "initial_const": 1.0, "binary_search_steps": 4},
+        closest_fgsm={"steps": 10, "step_fraction": 0.1, "search_steps": 6},
+    )
+    return model.to_network(), data.images[0].astype(np.float64), int(data.labels[0]), cfg

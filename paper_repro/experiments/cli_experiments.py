@@ -98,7 +98,8 @@ def add_study_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_study(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     """One job of a study: its shard of the selected images, every query checkpointed."""
-    from paper_repro.experiments.minimal_runs import RunSettings, run_image
+    from paper_repro.experiments.attack_starts import StartCache, attack_images
+    from paper_repro.experiments.minimal_runs import RunSettings, run_image, torch_model
     from paper_repro.experiments.studies import Study, run_shard, study_images
     from paper_repro.network import load_network
     from paper_repro.query import Norm
@@ -123,9 +124,28 @@ def run_study(args: argparse.Namespace, cfg: dict[str, Any]) -> int:
     name = _model_name(args.model)
     print(f"{study.name}: {name} {norm}, shard {args.shard}/{study.shards}: images {mine}")
 
+    model = torch_model(network)
+
+    def attack(images: list[int]):
+        xs, labels = split.images[images], [int(split.labels[i]) for i in images]
+        return attack_images(model, xs, labels, network.num_classes, norm, settings)
+
+    cache = StartCache(attack, mine, study.attack_chunk)
+
     def solve(image: int) -> list[dict[str, Any]]:
         x, label = split.images[image].astype("float64"), int(split.labels[image])
-        return run_image(network, name, x, label, image, norm, settings, args.checkpoint, prov)
+        return run_image(
+            network,
+            name,
+            x,
+            label,
+            image,
+            norm,
+            settings,
+            args.checkpoint,
+            prov,
+            starts=lambda: cache.get(image),
+        )
 
     run_shard(mine, solve, args.out, log=lambda line: print(line, flush=True))
     return 0

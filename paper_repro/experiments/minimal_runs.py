@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from paper_repro.attacks.closest_fgsm import ClosestFGSM
 from paper_repro.errors import PaperReproError
 from paper_repro.exact.search import Backend, Protocol, SolveOptions, minimal_adversarial
 from paper_repro.exact.witnesses import records
+from paper_repro.experiments.attack_starts import Starts, attack_images
 from paper_repro.experiments.carlini_tables import switched_relus
 from paper_repro.experiments.instance_record import InstanceInfo, InstanceRecord
 from paper_repro.experiments.studies import Study
@@ -79,27 +80,6 @@ class RunSettings:
         )
 
 
-def _attack_start(
-    model: MLP, x: torch.Tensor, label: int, targets: list[int], norm: Norm, s: RunSettings
-) -> tuple[np.ndarray, np.ndarray]:
-    """CW adversarial examples ``[T, 784]`` (NaN rows where none) and distances ``[T]``."""
-    xs = x.repeat(len(targets), 1)
-    ys = torch.full((len(targets),), label, dtype=torch.long)
-    ts = torch.tensor(targets, dtype=torch.long)
-    attack = s.cw_linf if norm is Norm.LINF else s.cw_l1
-    res = attack(model, xs, ys, ts)
-    return res.x_adv.double().numpy(), res.distance.double().numpy()
-
-
-def _closest_fgsm(
-    model: MLP, x: torch.Tensor, label: int, targets: list[int], s: RunSettings
-) -> tuple[np.ndarray, np.ndarray]:
-    xs = x.repeat(len(targets), 1)
-    ys = torch.full((len(targets),), label, dtype=torch.long)
-    res = s.closest_fgsm(model, xs, ys, torch.tensor(targets, dtype=torch.long))
-    return res.x_adv.double().numpy(), res.delta.double().numpy()
-
-
 def run_image(
     network: ReluNetwork,
     model_name: str,
@@ -111,6 +91,7 @@ def run_image(
     checkpoint: str | Path,
     provenance: dict[str, Any],
     progress: bool = False,
+    starts: Callable[[], Starts] | None = None,
 ) -> list[dict[str, Any]]:
     """Solve every target ``t ≠ label`` (or, with ``settings.untargeted``, the one untargeted
     query) for one image; return the records (checkpointed).
@@ -125,9 +106,13 @@ def run_image(
         settings: see :class:`RunSettings`.
         checkpoint: JSONL file that keeps finished targets across interruptions.
         provenance: versions, config, model hash — stored with every record.
+        progress: a progress bar over the targets.
+        starts: the image's attacks towards all 9 classes (e.g. from a
+            :class:`~paper_repro.experiments.attack_starts.StartCache` batching a job's images);
+            called only if some target is left to solve. Default: attack this image alone.
     """
     norm = Norm.parse(norm)
-    model = _torch_model(network)
+    model = torch_model(network)
     classes = [t for t in range(network.num_classes) if t != label]
     targets: list[int | None] = [None] if settings.untargeted else list(classes)
     # Checkpointed records are reused only if made by the same network, input and settings.
@@ -151,16 +136,25 @@ def run_image(
 
     todo = [t for t in targets if records.key_tuple(key(t)) not in done]
     if todo:
-        xt = torch.from_numpy(np.asarray(x, dtype=np.float32)).reshape(1, -1)
         pred = int(np.argmax(network.forward(x)))
-        attacked = classes if settings.untargeted else todo
-        cw_adv, cw_dist = _attack_start(model, xt, label, attacked, norm, settings)
-        if norm is Norm.LINF:
-            fg_adv, fg_delta = _closest_fgsm(model, xt, label, attacked, settings)
+        if starts is None:
+            found_starts = attack_images(
+                model, x[None], [label], network.num_classes, norm, settings
+            )[0]
+        else:
+            found_starts = starts()
         if settings.untargeted:  # one query: start from the closest of the 9 targeted attacks
-            cw_adv, cw_dist = _closest(cw_adv, cw_dist)
+            cw_adv, cw_dist = _closest(found_starts.cw_adv, found_starts.cw_dist)
             if norm is Norm.LINF:
-                fg_adv, fg_delta = _closest(fg_adv, fg_delta)
+                fg_adv, fg_delta = _closest(found_starts.fg_adv, found_starts.fg_delta)
+        else:
+            mine = found_starts.rows(todo, label)
+            cw_adv, cw_dist, fg_adv, fg_delta = (
+                mine.cw_adv,
+                mine.cw_dist,
+                mine.fg_adv,
+                mine.fg_delta,
+            )
         bar = tqdm(todo, desc=f"{model_name} {norm} image {image}", disable=not progress)
         for i, t in enumerate(bar):
             start = cw_adv[i] if np.isfinite(cw_dist[i]) else None
@@ -196,7 +190,7 @@ def _closest(adv: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return adv[best : best + 1], dist[best : best + 1]
 
 
-def _torch_model(network: ReluNetwork) -> MLP:
+def torch_model(network: ReluNetwork) -> MLP:
     from paper_repro.models import network_to_torch
 
     return network_to_torch(network, torch.float32)

@@ -40,6 +40,8 @@ class Study:
         max_distance: resolve ``δ*`` only up to this distance (``None``: the whole domain).
         timeout: seconds per query.
         shards: jobs per (model, norm).
+        attack_chunk: images attacked in one batched call
+            (:class:`~paper_repro.experiments.attack_starts.StartCache`).
     """
 
     name: str
@@ -51,6 +53,7 @@ class Study:
     max_distance: float | None
     timeout: float
     shards: int
+    attack_chunk: int = 10
 
     @classmethod
     def from_config(cls, name: str, cfg: dict[str, Any]) -> Study:
@@ -70,6 +73,7 @@ class Study:
             max_distance=s["max_distance"],
             timeout=float(s["timeout"] if s["timeout"] is not None else ex["timeout"]),
             shards=min(int(s["shards"]), int(s["images"])),
+            attack_chunk=int(s["attack_chunk"]),
         )
 
     def output(self, model: str, norm: Norm | str, shard: int, root: str = "results") -> str:
