@@ -26,6 +26,7 @@ import torch
 
 from paper_repro.bounds.outward import BoxRegion, linear_lower_bound
 from paper_repro.bounds.radius_batch import torch_layers
+from paper_repro.bounds.split_second_layer import SecondLayerBounds
 from paper_repro.network import ReluNetwork
 
 
@@ -49,12 +50,14 @@ class BoundResult:
     """Per subdomain: ``lower`` (torch float64 value, ``[B]``; not a proof), the optimised
     ``domains``, ``x_star`` (``[B, n₀]``, the box corner minimising the final linear function:
     a candidate counterexample), ``branch`` (``[B]``, index in ``0..N−1`` of the free
-    unstable ReLU to split next, ``−1`` if none)."""
+    unstable ReLU to split next, ``−1`` if none), ``pre`` (the sound pre-activation bounds
+    :meth:`SplitBounder.clipped` gave each subdomain, ``[B, N]`` each)."""
 
     lower: np.ndarray
     domains: Domains
     x_star: np.ndarray
     branch: np.ndarray
+    pre: tuple[np.ndarray, np.ndarray]
 
 
 class SplitBounder:
@@ -65,6 +68,9 @@ class SplitBounder:
         lo, hi: the box, ``[n₀]`` each.
         pre_bounds: sound ``(l_k, u_k)`` of every hidden pre-activation over the whole box.
         c: ``[K, n_L]`` rows; a subdomain is closed when its bound is ``> 0``.
+        second_layer: bound each subdomain's second-layer pre-activations again under its
+            first-layer splits (:class:`~paper_repro.bounds.split_second_layer.SecondLayerBounds`)
+            instead of only clipping the root's.
     """
 
     def __init__(
@@ -74,6 +80,7 @@ class SplitBounder:
         hi: np.ndarray,
         pre_bounds: list[tuple[np.ndarray, np.ndarray]],
         c: np.ndarray,
+        second_layer: bool = True,
     ) -> None:
         self.net = net
         self.region = BoxRegion(np.asarray(lo, np.float64), np.asarray(hi, np.float64))
@@ -85,6 +92,8 @@ class SplitBounder:
         self.c = np.atleast_2d(np.asarray(c, np.float64))
         self.lo_t = torch.from_numpy(self.region.lo)
         self.hi_t = torch.from_numpy(self.region.hi)
+        self._second_layer = second_layer and len(self.sizes) > 1
+        self._second: SecondLayerBounds | None = None  # built from the final root bounds
 
     @property
     def n_relus(self) -> int:
@@ -126,6 +135,7 @@ class SplitBounder:
             )
             self.root_lo[s] = np.maximum(self.root_lo[s], bound[:n])
             self.root_hi[s] = np.minimum(self.root_hi[s], -bound[n:])
+        self._second = None
         return before - int(((self.root_lo < 0) & (self.root_hi > 0)).sum())
 
     def root(self) -> Domains:
@@ -137,9 +147,24 @@ class SplitBounder:
         )
 
     def clipped(self, splits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The root bounds clipped to ``splits`` (``[B, N]`` each)."""
-        lo = np.where(splits > 0, np.maximum(self.root_lo, 0.0), self.root_lo)
-        hi = np.where(splits < 0, np.minimum(self.root_hi, 0.0), self.root_hi)
+        """Sound pre-activation bounds of the subdomains ``splits`` (``[B, N]`` each): the root
+        bounds (the second layer's updated under the first layer's splits, if enabled), clipped
+        to the splits. A subdomain whose bounds cross (``lo > hi``) is empty."""
+        lo = np.tile(self.root_lo, (len(splits), 1))
+        hi = np.tile(self.root_hi, (len(splits), 1))
+        if self._second_layer:
+            first, second = self.slices()[:2]
+            if self._second is None:
+                self._second = SecondLayerBounds(
+                    self.net,
+                    self.region.lo,
+                    self.region.hi,
+                    (self.root_lo[first], self.root_hi[first]),
+                    (self.root_lo[second], self.root_hi[second]),
+                )
+            lo[:, second], hi[:, second] = self._second.bounds(splits[:, first])
+        lo = np.where(splits > 0, np.maximum(lo, 0.0), lo)
+        hi = np.where(splits < 0, np.minimum(hi, 0.0), hi)
         return lo, hi
 
     def _bound(self, lo, hi, splits, alpha, beta, lam):
@@ -214,7 +239,8 @@ class SplitBounder:
                 beta.clamp_(min=0.0)
         x_star = torch.where(g0 > 0, self.lo_t, self.hi_t).numpy()
         out = Domains(domains.splits, keep[0], keep[1], keep[2])
-        return BoundResult(best.numpy(), out, x_star, self._branch(loss, lo_np, hi_np))
+        branch = self._branch(loss, lo_np, hi_np)
+        return BoundResult(best.numpy(), out, x_star, branch, (lo_np, hi_np))
 
     def _branch(self, loss, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """Per domain, the free unstable ReLU with the largest loss (ties and zero losses: the
@@ -225,10 +251,13 @@ class SplitBounder:
         score = np.where(unstable, score, -np.inf)
         return np.where(unstable.any(axis=1), score.argmax(axis=1), -1)
 
-    def certify(self, domains: Domains) -> np.ndarray:
+    def certify(
+        self, domains: Domains, pre: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> np.ndarray:
         """Sound lower bounds ``[B]`` of the domains' objective, with their ``α, β, λ``,
-        through :func:`~paper_repro.bounds.outward.linear_lower_bound` (outward rounded)."""
-        lo, hi = self.clipped(domains.splits)
+        through :func:`~paper_repro.bounds.outward.linear_lower_bound` (outward rounded).
+        ``pre``: the domains' :meth:`clipped` bounds if already computed (``[B, N]`` each)."""
+        lo, hi = self.clipped(domains.splits) if pre is None else pre
         lam = domains.lam - domains.lam.max(axis=1, keepdims=True)
         weights = np.exp(lam) / np.exp(lam).sum(axis=1, keepdims=True)  # ≥ 0: any weights do
         rows = weights @ self.c

@@ -42,8 +42,10 @@ class SplitBabOptions:
     ``lr`` / ``lr_beta``: Adam's steps for ``α`` and ``β`` in the tree (``root_lr`` for ``α`` at
     the root and in ``tighten_iterations`` steps on each hidden layer's bounds, see
     :func:`root_bounds`); ``max_nodes``: open nodes at most, and fewer if they would take more
-    than ``max_bytes`` (about ``9·N`` bytes each for ``N`` hidden ReLUs); ``progress``: seconds
-    between progress lines on stderr (0: none)."""
+    than ``max_bytes`` (about ``9·N`` bytes each for ``N`` hidden ReLUs); ``second_layer``:
+    bound each node's second-layer pre-activations under its first-layer splits
+    (:class:`~paper_repro.bounds.split_second_layer.SecondLayerBounds`) rather than only clip
+    the root's; ``progress``: seconds between progress lines on stderr (0: none)."""
 
     batch: int = 256
     root_iterations: int = 50
@@ -54,6 +56,7 @@ class SplitBabOptions:
     max_nodes: int = 200_000
     max_bytes: float = 1.5e9
     tighten_iterations: int = 20
+    second_layer: bool = True
     progress: float = 0.0
 
 
@@ -129,7 +132,14 @@ def split_bab(
     """
     start = time.monotonic()
     pre = root_bounds(net, lo, hi, options) if pre_bounds is None else pre_bounds
-    bounder = SplitBounder(net, np.asarray(lo, np.float64), np.asarray(hi, np.float64), pre, c)
+    bounder = SplitBounder(
+        net,
+        np.asarray(lo, np.float64),
+        np.asarray(hi, np.float64),
+        pre,
+        c,
+        options.second_layer,
+    )
 
     def found(x: np.ndarray) -> Decision:
         return Decision(Verdict.ADVERSARIAL, x, time.monotonic() - start)
@@ -182,7 +192,8 @@ def split_bab(
         hopeful = np.flatnonzero(res.lower > 0)
         if hopeful.size:
             sub = Domains(*(a[hopeful] for a in _fields(res.domains)))
-            done[hopeful] = bounder.certify(sub) > 0
+            pre = (res.pre[0][hopeful], res.pre[1][hopeful])
+            done[hopeful] = bounder.certify(sub, pre) > 0
         closed += int(done.sum())
         left = ~done
         if (res.branch[left] < 0).any():

@@ -1,0 +1,55 @@
+"""Second-layer bounds of branch-and-bound nodes from their first-layer splits: every sampled
+point of a node lies inside them, they are never looser than the root's, and the splits do
+tighten them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_split_bab import _hidden, _net
+
+from paper_repro.bounds.crown import crown_rule
+from paper_repro.bounds.outward import BoxRegion, layer_bounds
+from paper_repro.bounds.split_second_layer import SecondLayerBounds
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_every_point_of_a_node_is_inside_its_second_layer_bounds(seed):
+    rng = np.random.default_rng(seed)
+    net = _net(200 + seed, (3, 6, 5, 2))
+    lo, hi = -rng.random(3), rng.random(3)
+    pre = layer_bounds(net, BoxRegion(lo, hi), crown_rule())
+    second = SecondLayerBounds(net, lo, hi, pre[0], pre[1])
+    xs = lo + (hi - lo) * rng.random((40000, 3))
+    z, _ = _hidden(net, xs)
+    z1, z2 = z[:, :6], z[:, 6:]
+    unstable = np.flatnonzero((pre[0][0] < 0) & (pre[0][1] > 0))
+    if unstable.size == 0:
+        pytest.skip("no unstable first-layer ReLU")
+    splits = np.zeros((40, 6), np.int8)
+    for row in splits[1:]:
+        pick = rng.choice(unstable, size=rng.integers(1, unstable.size + 1), replace=False)
+        row[pick] = rng.choice([-1, 1], size=pick.size)
+    l2, u2 = second.bounds(splits)
+    assert np.all(l2 >= pre[1][0]) and np.all(u2 <= pre[1][1])  # never looser than the root
+    np.testing.assert_array_equal(l2[0], pre[1][0])  # no split: the root's bounds
+    for i, row in enumerate(splits):
+        inside = np.all((row <= 0) | (z1 >= 0), axis=1) & np.all((row >= 0) | (z1 <= 0), axis=1)
+        if inside.any():
+            assert np.all(z2[inside] >= l2[i]) and np.all(z2[inside] <= u2[i])
+
+
+def test_splits_tighten_the_second_layer():
+    tighter = 0
+    for seed in range(10):
+        net = _net(300 + seed, (4, 8, 8, 2))
+        lo, hi = np.zeros(4), np.ones(4)
+        pre = layer_bounds(net, BoxRegion(lo, hi), crown_rule())
+        second = SecondLayerBounds(net, lo, hi, pre[0], pre[1])
+        unstable = np.flatnonzero((pre[0][0] < 0) & (pre[0][1] > 0))
+        splits = np.zeros((2 * unstable.size, 8), np.int8)
+        for k, j in enumerate(unstable):  # each unstable ReLU split each way, alone
+            splits[2 * k, j], splits[2 * k + 1, j] = 1, -1
+        l2, u2 = second.bounds(splits)
+        tighter += int((l2 > pre[1][0] + 1e-9).sum() + (u2 < pre[1][1] - 1e-9).sum())
+    assert tighter > 20
