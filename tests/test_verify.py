@@ -156,8 +156,9 @@ def _parse_counterexample(lines: list[str]) -> dict[str, float]:
     return {body[i]: float(body[i + 1]) for i in range(0, len(body), 2)}
 
 
+@pytest.mark.parametrize("flags", [[], ["--split-bab", "--no-falsify"]])
 @pytest.mark.parametrize(("bound", "answer"), [("0.2", "sat"), ("50", "unsat")])
-def test_cli_prints_and_writes_vnncomp_answers(tmp_path, capfd, bound, answer):
+def test_cli_prints_and_writes_vnncomp_answers(tmp_path, capfd, bound, answer, flags):
     rng = np.random.default_rng(3)
     net = ReluNetwork.from_arrays(
         [rng.normal(size=(6, 4)).astype(np.float32), rng.normal(size=(3, 6)).astype(np.float32)],
@@ -167,7 +168,7 @@ def test_cli_prints_and_writes_vnncomp_answers(tmp_path, capfd, bound, answer):
     prop = tmp_path / "p.vnnlib"
     prop.write_text(_header(4, 3, [0] * 4, [1] * 4) + f"(assert (>= (- Y_1 Y_0) {bound}))")
     result = tmp_path / "out" / "r.txt"
-    argv = ["verify", "--onnx", str(model), "--vnnlib", str(prop), "--timeout", "20"]
+    argv = ["verify", "--onnx", str(model), "--vnnlib", str(prop), "--timeout", "20", *flags]
     assert cli.main([*argv, "--result", str(result)]) == 0
     out = capfd.readouterr().out.splitlines()
     assert out[0] == answer and result.read_text().splitlines() == out

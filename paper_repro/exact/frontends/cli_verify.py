@@ -30,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--result", help="also write the answer to this file")
     parser.add_argument("--seed", type=int, default=0, help="falsifier/engine seed (default 0)")
     parser.add_argument("--no-falsify", action="store_true", help="skip the PGD falsifier")
+    parser.add_argument(
+        "--split-bab",
+        action="store_true",
+        help="try the batched α/β-CROWN branch and bound first on each case, the LP engine "
+        "after it (opt-in: faster on hard proofs, slower on easy ones; docs/verify.md)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     """
     import torch
 
+    from paper_repro.exact.engines.split_bab import SplitBabOptions
     from paper_repro.exact.frontends.verify import VerifyOptions, VerifyStatus, verify_property
     from paper_repro.network import load_network
     from paper_repro.vnnlib import parse_vnnlib
@@ -47,9 +54,12 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     network = load_network(args.onnx, output_relu=True)  # a property's outputs: any values
     prop = parse_vnnlib(args.vnnlib)
-    opts = VerifyOptions(timeout=args.timeout, seed=args.seed)
-    if args.no_falsify:
-        opts = VerifyOptions(timeout=args.timeout, seed=args.seed, pgd=None)
+    opts = VerifyOptions(
+        timeout=args.timeout,
+        seed=args.seed,
+        pgd=None if args.no_falsify else VerifyOptions().pgd,
+        split_bab=SplitBabOptions() if args.split_bab else None,
+    )
     with _stdout_to_stderr():  # solver banners (HiGHS prints from C) must not precede the answer
         res = verify_property(network, prop, opts)
     text = str(res.status) + "\n"
