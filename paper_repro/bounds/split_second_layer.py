@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from paper_repro.bounds.crown import crown_rule
 from paper_repro.bounds.outward import _TINY, gamma
 from paper_repro.network import ReluNetwork
 
@@ -60,9 +61,7 @@ class SecondLayerBounds:
         w2, b2 = net.weights[1], net.biases[1]
         g = np.vstack([w2[self.unstable], -w2[self.unstable]])  # [T, n₁]
         unstable1 = (l1 < 0) & (u1 > 0)
-        chord = np.where(unstable1, u1 / np.where(unstable1, u1 - l1, 1.0), 0.0)
-        adaptive = (u1 >= -l1).astype(np.float64)  # CROWN's lower slope
-        lam = np.where(unstable1, np.where(g < 0, g * chord, g * adaptive), g * (l1 >= 0))
+        lam = crown_rule()(1, g, l1, u1)  # CROWN's coefficients on ẑ₁, as at the root
         term = np.minimum(g * np.maximum(l1, 0.0) - lam * l1, g * np.maximum(u1, 0.0) - lam * u1)
         term = np.where(unstable1, np.minimum(term, 0.0), term)
         xmax = np.maximum(np.abs(lo), np.abs(hi))
