@@ -69,10 +69,10 @@ figures: $(STAMP)
 test: $(STAMP)
 	ruff check paper_repro tests benchmarks tools
 	ruff format --check paper_repro tests benchmarks tools
-	$(BIN)/python -m pytest -n $(CORES) -m "not slow"
-	# the four notebooks with their default parameters (a tiny demo set under results/demo);
-	# --dist loadfile keeps each notebook's cells on one worker (one kernel per notebook)
-	$(BIN)/python -m pytest -n $(CORES) --dist loadfile --nbval-lax notebooks
+	# the unit tests and the four notebooks (default parameters: a tiny demo set under
+	# results/demo) in one run, so that both workers stay busy; --dist loadfile keeps each
+	# notebook's cells on one worker (one kernel per notebook)
+	$(BIN)/python -m pytest -n $(CORES) --dist loadfile -m "not slow" --nbval-lax tests notebooks
 
 lint: $(STAMP)
 	ruff check paper_repro tests benchmarks tools
