@@ -114,6 +114,18 @@ def test_gradient_attacks_stay_in_ball_and_box(vanilla, batch, eps):
         assert out.min().item() >= 0.0 and out.max().item() <= 1.0
 
 
+@pytest.mark.parametrize("eps", [0.0, 0.1, 0.3, 1.5])
+def test_one_op_projection_equals_the_five_op_one_bit_for_bit(eps):
+    from paper_repro.attacks.gradient import _ball
+
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(64, 784, generator=gen)
+    x[0, :10] = torch.tensor([0.0, 1.0] * 5)  # pixels on the box's faces
+    a = (torch.rand(64, 784, generator=gen) * 3 - 1).float()  # far outside the box too
+    reference = torch.clamp(torch.minimum(torch.maximum(a, x - eps), x + eps), 0.0, 1.0)
+    assert torch.equal(torch.clamp(a, *_ball(x, eps)), reference)
+
+
 def test_gradient_attacks_work(vanilla, batch):
     x, y, targets = batch
     gen = torch.Generator().manual_seed(1)

@@ -21,8 +21,11 @@ def _check_eps(eps: float) -> None:
         raise PaperReproError(f"attack ε must be ≥ 0, got {eps}")
 
 
-def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
-    return torch.clamp(torch.minimum(torch.maximum(x_adv, x - eps), x + eps), 0.0, 1.0)
+def _ball(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The L∞ ball ∩ [0,1]^n as bounds ``(lo, hi)``, so that ``clamp(x′, lo, hi)`` projects in one
+    op; it equals ``clamp(min(max(x′, x − ε), x + ε), 0, 1)`` bit for bit (min and max are exact
+    and ``x ∈ [0,1]``)."""
+    return torch.clamp(x - eps, 0.0, 1.0), torch.clamp(x + eps, 0.0, 1.0)
 
 
 def _check_steps(steps: int, step_size: float) -> None:
@@ -43,12 +46,14 @@ def _sign_steps(
     """Projected sign-gradient steps of size ``step`` on ``CE(f(x′), labels)`` within the ε-ball:
     ``step > 0`` ascends (untargeted), ``step < 0`` descends towards ``labels`` (targeted)."""
     x_adv = x.clone()
+    lo, hi = _ball(x, eps)
     if random_start and eps > 0:
         noise = torch.rand(x.shape, generator=generator, dtype=x.dtype) * 2 - 1
-        x_adv = _project(x + eps * noise, x, eps)
+        x_adv = torch.clamp(x + eps * noise, lo, hi)
     for _ in range(steps):
         grad = _loss_grad(model, x_adv, labels)
-        x_adv = _project(x_adv + step * grad.sign(), x, eps).detach()
+        # ``step * sign`` is exact, so the fused add rounds as ``x_adv + step * sign`` does
+        x_adv = torch.clamp(torch.add(x_adv, grad.sign(), alpha=step), lo, hi).detach()
     return x_adv
 
 
