@@ -12,11 +12,22 @@ import torch
 from paper_repro.bounds import dual_torch, radius_batch
 from paper_repro.bounds.crown import CrownOptions, crown_margins, margin_matrix
 from paper_repro.bounds.dual import dual_bound
-from paper_repro.bounds.radius import BoundMethod, RadiusOptions, certified_radius, is_certified
+from paper_repro.bounds.radius import (
+    BATCH,
+    BoundMethod,
+    RadiusOptions,
+    certified_batch,
+    certified_radius,
+    is_certified,
+    margin_lower_bounds,
+    margin_lower_bounds_batch,
+)
 from paper_repro.data import Split
+from paper_repro.errors import PaperReproError
 from paper_repro.experiments import certify_runs
 from paper_repro.models import network_to_torch
 from paper_repro.network import ReluNetwork
+from paper_repro.query import Norm
 
 TOL = 1e-3
 
@@ -176,3 +187,43 @@ def test_a_proposal_just_past_the_threshold_is_stepped_down(monkeypatch):
     np.testing.assert_allclose(got.radius, upper * radius_batch.STEP_DOWN)
     for x, y, r in zip(xs, ys, got.radius, strict=True):
         assert is_certified(net, x, int(y), float(r), opts)
+
+
+@pytest.mark.parametrize("sizes", [(6, 5, 4, 3), (6, 7, 3), (6, 5, 4, 4, 3)])
+@pytest.mark.parametrize("method", [BoundMethod.DUAL, BoundMethod.CROWN])
+def test_batched_certificate_equals_the_per_image_one(sizes, method):
+    """margin_lower_bounds_batch runs the per-image outward-rounded arithmetic on a batch: the
+    same bounds (to the last bits) and the same decisions, over batches of any length."""
+    net = _net(5, sizes)
+    n = 2 * BATCH + 3  # two full batches and a short one
+    xs, labels = _inputs(net, n, seed=6)
+    eps = np.random.default_rng(7).choice([0.0, 1e-3, 0.02, 0.1, 0.4, 1.0], size=n)
+    options = RadiusOptions(method)
+    got = margin_lower_bounds_batch(net, xs, labels, eps, options)
+    rows = zip(xs, labels, eps, strict=True)
+    ref = np.array([margin_lower_bounds(net, x, int(y), e, options) for x, y, e in rows])
+    assert got.shape == ref.shape == (n, sizes[-1] - 1)
+    np.testing.assert_allclose(got, ref, rtol=1e-13, atol=1e-13)
+    clear = np.all(np.abs(ref) > 1e-9, axis=1)
+    decided = certified_batch(net, xs, labels, eps, options)
+    assert np.array_equal(decided[clear], np.all(ref > 0, axis=1)[clear])
+    assert 0 < decided.sum() < n  # both answers occur
+    # one radius for all images
+    one = certified_batch(net, xs, labels, 0.02, options)
+    assert np.array_equal(
+        one, [is_certified(net, x, int(y), 0.02, options) for x, y in zip(xs, labels, strict=True)]
+    )
+
+
+def test_batched_certificate_rejects_what_it_does_not_implement():
+    net = _net(0)
+    xs, labels = _inputs(net, 3, seed=1)
+    with pytest.raises(PaperReproError, match="L∞"):
+        margin_lower_bounds_batch(net, xs, labels, 0.1, RadiusOptions(norm=Norm.L1))
+    with pytest.raises(PaperReproError, match="L∞"):
+        margin_lower_bounds_batch(net, xs, labels, 0.1, RadiusOptions(clip=False))
+    with pytest.raises(PaperReproError, match="labels"):
+        margin_lower_bounds_batch(net, xs, labels + 10, 0.1, RadiusOptions())
+    with pytest.raises(PaperReproError, match="radius"):
+        margin_lower_bounds_batch(net, xs, labels, -0.1, RadiusOptions())
+    assert certified_batch(net, xs[:0], labels[:0], 0.1, RadiusOptions()).shape == (0,)

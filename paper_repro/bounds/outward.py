@@ -13,6 +13,12 @@ CROWN and by Wong & Kolter's dual network (their Thm. 1, Eq. 6): for *any* choic
 coefficients ``Λ_k`` on the pre-activations ``ẑ_k`` (supplied by a :data:`SlopeRule`) it is sound,
 because the per-neuron term ``min_{ẑ∈[l,u]} g·relu(ẑ) − Λ·ẑ`` is evaluated exactly at the
 breakpoints ``{l, u, 0}``.
+
+Batches: a :class:`BoxRegion` made by :meth:`BoxRegion.linf_batch` holds ``B`` boxes (``lo, hi``:
+``[B, 1, n]``); :func:`linear_lower_bound` and :func:`layer_bounds` then bound ``B`` regions at
+once with the same arithmetic (``c``: ``[m, n_L]`` or ``[B, m, n_L]``; results ``[B, m]``;
+layer bounds ``[B, 1, n_k]``). Every reduction runs over the last axis, every error term is the
+per-entry one above, so each image's bound has the same soundness argument as a single call.
 """
 
 from __future__ import annotations
@@ -49,7 +55,9 @@ def matmul_err(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sum_lower(parts: list[np.ndarray]) -> np.ndarray:
-    """A lower bound on the exact sum of the float vectors ``parts`` (each ``[m]``)."""
+    """A lower bound on the exact sum of the float vectors ``parts`` (each ``[m]``, or shapes
+    that broadcast together, e.g. ``[m]`` and ``[B, m]``)."""
+    parts = np.broadcast_arrays(*parts)
     total = np.sum(parts, axis=0)
     mag = np.sum(np.abs(parts), axis=0)
     return total - gamma(len(parts)) * mag * (1.0 + gamma(len(parts))) - _TINY
@@ -74,14 +82,30 @@ class BoxRegion:
             lo, hi = np.maximum(lo, 0.0), np.minimum(hi, 1.0)
         return cls(lo, hi)
 
+    @classmethod
+    def linf_batch(cls, xs: np.ndarray, eps: np.ndarray, clip: bool = True) -> BoxRegion:
+        """``B`` boxes at once: :meth:`linf` of each row of ``xs`` (``[B, n]``) with its radius
+        ``eps[b]`` (``[B]``), stored as ``[B, 1, n]`` to broadcast against ``[B, m, n]`` rows."""
+        xs = np.asarray(xs, dtype=np.float64)
+        eps = np.asarray(eps, dtype=np.float64).reshape(-1)
+        if xs.ndim != 2 or eps.shape[0] != xs.shape[0]:
+            raise PaperReproError("linf_batch needs [B, n] centres and [B] radii")
+        if not np.all((eps >= 0) & np.isfinite(eps)):
+            raise PaperReproError("every radius must be finite and ≥ 0")
+        lo = np.nextafter(xs - eps[:, None], -np.inf)
+        hi = np.nextafter(xs + eps[:, None], np.inf)
+        if clip:
+            lo, hi = np.maximum(lo, 0.0), np.minimum(hi, 1.0)
+        return cls(lo[:, None, :], hi[:, None, :])
+
     def abs_max(self) -> np.ndarray:
-        """``max |x′_j|`` over the region, ``[n]``."""
+        """``max |x′_j|`` over the region, ``[n]`` (``[B, 1, n]`` for a batch)."""
         return np.maximum(np.abs(self.lo), np.abs(self.hi))
 
     def min_linear(self, a: np.ndarray) -> np.ndarray:
-        """Lower bound on ``min_{x′} a @ x′`` for each row of ``a`` (``[m, n]`` → ``[m]``)."""
+        """Lower bound on ``min_{x′} a @ x′`` per row of ``a`` (``[..., m, n]`` → ``[..., m]``)."""
         terms = np.minimum(a * self.lo, a * self.hi)
-        return sum_lower([terms.sum(axis=1)]) - gamma(a.shape[1]) * np.abs(terms).sum(axis=1)
+        return sum_lower([terms.sum(axis=-1)]) - gamma(a.shape[-1]) * np.abs(terms).sum(axis=-1)
 
 
 @dataclass(frozen=True)
@@ -187,7 +211,7 @@ def linear_lower_bound(
         lo, hi = pre_bounds[k - 1]
         lam = rule(k, g, lo, hi)
         beta = relu_min(g, lam, lo, hi)
-        parts.append(sum_lower(list(beta.T)))
+        parts.append(sum_lower(list(np.moveaxis(beta, -1, 0))))  # sum over the neurons
         coef = lam
     return sum_lower(parts)
 
@@ -196,12 +220,15 @@ def layer_bounds(
     net: ReluNetwork, region: Region, rule: SlopeRule
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Sound ``(lo, hi)`` of every hidden pre-activation ``ẑ_1 … ẑ_{L−1}``, layer by layer
-    (each layer bounded with ``c = ±I`` using the bounds of the layers before it)."""
+    (each layer bounded with ``c = ±I`` using the bounds of the layers before it); ``[n_k]``
+    each, or ``[B, 1, n_k]`` for a batch of regions."""
     bounds: list[tuple[np.ndarray, np.ndarray]] = []
     for k in range(1, len(net.weights)):
         n = net.weights[k - 1].shape[0]
         both = linear_lower_bound(net, np.vstack([np.eye(n), -np.eye(n)]), k, bounds, region, rule)
-        lo, hi = both[:n], -both[n:]
+        if both.ndim == 2:  # a batch: [B, 2n] -> [B, 1, n] so that it broadcasts over rows
+            both = both[:, None, :]
+        lo, hi = both[..., :n], -both[..., n:]
         if np.any(lo > hi):  # pragma: no cover - impossible for a non-empty region
             raise PaperReproError("inconsistent layer bounds (empty input region?)")
         bounds.append((lo, hi))
