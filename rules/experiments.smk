@@ -20,12 +20,10 @@ rule study:
             "solve": {k: v for k, v in EXPERIMENTS.items() if k not in ("studies", "certify")},
         },
     threads: 1
+    # Longest jobs first (their worst-case minutes; training's priority is above any of these).
+    priority: lambda wc: min(98, round(STUDIES[wc.study].job_minutes()))
     resources:
-        runtime=lambda wc: int(
-            (STUDIES[wc.study].timeout * 9 * STUDIES[wc.study].images) / 60
-            // STUDIES[wc.study].shards
-        )
-        + 10,
+        runtime=lambda wc: int(STUDIES[wc.study].job_minutes()) + 10,
     conda:
         "../environment.yml"
     log:

@@ -18,6 +18,7 @@ rule train:
         },
         init=lambda wc, input: f"--init {input.init}" if "init" in input.keys() else "",
     threads: config["training"]["threads"]
+    priority: 99  # every study waits for its models: train before anything else that is ready
     conda:
         "../environment.yml"
     log:

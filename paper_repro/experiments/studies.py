@@ -76,6 +76,15 @@ class Study:
             attack_chunk=int(s["attack_chunk"]),
         )
 
+    def job_minutes(self, classes: int = 10) -> float:
+        """The longest one job of the study can spend in queries (minutes): its images ×
+        queries per image (1 untargeted, ``classes − 1`` targeted) × the per-query limit. The
+        pipeline uses it as the job's runtime estimate and its scheduling priority (the longest
+        jobs first, so that no long job starts last and leaves the other core idle)."""
+        per_image = 1 if self.untargeted else classes - 1
+        images = -(-self.images // self.shards)
+        return images * per_image * self.timeout / 60.0
+
     def output(self, model: str, norm: Norm | str, shard: int, root: str = "results") -> str:
         """The job's declared output (JSONL, one record per query)."""
         return f"{root}/instances/{self.name}/{model}/{norm}/{shard}.jsonl"
