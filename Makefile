@@ -53,10 +53,12 @@ test-latest:
 		grep -iE '^(highspy|z3-solver|cvc5|pysmt|maraboupy|numpy|scipy|torch|onnx|onnxruntime)=='
 	$(LATEST_VENV)/bin/python -m pytest -n $(CORES) -m "not slow" -p no:cacheprovider
 
-# The pipeline; results/run.json records the commit, this invocation's wall time and the jobs' summed
-# cost from their benchmark files (make figures puts them beside the claims in the README).
+# The pipeline, then its HTML report (results/report.html); results/run.json records the commit,
+# this invocation's wall time and the jobs' summed cost from their benchmark files (make figures
+# puts them beside the claims in the README).
 repro: $(STAMP)
 	@start=$$(date +%s); snakemake --cores $(CORES) && \
+	snakemake --report results/report.html && \
 	$(BIN)/python tools/run_record.py "$$(( $$(date +%s) - start ))"
 
 report: $(STAMP)
