@@ -252,3 +252,31 @@ def test_counterexample_prints_exact_decimals_where_no_float_fits():
     values = _parse_counterexample(format_counterexample(res).splitlines())
     assert values["X_1"] == 0.1 and "(X_1 0.1)" in format_counterexample(res)
     assert _holds_exactly(TINY, parse_vnnlib_text(text).cases[0], res.point)
+
+
+def test_cli_timeout_counts_from_the_process_start(tmp_path, capfd, monkeypatch):
+    """VNN-COMP times the whole process: with start-up already past the limit the answer is
+    ``timeout`` at once (never a late answer); with time left the search gets the rest."""
+    from paper_repro.exact.frontends import cli_verify
+
+    age = cli_verify.process_age()
+    assert 0 < age < 1e7  # this process has been running for a while
+    rng = np.random.default_rng(3)
+    net = ReluNetwork.from_arrays(
+        [rng.normal(size=(6, 4)).astype(np.float32), rng.normal(size=(3, 6)).astype(np.float32)],
+        [np.zeros(6, np.float32), np.zeros(3, np.float32)],
+    )
+    model = _onnx(tmp_path / "n.onnx", net, [1, 4])
+    prop = tmp_path / "p.vnnlib"
+    prop.write_text(_header(4, 3, [0] * 4, [1] * 4) + "(assert (>= (- Y_1 Y_0) 50))")
+    argv = ["verify", "--onnx", str(model), "--vnnlib", str(prop)]
+    monkeypatch.setattr(cli_verify, "process_age", lambda: 4.0)
+    result = tmp_path / "r.txt"
+    assert cli.main([*argv, "--timeout", "5", "--result", str(result)]) == 0  # 4 + 1.5 > 5
+    captured = capfd.readouterr()
+    assert captured.out == "timeout\n" == result.read_text()
+    assert "start-up" in captured.err
+    assert cli.main([*argv, "--timeout", "8"]) == 0  # 2.5 s left: the easy proof fits
+    assert capfd.readouterr().out == "unsat\n"
+    assert cli.main([*argv, "--timeout", "-1"]) == 2
+    assert "--timeout must be" in capfd.readouterr().err

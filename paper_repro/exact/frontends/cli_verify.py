@@ -4,14 +4,20 @@ The first line of the output (stdout, and ``--result`` if given) is ``sat``, ``u
 ``timeout`` or ``unknown``; after ``sat`` comes the exactly checked counterexample
 ``((X_0 v) … (Y_0 v) …)``. Notes (time, how it was found, margins, the reason for ``unknown``)
 go to stderr. Malformed input ends with one ``error: …`` line and exit status 2.
+
+``--timeout`` bounds the whole command as VNN-COMP times it, from the process's start to its
+exit: the search gets what is left after start-up, less :data:`EXIT_MARGIN` for the engine's
+last step, the answer and the exit; if nothing is left the answer is ``timeout`` at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +26,29 @@ from paper_repro.errors import PaperReproError
 
 if TYPE_CHECKING:
     from paper_repro.exact.frontends.verify import VerifyResult
+
+EXIT_MARGIN = 1.5
+"""Seconds of ``--timeout`` kept for the engine's last step, the answer and the exit."""
+
+STARTUP_CAP = 10.0
+"""Most seconds of the process's past counted against ``--timeout`` (a long-lived process that
+calls ``main()`` again is not charged its whole life)."""
+
+
+def process_age() -> float:
+    """Seconds since this process started (Linux ``/proc``; 0 where unavailable)."""
+    try:
+        ticks = float(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def command_start() -> float:
+    """The ``time.monotonic()`` value at which this command started (process start, at most
+    :data:`STARTUP_CAP` ago)."""
+    return time.monotonic() - min(process_age(), STARTUP_CAP)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,11 +80,19 @@ def run(args: argparse.Namespace) -> int:
     from paper_repro.network import load_network
     from paper_repro.vnnlib import parse_vnnlib
 
+    start = command_start()
+    if not (args.timeout > 0 and math.isfinite(args.timeout)):
+        raise PaperReproError(f"--timeout must be finite and > 0 seconds, got {args.timeout}")
     torch.set_num_threads(1)
     network = load_network(args.onnx, output_relu=True)  # a property's outputs: any values
     prop = parse_vnnlib(args.vnnlib)
+    left = args.timeout - (time.monotonic() - start) - EXIT_MARGIN
+    if left <= 0:
+        _answer("timeout\n", args.result)
+        print("# timeout before the search began (start-up used the time)", file=sys.stderr)
+        return 0
     opts = VerifyOptions(
-        timeout=args.timeout,
+        timeout=left,
         seed=args.seed,
         pgd=None if args.no_falsify else VerifyOptions().pgd,
         split_bab=SplitBabOptions() if args.split_bab else None,
@@ -65,13 +102,7 @@ def run(args: argparse.Namespace) -> int:
     text = str(res.status) + "\n"
     if res.status == VerifyStatus.SAT:
         text += format_counterexample(res) + "\n"
-    if args.result:
-        try:
-            Path(args.result).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.result).write_text(text)
-        except OSError as exc:
-            raise PaperReproError(f"cannot write result file {args.result}: {exc}") from None
-    sys.stdout.write(text)
+    _answer(text, args.result)
     note = f"# {res.status} in {res.seconds:.2f} s"
     if res.status == VerifyStatus.SAT:
         note += (
@@ -82,6 +113,17 @@ def run(args: argparse.Namespace) -> int:
         note += f": {res.message}"
     print(note, file=sys.stderr)
     return 0
+
+
+def _answer(text: str, result: str | None) -> None:
+    """Write the answer to ``result`` (if given) and stdout."""
+    if result:
+        try:
+            Path(result).parent.mkdir(parents=True, exist_ok=True)
+            Path(result).write_text(text)
+        except OSError as exc:
+            raise PaperReproError(f"cannot write result file {result}: {exc}") from None
+    sys.stdout.write(text)
 
 
 @contextlib.contextmanager

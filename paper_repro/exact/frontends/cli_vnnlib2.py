@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import math
-import os
 import sys
 import time
 from fractions import Fraction
@@ -33,14 +32,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paper_repro.errors import PaperReproError
+from paper_repro.exact.frontends.cli_verify import EXIT_MARGIN, command_start
 from paper_repro.onnx_import import _SUPPORTED
 
 if TYPE_CHECKING:
     from paper_repro.network import ReluNetwork
     from paper_repro.vnnlib2 import Query2, TensorDecl
 
-_MARGIN = 1.5  # seconds kept for the engine's last step, the answer and the exit (measured 0.7-0.9)
-_STARTUP_CAP = 10.0  # most seconds of the process's past counted against --timeout
 NAME = "paper-repro exact ReLU network verifier (BaB with safe dual bounds, exact witnesses)"
 CAPABILITIES: dict[str, tuple[str, ...]] = {
     "onnx-opset-versions": ("7", "22"),
@@ -100,22 +98,11 @@ def run(args: argparse.Namespace) -> int:
     elif args.vnnlib2_command == "supports":
         sys.stdout.write("".join(line + "\n" for line in CAPABILITIES[args.capability]))
     elif args.vnnlib2_command == "verify":
-        # --timeout bounds the whole command, start-up included (the caller times the process);
-        # a long-lived process calling main() again is charged at most _STARTUP_CAP of its past
-        return run_verify(args, time.monotonic() - min(_process_age(), _STARTUP_CAP))
+        # --timeout bounds the whole command, start-up included (the caller times the process)
+        return run_verify(args, command_start())
     else:
         raise PaperReproError("give a command: verify or supports (or --name, --version)")
     return 0
-
-
-def _process_age() -> float:
-    """Seconds since this process started (Linux ``/proc``; 0 where unavailable)."""
-    try:
-        ticks = float(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
-        return max(0.0, uptime - ticks / os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError):
-        return 0.0
 
 
 def run_verify(args: argparse.Namespace, start: float) -> int:
@@ -154,7 +141,7 @@ def run_verify(args: argparse.Namespace, start: float) -> int:
         raise PaperReproError(f"--timeout must be > 0 seconds, got {args.timeout}")
     torch.set_num_threads(1)
     network = load_declared_network(files, query)
-    left = min(budget - (time.monotonic() - start) - _MARGIN, 7 * 86400.0)
+    left = min(budget - (time.monotonic() - start) - EXIT_MARGIN, 7 * 86400.0)
     if left <= 0:
         print("timed-out")
         print("# timed-out before the search began", file=sys.stderr)
