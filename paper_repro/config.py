@@ -20,10 +20,10 @@ def _import_jsonschema():
     """``import jsonschema`` without its optional ``rfc3987_syntax`` format checker.
 
     jsonschema imports ``rfc3987_syntax`` when it is installed (jupyter-events pulls it in) to
-    check the ``iri`` format; that module compiles 38 lark grammars at import, 2.6 s of every
-    pipeline job and CLI call. Our schema uses no ``format``, so the import is masked while
-    jsonschema loads and unmasked afterwards (a later ``import rfc3987_syntax`` still works).
-    """
+    check the ``iri`` format; that module compiles 38 lark grammars at import, most of the
+    start-up of a pipeline job or CLI call that reads the config. We validate without a format
+    checker (no format is checked either way), so the import is masked while jsonschema loads
+    and unmasked afterwards (a later ``import rfc3987_syntax`` still works)."""
     if "jsonschema" in sys.modules or "rfc3987_syntax" in sys.modules:
         import jsonschema
 
