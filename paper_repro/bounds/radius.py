@@ -138,8 +138,6 @@ def certified_batch(
     options: RadiusOptions,
 ) -> np.ndarray:
     """:func:`is_certified` for every row of ``xs`` at its radius ``eps`` → ``[N]`` bool."""
-    if len(np.asarray(labels).reshape(-1)) == 0:
-        return np.zeros(0, dtype=bool)
     return np.all(margin_lower_bounds_batch(net, xs, labels, eps, options) > 0.0, axis=1)
 
 

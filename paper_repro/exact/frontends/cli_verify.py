@@ -51,6 +51,12 @@ def command_start() -> float:
     return time.monotonic() - min(process_age(), STARTUP_CAP)
 
 
+def search_seconds(timeout: float, start: float) -> float:
+    """What a ``timeout`` counted from ``start`` (:func:`command_start`) leaves for the search
+    now, less :data:`EXIT_MARGIN` (≤ 0: nothing is left)."""
+    return timeout - (time.monotonic() - start) - EXIT_MARGIN
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the ``verify`` options on ``parser``."""
     parser.add_argument("--onnx", required=True, help="the network (.onnx; .pt also read)")
@@ -86,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     network = load_network(args.onnx, output_relu=True)  # a property's outputs: any values
     prop = parse_vnnlib(args.vnnlib)
-    left = args.timeout - (time.monotonic() - start) - EXIT_MARGIN
+    left = search_seconds(args.timeout, start)
     if left <= 0:
         _answer("timeout\n", args.result)
         print("# timeout before the search began (start-up used the time)", file=sys.stderr)

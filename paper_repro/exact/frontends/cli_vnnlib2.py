@@ -26,13 +26,12 @@ import argparse
 import importlib.metadata
 import math
 import sys
-import time
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from paper_repro.errors import PaperReproError
-from paper_repro.exact.frontends.cli_verify import EXIT_MARGIN, command_start
+from paper_repro.exact.frontends.cli_verify import command_start, search_seconds
 from paper_repro.onnx_import import _SUPPORTED
 
 if TYPE_CHECKING:
@@ -141,7 +140,7 @@ def run_verify(args: argparse.Namespace, start: float) -> int:
         raise PaperReproError(f"--timeout must be > 0 seconds, got {args.timeout}")
     torch.set_num_threads(1)
     network = load_declared_network(files, query)
-    left = min(budget - (time.monotonic() - start) - EXIT_MARGIN, 7 * 86400.0)
+    left = min(search_seconds(budget, start), 7 * 86400.0)
     if left <= 0:
         print("timed-out")
         print("# timed-out before the search began", file=sys.stderr)
