@@ -12,7 +12,7 @@ and 300 s) it
 3. runs every instance through each tool of ``--tools``, each call in its own process (its wall
    time and peak memory measured by the parent):
 
-   * ``verify``: the CLI itself, ``python -m paper_repro verify --onnx … --vnnlib … --timeout T``;
+   * ``verify``: the CLI itself, ``paper-repro verify --onnx … --vnnlib … --timeout T``;
    * ``milp``: the direct big-M MILP (HiGHS branch-and-cut on the original network, no
      falsifier; :func:`paper_repro.exact.engines.milp.milp_decider`) on the same question — is
      there ``x′`` in the box with some ``Y_j ≥ Y_label``;

@@ -14,7 +14,12 @@ from paper_repro.bounds.crown import crown_rule
 from paper_repro.bounds.outward import BoxRegion, layer_bounds
 from paper_repro.bounds.split_bounds import Domains, SplitBounder
 from paper_repro.exact.decide import Verdict
-from paper_repro.exact.engines.split_bab import SplitBabOptions, root_bounds, split_bab
+from paper_repro.exact.engines.split_bab import (
+    SplitBabOptions,
+    SplitSearch,
+    root_bounds,
+    split_bab,
+)
 from paper_repro.network import ReluNetwork
 
 
@@ -95,12 +100,25 @@ def test_decisions_against_the_pattern_lp_oracle(seed, pattern_lp_oracle):
     truth = pattern_lp_oracle(net, lo, hi, [(c, d)])
     if abs(truth) < 1e-6:
         pytest.skip("borderline instance")
-    # odd seeds: plain CROWN at the root, so that more of them need branching
+    # odd seeds: plain CROWN at the root, so that more of them need branching; every third
+    # seed optimises in float64, the others in float32 (the default)
     effort = 0 if seed % 2 else 5
     options = SplitBabOptions(
-        batch=4, iterations=3, root_iterations=effort, tighten_iterations=effort
+        batch=4,
+        iterations=3,
+        root_iterations=effort,
+        tighten_iterations=effort,
+        single_precision=seed % 3 != 0,
     )
-    out = split_bab(net2, lo, hi, rows, time.monotonic() + 20, options)
+    if seed % 4 == 1:  # resumed after each batch or so: the same decisions
+        search = SplitSearch(net2, lo, hi, rows, options)
+        for _ in range(100_000):
+            out = search.run(time.monotonic() + 1e-3)
+            if not out.message.startswith("timeout"):
+                break
+        assert search.run(time.monotonic() + 1.0) is out  # answered: stays answered
+    else:
+        out = split_bab(net2, lo, hi, rows, time.monotonic() + 20, options)
     if truth > 0:
         assert out.verdict in (Verdict.ROBUST, Verdict.UNKNOWN)
         assert out.verdict == Verdict.ROBUST or "every ReLU fixed" in out.message
@@ -122,3 +140,37 @@ def test_root_bounds_contain_the_sampled_pre_activations():
     assert np.all(z >= flat_lo) and np.all(z <= flat_hi)
     crown = layer_bounds(net, BoxRegion(lo, hi), crown_rule())
     assert np.all(flat_hi - flat_lo <= np.concatenate([top - bot for bot, top in crown]) + 1e-12)
+
+
+def test_an_interrupted_search_is_never_resumed(monkeypatch):
+    net = _net(5, (3, 6, 6, 2))
+    lo, hi = -np.ones(3), np.ones(3)
+    search = SplitSearch(net, lo, hi, np.array([[1.0, -1.0]]), SplitBabOptions(batch=1))
+
+    def interrupt(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(search.bounder, "optimise", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        search.run(time.monotonic() + 10)
+    monkeypatch.undo()
+    out = search.run(time.monotonic() + 10)
+    assert out.verdict == Verdict.UNKNOWN and "interrupted" in out.message
+
+
+def test_a_resumed_search_closes_the_same_nodes_as_one_run():
+    net = _net(8, (6, 24, 24, 2))
+    lo, hi = -0.05 * np.ones(6), 0.05 * np.ones(6)
+    f = net.forward(np.zeros((1, 6)))[0]
+    c = np.array([[1.0, -1.0]]) if f[0] > f[1] else np.array([[-1.0, 1.0]])
+    options = SplitBabOptions(batch=2, iterations=2, root_iterations=0, tighten_iterations=0)
+    whole = SplitSearch(net, lo, hi, c, options)
+    assert whole.run(time.monotonic() + 60).verdict == Verdict.ROBUST
+    assert whole.closed >= 20  # a tree, not a root proof
+    parts, runs = SplitSearch(net, lo, hi, c, options), 0
+    out = parts.run(time.monotonic())  # the root, then a timeout before any batch
+    assert out.message.startswith("timeout")
+    while out.message.startswith("timeout"):
+        runs += 1
+        out = parts.run(time.monotonic() + 1e-3)
+    assert out.verdict == Verdict.ROBUST and parts.closed == whole.closed and runs > 1

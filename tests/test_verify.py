@@ -24,8 +24,8 @@ from paper_repro.exact.witnesses.witness import ExactNetwork
 from paper_repro.network import ReluNetwork
 from paper_repro.vnnlib import parse_vnnlib_text
 
-NO_PGD = VerifyOptions(timeout=20, pgd=None)
-WITH_PGD = VerifyOptions(timeout=20, pgd=PgdOptions(steps=30, restarts=5))
+NO_PGD = VerifyOptions(timeout=20, pgd=None, split_bab=None)  # the LP engine alone
+WITH_PGD = VerifyOptions(timeout=20, pgd=PgdOptions(steps=30, restarts=5))  # split-BaB, then LP
 SPLIT_BAB = VerifyOptions(timeout=20, pgd=None, split_bab=SplitBabOptions(batch=4, iterations=3))
 
 
@@ -156,7 +156,9 @@ def _parse_counterexample(lines: list[str]) -> dict[str, float]:
     return {body[i]: float(body[i + 1]) for i in range(0, len(body), 2)}
 
 
-@pytest.mark.parametrize("flags", [[], ["--split-bab", "--no-falsify"]])
+@pytest.mark.parametrize(
+    "flags", [[], ["--engine", "lp", "--no-falsify"], ["--split-bab", "--no-falsify"]]
+)
 @pytest.mark.parametrize(("bound", "answer"), [("0.2", "sat"), ("50", "unsat")])
 def test_cli_prints_and_writes_vnncomp_answers(tmp_path, capfd, bound, answer, flags):
     rng = np.random.default_rng(3)

@@ -71,6 +71,10 @@ class SplitBounder:
         second_layer: bound each subdomain's second-layer pre-activations again under its
             first-layer splits (:class:`~paper_repro.bounds.split_second_layer.SecondLayerBounds`)
             instead of only clipping the root's.
+        dtype: the torch type of :meth:`optimise` (float32: about twice as fast; the value only
+            selects nodes and :meth:`certify` recomputes every bound in float64, rounded outward,
+            so the type affects speed and tightness, never soundness). :meth:`tighten` and
+            :meth:`certify` are float64 always.
     """
 
     def __init__(
@@ -81,8 +85,10 @@ class SplitBounder:
         pre_bounds: list[tuple[np.ndarray, np.ndarray]],
         c: np.ndarray,
         second_layer: bool = True,
+        dtype: torch.dtype = torch.float64,
     ) -> None:
         self.net = net
+        self.dtype = dtype
         self.region = BoxRegion(np.asarray(lo, np.float64), np.asarray(hi, np.float64))
         self.layers = torch_layers(net)
         self.sizes = [w.shape[0] for w in net.weights[:-1]]
@@ -92,6 +98,13 @@ class SplitBounder:
         self.c = np.atleast_2d(np.asarray(c, np.float64))
         self.lo_t = torch.from_numpy(self.region.lo)
         self.hi_t = torch.from_numpy(self.region.hi)
+        self._typed = {torch.float64: (self.layers, self.lo_t, self.hi_t)}
+        if dtype != torch.float64:
+            self._typed[dtype] = (
+                [(w.to(dtype), b.to(dtype)) for w, b in self.layers],
+                self.lo_t.to(dtype),
+                self.hi_t.to(dtype),
+            )
         self._second_layer = second_layer and len(self.sizes) > 1
         self._second: SecondLayerBounds | None = None  # built from the final root bounds
 
@@ -170,20 +183,21 @@ class SplitBounder:
     def _bound(self, lo, hi, splits, alpha, beta, lam):
         """Torch bounds ``[B]``, the input coefficients ``[B, n₀]`` and each free unstable
         ReLU's loss ``[B, N]`` (how much its relaxation costs the bound, ≥ 0)."""
-        coef = torch.softmax(lam, dim=1) @ torch.from_numpy(self.c)  # [B, n_L]
+        coef = torch.softmax(lam, dim=1) @ torch.from_numpy(self.c).to(lam.dtype)  # [B, n_L]
         return self._backward(coef, len(self.layers), lo, hi, splits, alpha, beta)
 
     def _backward(self, coef, top, lo, hi, splits, alpha, beta):
         """:meth:`_bound` of ``coef @ ẑ_top`` (``[B, n_top]``; ``top = L``: the outputs),
         through hidden layers ``top − 1 … 1``."""
-        const = torch.zeros(coef.shape[0], dtype=torch.float64)
+        layers, lo_t, hi_t = self._typed[coef.dtype]
+        const = torch.zeros(coef.shape[0], dtype=coef.dtype)
         losses = []
         for j in range(top - 1, -1, -1):
-            w, b = self.layers[j]
+            w, b = layers[j]
             const = const + coef @ b
             g = coef @ w
             if j == 0:
-                const = const + torch.minimum(g * self.lo_t, g * self.hi_t).sum(1)
+                const = const + torch.minimum(g * lo_t, g * hi_t).sum(1)
                 break
             s = slice(self.offsets[j - 1], self.offsets[j])
             lam_k, term = _relu_coefficients(
@@ -201,16 +215,17 @@ class SplitBounder:
         """Improve ``α, β, λ`` of every domain by ``iterations`` Adam steps of ``lr`` (``α``,
         ``λ``) and ``lr_beta`` (0: evaluate only); keeps each domain's best iterate."""
         lo_np, hi_np = self.clipped(domains.splits)
-        lo, hi = torch.from_numpy(lo_np), torch.from_numpy(hi_np)
-        splits = torch.from_numpy(domains.splits.astype(np.float64))
-        alpha = torch.tensor(domains.alpha, dtype=torch.float64, requires_grad=True)
-        beta = torch.tensor(domains.beta, dtype=torch.float64, requires_grad=True)
-        lam = torch.tensor(domains.lam, dtype=torch.float64, requires_grad=True)
+        dt = self.dtype
+        lo, hi = torch.from_numpy(lo_np).to(dt), torch.from_numpy(hi_np).to(dt)
+        splits = torch.from_numpy(domains.splits).to(dt)
+        alpha = torch.tensor(domains.alpha, dtype=dt, requires_grad=True)
+        beta = torch.tensor(domains.beta, dtype=dt, requires_grad=True)
+        lam = torch.tensor(domains.lam, dtype=dt, requires_grad=True)
         groups = [{"params": [alpha], "lr": lr}, {"params": [beta], "lr": lr_beta}]
         if self.c.shape[0] > 1:
             groups.append({"params": [lam], "lr": lr})
         opt = torch.optim.Adam(groups) if iterations else None
-        best = torch.full((len(domains),), -np.inf, dtype=torch.float64)
+        best = torch.full((len(domains),), -np.inf, dtype=dt)
         keep = [np.array(a, np.float64) for a in (domains.alpha, domains.beta, domains.lam)]
         g0 = loss = None
         for it in range(iterations + 1):

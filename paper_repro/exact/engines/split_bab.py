@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from paper_repro.bounds.crown import crown_rule
 from paper_repro.bounds.outward import BoxRegion, layer_bounds
@@ -45,7 +46,10 @@ class SplitBabOptions:
     than ``max_bytes`` (about ``9·N`` bytes each for ``N`` hidden ReLUs); ``second_layer``:
     bound each node's second-layer pre-activations under its first-layer splits
     (:class:`~paper_repro.bounds.split_second_layer.SecondLayerBounds`) rather than only clip
-    the root's; ``progress``: seconds between progress lines on stderr (0: none)."""
+    the root's; ``single_precision``: optimise the nodes' bounds in float32 torch rather than
+    float64 (:class:`~paper_repro.bounds.split_bounds.SplitBounder`'s ``dtype``; every closed node
+    is still certified in float64, rounded outward); ``progress``: seconds between progress
+    lines on stderr (0: none)."""
 
     batch: int = 256
     root_iterations: int = 50
@@ -57,6 +61,7 @@ class SplitBabOptions:
     max_bytes: float = 1.5e9
     tighten_iterations: int = 20
     second_layer: bool = True
+    single_precision: bool = True
     progress: float = 0.0
 
 
@@ -115,95 +120,149 @@ def split_bab(
     options: SplitBabOptions = SplitBabOptions(),
     pre_bounds: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Decision:
-    """Is there ``x ∈ [lo, hi]`` with ``C f(x) ≤ 0`` (all rows)?
+    """Is there ``x ∈ [lo, hi]`` with ``C f(x) ≤ 0`` (all rows)? One :class:`SplitSearch` run
+    to ``deadline``; see there for the arguments and the answer."""
+    return SplitSearch(net, lo, hi, c, options, pre_bounds).run(deadline)
+
+
+class SplitSearch:
+    """The branch and bound of one question, resumable: :meth:`run` stops at its deadline with
+    the open nodes kept, and a later :meth:`run` continues from them.
 
     Args:
         net: the ReLU network ``f``.
         lo, hi: the box, float64 ``[n₀]``.
-        c: ``[K, n_L]`` output rows.
-        deadline: ``time.monotonic()`` value to stop at.
+        c: ``[K, n_L]`` output rows: the question is whether some ``x`` has ``C f(x) ≤ 0``.
         options: :class:`SplitBabOptions`.
         pre_bounds: :func:`root_bounds` of ``net`` and the box, if already computed.
-
-    Returns:
-        ``robust`` (proved: no such ``x``, from outward-rounded bounds only), ``adversarial``
-        with a float64 candidate ``x`` (``max_k (C f(x))_k ≤ 0`` in float64 arithmetic: check it
-        exactly), or ``unknown`` with the reason (``timeout: …``, a leaf, or memory).
     """
-    start = time.monotonic()
-    pre = root_bounds(net, lo, hi, options) if pre_bounds is None else pre_bounds
-    bounder = SplitBounder(
-        net,
-        np.asarray(lo, np.float64),
-        np.asarray(hi, np.float64),
-        pre,
-        c,
-        options.second_layer,
-    )
 
-    def found(x: np.ndarray) -> Decision:
-        return Decision(Verdict.ADVERSARIAL, x, time.monotonic() - start)
-
-    root = bounder.optimise(bounder.root(), options.root_iterations, options.root_lr)
-    if options.progress > 0:
-        unstable = int(((bounder.root_lo < 0) & (bounder.root_hi > 0)).sum())
-        print(
-            f"# split-bab: root bound {root.lower[0]:.4g}, {unstable} unstable ReLUs, "
-            f"{time.monotonic() - start:.2f} s",
-            file=sys.stderr,
-            flush=True,
+    def __init__(
+        self,
+        net: ReluNetwork,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        c: np.ndarray,
+        options: SplitBabOptions = SplitBabOptions(),
+        pre_bounds: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> None:
+        self.options = options
+        pre = root_bounds(net, lo, hi, options) if pre_bounds is None else pre_bounds
+        self.bounder = SplitBounder(
+            net,
+            np.asarray(lo, np.float64),
+            np.asarray(hi, np.float64),
+            pre,
+            c,
+            options.second_layer,
+            torch.float32 if options.single_precision else torch.float64,
         )
-    if bounder.evaluate(root.x_star)[0] <= 0:
-        return found(root.x_star[0])
-    if root.lower[0] > 0 and bounder.certify(root.domains)[0] > 0:
-        return Decision(Verdict.ROBUST, None, time.monotonic() - start)
-    if root.branch[0] < 0:
-        return _unknown(start, _LEAF)
-    k = root.domains.lam.shape[1]
-    stack = _Stack(
-        np.zeros((0, bounder.n_relus), np.int8),
-        np.zeros((0, bounder.n_relus), np.float32),
-        np.zeros((0, bounder.n_relus), np.float32),
-        np.zeros((0, k)),
-        np.zeros(0),
-        np.zeros(0, int),
-    )
-    stack.push(root.domains, root.lower, root.branch)
-    most = min(options.max_nodes, int(options.max_bytes / (9 * bounder.n_relus + 64)))
-    closed, report = 0, start + options.progress if options.progress > 0 else np.inf
-    while len(stack.lower):
-        if time.monotonic() > deadline:
-            return _unknown(start, f"timeout: {len(stack.lower)} nodes open, {closed} closed")
-        if time.monotonic() >= report:
-            report = time.monotonic() + options.progress
-            print(
-                f"# split-bab: {closed} closed, {len(stack.lower)} open, "
-                f"least open bound {stack.lower.min():.4g}",
-                file=sys.stderr,
-                flush=True,
+        self.stack: _Stack | None = None  # open nodes, once the root is split
+        self.closed = 0
+        self.seconds = 0.0  # spent in run() so far
+        self.final: Decision | None = None  # the answer, once there is one
+
+    @property
+    def open_bytes(self) -> int:
+        """Memory held by the open nodes."""
+        return (
+            0
+            if self.stack is None
+            else sum(
+                getattr(self.stack, f).nbytes for f in ("splits", "alpha", "beta", "lam", "lower")
             )
-        parents, branch = stack.pop(options.batch)
-        kids = _children(parents, branch)
-        res = bounder.optimise(kids, options.iterations, options.lr, options.lr_beta)
-        cand = bounder.evaluate(res.x_star) <= 0
-        if cand.any():
-            return found(res.x_star[int(np.argmax(cand))])
-        done = np.zeros(len(kids), bool)
-        hopeful = np.flatnonzero(res.lower > 0)
-        if hopeful.size:
-            sub = Domains(*(a[hopeful] for a in _fields(res.domains)))
-            pre = (res.pre[0][hopeful], res.pre[1][hopeful])
-            done[hopeful] = bounder.certify(sub, pre) > 0
-        closed += int(done.sum())
-        left = ~done
-        if (res.branch[left] < 0).any():
-            return _unknown(start, _LEAF)
-        if len(stack.lower) + int(left.sum()) > most:
-            return _unknown(start, f"more than {most} open nodes (memory)")
-        stack.push(
-            Domains(*(a[left] for a in _fields(res.domains))), res.lower[left], res.branch[left]
         )
-    return Decision(Verdict.ROBUST, None, time.monotonic() - start, f"{closed} nodes closed")
+
+    def run(self, deadline: float) -> Decision:
+        """Search until ``deadline`` (a ``time.monotonic()`` value).
+
+        Returns:
+            ``robust`` (proved: no such ``x``, from outward-rounded bounds only),
+            ``adversarial`` with a float64 candidate ``x`` (``max_k (C f(x))_k ≤ 0`` in float64
+            arithmetic: check it exactly), or ``unknown`` with the reason (``timeout: …``, a
+            leaf, or memory); only after ``timeout: …`` may ``run`` be called again. Seconds
+            are those of all runs together.
+        """
+        if self.final is not None:
+            return self.final
+        start = time.monotonic()
+        try:
+            decision = self._run(start, deadline)
+        except BaseException:  # the popped nodes are lost: never resume (it could prove wrongly)
+            self.final = _unknown("the search was interrupted")
+            raise
+        finally:
+            self.seconds += time.monotonic() - start
+        decision = Decision(decision.verdict, decision.witness, self.seconds, decision.message)
+        if not decision.message.startswith("timeout"):
+            self.final = decision
+        return decision
+
+    def _run(self, start: float, deadline: float) -> Decision:
+        options, bounder = self.options, self.bounder
+        if self.stack is None:
+            root = bounder.optimise(bounder.root(), options.root_iterations, options.root_lr)
+            if options.progress > 0:
+                unstable = int(((bounder.root_lo < 0) & (bounder.root_hi > 0)).sum())
+                print(
+                    f"# split-bab: root bound {root.lower[0]:.4g}, {unstable} unstable ReLUs, "
+                    f"{time.monotonic() - start:.2f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            if bounder.evaluate(root.x_star)[0] <= 0:
+                return Decision(Verdict.ADVERSARIAL, root.x_star[0], 0.0)
+            if root.lower[0] > 0 and bounder.certify(root.domains)[0] > 0:
+                return Decision(Verdict.ROBUST, None, 0.0)
+            if root.branch[0] < 0:
+                return _unknown(_LEAF)
+            k = root.domains.lam.shape[1]
+            n = bounder.n_relus
+            self.stack = _Stack(
+                np.zeros((0, n), np.int8),
+                np.zeros((0, n), np.float32),
+                np.zeros((0, n), np.float32),
+                np.zeros((0, k)),
+                np.zeros(0),
+                np.zeros(0, int),
+            )
+            self.stack.push(root.domains, root.lower, root.branch)
+        stack = self.stack
+        most = min(options.max_nodes, int(options.max_bytes / (9 * bounder.n_relus + 64)))
+        report = start + options.progress if options.progress > 0 else np.inf
+        while len(stack.lower):
+            if time.monotonic() > deadline:
+                return _unknown(f"timeout: {len(stack.lower)} nodes open, {self.closed} closed")
+            if time.monotonic() >= report:
+                report = time.monotonic() + options.progress
+                print(
+                    f"# split-bab: {self.closed} closed, {len(stack.lower)} open, "
+                    f"least open bound {stack.lower.min():.4g}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            parents, branch = stack.pop(options.batch)
+            kids = _children(parents, branch)
+            res = bounder.optimise(kids, options.iterations, options.lr, options.lr_beta)
+            cand = bounder.evaluate(res.x_star) <= 0
+            if cand.any():
+                return Decision(Verdict.ADVERSARIAL, res.x_star[int(np.argmax(cand))], 0.0)
+            done = np.zeros(len(kids), bool)
+            hopeful = np.flatnonzero(res.lower > 0)
+            if hopeful.size:
+                sub = Domains(*(a[hopeful] for a in _fields(res.domains)))
+                pre = (res.pre[0][hopeful], res.pre[1][hopeful])
+                done[hopeful] = bounder.certify(sub, pre) > 0
+            self.closed += int(done.sum())
+            left = ~done
+            if (res.branch[left] < 0).any():
+                return _unknown(_LEAF)
+            if len(stack.lower) + int(left.sum()) > most:
+                return _unknown(f"more than {most} open nodes (memory)")
+            stack.push(
+                Domains(*(a[left] for a in _fields(res.domains))), res.lower[left], res.branch[left]
+            )
+        return Decision(Verdict.ROBUST, None, 0.0, f"{self.closed} nodes closed")
 
 
 def _fields(d: Domains) -> tuple[np.ndarray, ...]:
@@ -223,5 +282,5 @@ def _children(parents: Domains, branch: np.ndarray) -> Domains:
     return Domains(*(np.concatenate(x) for x in zip(*(_fields(d) for d in out), strict=True)))
 
 
-def _unknown(start: float, why: str) -> Decision:
-    return Decision(Verdict.UNKNOWN, None, time.monotonic() - start, why)
+def _unknown(why: str) -> Decision:
+    return Decision(Verdict.UNKNOWN, None, 0.0, why)

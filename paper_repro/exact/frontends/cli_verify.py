@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import enum
 import math
 import os
 import sys
@@ -26,6 +27,14 @@ from paper_repro.errors import PaperReproError
 
 if TYPE_CHECKING:
     from paper_repro.exact.frontends.verify import VerifyResult
+
+
+class CaseEngine(enum.StrEnum):
+    """``--engine``: what decides each case after the falsifier."""
+
+    SPLIT_BAB = "split-bab"  # batched α/β-CROWN branch and bound, the LP engine if it gives up
+    LP = "lp"  # the LP branch and bound only
+
 
 EXIT_MARGIN = 1.5
 """Seconds of ``--timeout`` kept for the engine's last step, the answer and the exit."""
@@ -66,10 +75,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="falsifier/engine seed (default 0)")
     parser.add_argument("--no-falsify", action="store_true", help="skip the PGD falsifier")
     parser.add_argument(
-        "--split-bab",
-        action="store_true",
-        help="try the batched α/β-CROWN branch and bound first on each case, the LP engine "
-        "after it (opt-in: faster on hard proofs, slower on easy ones; docs/verify.md)",
+        "--engine",
+        choices=[e.value for e in CaseEngine],
+        default=CaseEngine.SPLIT_BAB.value,
+        help="per case: 'split-bab' (default) the batched α/β-CROWN branch and bound, then the "
+        "LP engine if it gives up before the time limit; 'lp' the LP engine only (docs/verify.md)",
+    )
+    parser.add_argument(  # the opt-in flag of earlier versions; now the default
+        "--split-bab", action="store_true", help=argparse.SUPPRESS
     )
 
 
@@ -101,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         timeout=left,
         seed=args.seed,
         pgd=None if args.no_falsify else VerifyOptions().pgd,
-        split_bab=SplitBabOptions() if args.split_bab else None,
+        split_bab=None if CaseEngine(args.engine) == CaseEngine.LP else SplitBabOptions(),
     )
     with _stdout_to_stderr():  # solver banners (HiGHS prints from C) must not precede the answer
         res = verify_property(network, prop, opts)

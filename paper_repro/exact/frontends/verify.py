@@ -40,7 +40,7 @@ from paper_repro.bounds.safe import gamma
 from paper_repro.errors import PaperReproError
 from paper_repro.exact.decide import Verdict
 from paper_repro.exact.engines.bab import BabEngine, BabOptions
-from paper_repro.exact.engines.split_bab import SplitBabOptions, root_bounds, split_bab
+from paper_repro.exact.engines.split_bab import SplitBabOptions, SplitSearch, root_bounds
 from paper_repro.exact.frontends.falsify import PgdOptions, pgd_falsify
 from paper_repro.exact.witnesses.rational import exact_activations
 from paper_repro.exact.witnesses.witness import ExactNetwork, exact_logits, round_down, round_up
@@ -50,6 +50,8 @@ from paper_repro.query import Norm, Query
 from paper_repro.vnnlib import Case, Property
 
 _U = 2.0**-53
+_KEEP_BYTES = 256 * 2**20
+"""Open nodes of a timed-out split-BaB search kept for the second pass, per case at most."""
 
 
 class VerifyStatus(enum.StrEnum):
@@ -67,15 +69,15 @@ class VerifyOptions:
     """``timeout``: wall seconds for the whole property; ``seed``: falsifier and engine seed;
     ``pgd``: falsifier options (``None``: no falsifier); ``falsify_share``: most fraction of the
     timeout the falsifier may use; ``split_bab``: options of the batched bound engine, tried
-    first on each case if given (``None``, the default: the LP engine only; off by default
-    because on the development benchmark it solved the same instances, faster on some hard
-    proofs and slower on most easy ones, docs/verify.md)."""
+    first on each case (the LP engine decides the cases it gives up on before the deadline);
+    ``None``: the LP engine only (docs/verify.md compares the two on the development
+    benchmark)."""
 
     timeout: float = 60.0
     seed: int = 0
     pgd: PgdOptions | None = PgdOptions()  # noqa: RUF009 (frozen: shared safely)
     falsify_share: float = 0.3
-    split_bab: SplitBabOptions | None = None
+    split_bab: SplitBabOptions | None = SplitBabOptions()  # noqa: RUF009 (frozen)
 
     def __post_init__(self) -> None:
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
@@ -212,10 +214,11 @@ def verify_property(
             if result:
                 return result[0]
     # pass 1: every case gets an equal share of the time left; pass 2: the cases that ran out
-    # of their share are decided again (from scratch) with the time the easy ones left
+    # of their share are decided again with the time the easy ones left (a split-BaB search
+    # resumes from its open nodes, the LP engine starts again)
     pending = list(range(len(prop.cases)))
     reasons: dict[int, tuple[bool, str]] = {}
-    shared: dict = {}  # split-BaB root bounds per box
+    shared: dict = {}  # split-BaB root bounds per box, timed-out searches per case
     for rerun in (False, True):
         todo = [k for k in pending if not rerun or reasons.get(k, (False, ""))[0]]
         for i, k in enumerate(todo):
@@ -268,12 +271,20 @@ def _decide_case(
     constraints strictly, up to the rounding of ``x = l + s⊙z``)."""
     if options.split_bab is not None:
         folded, active = _fold(network, case, box.lo, box.s, -1.0)
-        zeros, ones = np.zeros(folded.input_dim), np.ones(folded.input_dim)
-        key = _box_key(case)
-        if key not in shared:
-            shared[key] = root_bounds(folded, zeros, ones, options.split_bab)
-        rows = np.eye(folded.num_classes)[1:]  # o_k − o_0 with o_0 = 0: the case's rows
-        d = split_bab(folded, zeros, ones, rows, deadline, options.split_bab, shared[key])
+        search = shared.get(("search", id(case)))
+        if search is None:
+            zeros, ones = np.zeros(folded.input_dim), np.ones(folded.input_dim)
+            key = _box_key(case)
+            if key not in shared:
+                shared[key] = root_bounds(folded, zeros, ones, options.split_bab)
+            rows = np.eye(folded.num_classes)[1:]  # o_k − o_0 with o_0 = 0: the case's rows
+            search = SplitSearch(folded, zeros, ones, rows, options.split_bab, shared[key])
+        d = search.run(deadline)
+        # a timed-out search is resumed in the second pass, unless its open nodes take memory
+        if d.message.startswith("timeout") and search.open_bytes <= _KEEP_BYTES:
+            shared[("search", id(case))] = search
+        else:
+            shared.pop(("search", id(case)), None)
         if d.verdict == Verdict.ROBUST:
             return None
         if d.verdict == Verdict.ADVERSARIAL and d.witness is not None:
