@@ -13,7 +13,8 @@ property. Where :class:`~paper_repro.exact.engines.bab.BabEngine` solves one LP 
 * Every node's minimising box corner is evaluated; a point with ``max_k (C f(x))_k ≤ 0`` in float64
   is returned as a *candidate*, for the caller to check exactly.
 * Nodes are kept on a stack (depth first, a batch at a time), so memory stays bounded by the
-  depth × batch; children inherit their parent's ``α, β, λ`` (warm start).
+  depth × batch; children inherit their parent's ``α, β, λ`` (warm start). A
+  :class:`SplitSearch` keeps the stack when its deadline passes, so a later call continues.
 * A node with every ReLU stable or split whose bound is not positive cannot be split further:
   the search then gives up (``unknown``, a leaf left open) rather than solve its LP.
 """

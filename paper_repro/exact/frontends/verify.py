@@ -5,9 +5,10 @@ The property (:class:`~paper_repro.vnnlib.Property`) is a disjunction of cases, 
 
 1. **Falsifier** (:mod:`paper_repro.exact.frontends.falsify`): multi-restart PGD on every case; a
    candidate is accepted only after the exact check below, and reported at once.
-2. **Reduction to the fixed-δ engines**, per case (if ``VerifyOptions.split_bab`` is set, first
-   the batched bound engine :func:`paper_repro.exact.engines.split_bab.split_bab`, then, if it
-   gives up before the deadline, the LP engine
+2. **Reduction to the fixed-δ engines**, per case (unless ``VerifyOptions.split_bab`` is
+   ``None``, first the batched bound engine
+   :class:`paper_repro.exact.engines.split_bab.SplitSearch`, resumed in the second pass if it
+   ran out of its share; then, if it gives up before the deadline, the LP engine
    :meth:`paper_repro.exact.engines.bab.BabEngine.decide`): the float box ``[l_f, l_f + s]``
    (``l_f`` the property's lower bound rounded down, ``s`` the width rounded up so that it
    covers the exact box) is the image of ``z ∈ [0,1]^{n′}`` under
@@ -50,8 +51,9 @@ from paper_repro.query import Norm, Query
 from paper_repro.vnnlib import Case, Property
 
 _U = 2.0**-53
-_KEEP_BYTES = 256 * 2**20
-"""Open nodes of a timed-out split-BaB search kept for the second pass, per case at most."""
+_KEEP_BYTES = 2**30
+"""Most bytes of open nodes kept, over all cases, by timed-out split-BaB searches for the
+second pass (a search that would exceed it starts again instead)."""
 
 
 class VerifyStatus(enum.StrEnum):
@@ -263,9 +265,10 @@ def _decide_case(
     """The engines on one case: ``None`` (proved: no point), a candidate ``x`` (float64
     ``[n]``), or ``(timed_out, why it gave up)``.
 
-    First :func:`~paper_repro.exact.engines.split_bab.split_bab` on the *outer* fold (pad
+    First :class:`~paper_repro.exact.engines.split_bab.SplitSearch` on the *outer* fold (pad
     ``−E``: ``robust`` proves the case empty), with the root bounds ``shared`` by the cases of
-    one box. If it gives up before the deadline (a leaf, memory) or its candidate fails the
+    one box; a search that times out is kept in ``shared`` and resumed by the next call for
+    the same case. If it gives up before the deadline (a leaf, memory) or its candidate fails the
     exact check, the LP engine: on the outer fold, then, if that finds a point that fails the
     exact check, on the *inner* fold (pad ``+2E``: its points meet the case exactly, strict
     constraints strictly, up to the rounding of ``x = l + s⊙z``)."""
@@ -280,11 +283,11 @@ def _decide_case(
             rows = np.eye(folded.num_classes)[1:]  # o_k − o_0 with o_0 = 0: the case's rows
             search = SplitSearch(folded, zeros, ones, rows, options.split_bab, shared[key])
         d = search.run(deadline)
-        # a timed-out search is resumed in the second pass, unless its open nodes take memory
-        if d.message.startswith("timeout") and search.open_bytes <= _KEEP_BYTES:
+        # a timed-out search is resumed in the second pass while the kept ones fit in memory
+        shared.pop(("search", id(case)), None)
+        kept = sum(v.open_bytes for v in shared.values() if isinstance(v, SplitSearch))
+        if d.message.startswith("timeout") and kept + search.open_bytes <= _KEEP_BYTES:
             shared[("search", id(case))] = search
-        else:
-            shared.pop(("search", id(case)), None)
         if d.verdict == Verdict.ROBUST:
             return None
         if d.verdict == Verdict.ADVERSARIAL and d.witness is not None:
