@@ -17,6 +17,8 @@ from paper_repro.exact.decide import Verdict
 from paper_repro.exact.engines.split_bab import (
     SplitBabOptions,
     SplitSearch,
+    crown_bounds,
+    crown_proves,
     root_bounds,
     split_bab,
 )
@@ -174,3 +176,34 @@ def test_a_resumed_search_closes_the_same_nodes_as_one_run():
         runs += 1
         out = parts.run(time.monotonic() + 1e-3)
     assert out.verdict == Verdict.ROBUST and parts.closed == whole.closed and runs > 1
+
+
+def test_crown_proves_only_what_no_sampled_point_contradicts():
+    proved_seeds = 0
+    for seed in range(20):
+        rng = np.random.default_rng(300 + seed)
+        net = _net(300 + seed, (3, 6, 6, 2))
+        lo = rng.uniform(-1, 0, 3)
+        hi = lo + rng.uniform(0.05, 1, 3)
+        c = rng.normal(size=(1 + seed % 3, 2))
+        values = net.forward(lo + (hi - lo) * rng.random((20000, 3))) @ c.T  # [S, K]
+        d = values.max(axis=0) * rng.uniform(-0.5, 1.5)  # about half the seeds provable
+        net2 = ReluNetwork.from_arrays(
+            [*net.weights[:-1], np.vstack([net.weights[-1], np.zeros((1, 6))])],
+            [*net.biases[:-1], np.r_[net.biases[-1], 1.0]],
+        )
+        rows = np.hstack([c, -d[:, None]])  # C f(x) − d as rows on the padded outputs
+        if crown_proves(net2, lo, hi, rows, crown_bounds(net2, lo, hi)):
+            proved_seeds += 1  # then every sampled point violates some row
+            assert np.all((values - d).max(axis=1) > 0), seed
+    assert 0 < proved_seeds < 20  # neither vacuous nor trivial
+
+
+def test_crown_proves_a_row_that_is_positive_on_the_whole_box():
+    net = ReluNetwork.from_arrays(
+        [np.eye(2), np.array([[1.0, 1.0], [0.0, 0.0]])], [np.zeros(2), np.array([0.5, 0.0])]
+    )
+    lo, hi = np.zeros(2), np.ones(2)  # y0 = relu(x0) + relu(x1) + 0.5 > 0
+    pre = crown_bounds(net, lo, hi)
+    assert crown_proves(net, lo, hi, np.array([[1.0, 0.0]]), pre)
+    assert not crown_proves(net, lo, hi, np.array([[-1.0, 0.0]]), pre)

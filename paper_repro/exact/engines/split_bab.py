@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from paper_repro.bounds.crown import crown_rule
-from paper_repro.bounds.outward import BoxRegion, layer_bounds
+from paper_repro.bounds.outward import BoxRegion, layer_bounds, linear_lower_bound
 from paper_repro.bounds.split_bounds import Domains, SplitBounder
 from paper_repro.exact.decide import Decision, Verdict
 from paper_repro.network import ReluNetwork
@@ -96,15 +96,46 @@ class _Stack:
         return d, branch
 
 
+def crown_bounds(
+    net: ReluNetwork, lo: np.ndarray, hi: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Sound CROWN bounds ``(l_k, u_k)`` (``[n_k]`` each) of every hidden pre-activation over the
+    box ``[lo, hi]``, outward rounded; like :func:`root_bounds`, shared by networks that differ
+    in their last layer only."""
+    region = BoxRegion(np.asarray(lo, np.float64), np.asarray(hi, np.float64))
+    return layer_bounds(net, region, crown_rule())
+
+
+def crown_proves(
+    net: ReluNetwork,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    c: np.ndarray,
+    pre: list[tuple[np.ndarray, np.ndarray]],
+) -> bool:
+    """Whether one CROWN pass shows that no ``x ∈ [lo, hi]`` has ``C f(x) ≤ 0``: some row of
+    ``c`` (``[K, n_L]``) has an outward-rounded lower bound ``> 0`` over the box, with the hidden
+    bounds ``pre`` (:func:`crown_bounds`). The cheap test before any optimisation."""
+    region = BoxRegion(np.asarray(lo, np.float64), np.asarray(hi, np.float64))
+    rows = np.atleast_2d(np.asarray(c, np.float64))
+    lower = linear_lower_bound(net, rows, len(net.weights), pre, region, crown_rule())
+    return bool(np.any(lower > 0))
+
+
 def root_bounds(
-    net: ReluNetwork, lo: np.ndarray, hi: np.ndarray, options: SplitBabOptions = SplitBabOptions()
+    net: ReluNetwork,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    options: SplitBabOptions = SplitBabOptions(),
+    crown: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Sound bounds ``(l_k, u_k)`` of every hidden pre-activation over the box ``[lo, hi]``:
-    CROWN, then ``options.tighten_iterations`` steps of α-CROWN per layer
-    (:meth:`SplitBounder.tighten`). They depend on the hidden layers only, so networks that
-    differ in their last layer (the cases of one VNN-LIB box) can share them."""
+    CROWN (``crown``, if already computed by :func:`crown_bounds`), then
+    ``options.tighten_iterations`` steps of α-CROWN per layer (:meth:`SplitBounder.tighten`).
+    They depend on the hidden layers only, so networks that differ in their last layer (the
+    cases of one VNN-LIB box) can share them."""
     region = BoxRegion(np.asarray(lo, np.float64), np.asarray(hi, np.float64))
-    pre = layer_bounds(net, region, crown_rule())
+    pre = crown_bounds(net, lo, hi) if crown is None else crown
     if options.tighten_iterations and len(pre) > 1:
         bounder = SplitBounder(net, region.lo, region.hi, pre, np.zeros((1, net.num_classes)))
         bounder.tighten(options.tighten_iterations, options.root_lr)

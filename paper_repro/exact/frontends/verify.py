@@ -41,7 +41,13 @@ from paper_repro.bounds.safe import gamma
 from paper_repro.errors import PaperReproError
 from paper_repro.exact.decide import Verdict
 from paper_repro.exact.engines.bab import BabEngine, BabOptions
-from paper_repro.exact.engines.split_bab import SplitBabOptions, SplitSearch, root_bounds
+from paper_repro.exact.engines.split_bab import (
+    SplitBabOptions,
+    SplitSearch,
+    crown_bounds,
+    crown_proves,
+    root_bounds,
+)
 from paper_repro.exact.frontends.falsify import PgdOptions, pgd_falsify
 from paper_repro.exact.witnesses.rational import exact_activations
 from paper_repro.exact.witnesses.witness import ExactNetwork, exact_logits, round_down, round_up
@@ -278,9 +284,14 @@ def _decide_case(
         if search is None:
             zeros, ones = np.zeros(folded.input_dim), np.ones(folded.input_dim)
             key = _box_key(case)
-            if key not in shared:
-                shared[key] = root_bounds(folded, zeros, ones, options.split_bab)
+            if ("crown", key) not in shared:
+                shared[("crown", key)] = crown_bounds(folded, zeros, ones)
+            crown = shared[("crown", key)]
             rows = np.eye(folded.num_classes)[1:]  # o_k − o_0 with o_0 = 0: the case's rows
+            if crown_proves(folded, zeros, ones, rows, crown):  # easy cases: no optimisation
+                return None
+            if key not in shared:
+                shared[key] = root_bounds(folded, zeros, ones, options.split_bab, crown)
             search = SplitSearch(folded, zeros, ones, rows, options.split_bab, shared[key])
         d = search.run(deadline)
         # a timed-out search is resumed in the second pass while the kept ones fit in memory
