@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -91,9 +91,14 @@ class _Stack:
         cut = max(0, len(self.lower) - n)
         d = Domains(self.splits[cut:], self.alpha[cut:], self.beta[cut:], self.lam[cut:])
         branch = self.branch[cut:]
-        for name in ("splits", "alpha", "beta", "lam", "lower", "branch"):
-            setattr(self, name, getattr(self, name)[:cut])
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name)[:cut])
         return d, branch
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the open nodes."""
+        return sum(getattr(self, f.name).nbytes for f in fields(self))
 
 
 def crown_bounds(
@@ -197,13 +202,7 @@ class SplitSearch:
     @property
     def open_bytes(self) -> int:
         """Memory held by the open nodes."""
-        return (
-            0
-            if self.stack is None
-            else sum(
-                getattr(self.stack, f).nbytes for f in ("splits", "alpha", "beta", "lam", "lower")
-            )
-        )
+        return 0 if self.stack is None else self.stack.nbytes
 
     def run(self, deadline: float) -> Decision:
         """Search until ``deadline`` (a ``time.monotonic()`` value).
