@@ -10,6 +10,7 @@ from test_split_bab import _hidden, _net
 
 from paper_repro.bounds.crown import crown_rule
 from paper_repro.bounds.outward import BoxRegion, layer_bounds
+from paper_repro.bounds.split_bounds import SplitBounder
 from paper_repro.bounds.split_second_layer import SecondLayerBounds
 
 
@@ -53,3 +54,26 @@ def test_splits_tighten_the_second_layer():
         l2, u2 = second.bounds(splits)
         tighter += int((l2 > pre[1][0] + 1e-9).sum() + (u2 < pre[1][1] - 1e-9).sum())
     assert tighter > 20
+
+
+def test_nodes_sharing_their_first_layer_splits_get_the_bounds_each_gets_alone():
+    """SplitBounder.clipped computes the second layer once per distinct first-layer row: the
+    batch's bounds must be those of every node bounded on its own."""
+    rng = np.random.default_rng(7)
+    net = _net(400, (4, 8, 8, 3, 2))
+    lo, hi = np.zeros(4), np.ones(4)
+    pre = layer_bounds(net, BoxRegion(lo, hi), crown_rule())
+    bounder = SplitBounder(net, lo, hi, pre, np.array([[1.0, -1.0]]))
+    unstable = np.flatnonzero((bounder.root_lo < 0) & (bounder.root_hi > 0))
+    assert np.any(unstable < 8) and np.any(unstable >= 8)  # splits in both layers
+    rows = np.zeros((6, bounder.n_relus), np.int8)
+    for row in rows[1:]:
+        pick = rng.choice(unstable, size=4, replace=False)
+        row[pick] = rng.choice([-1, 1], size=4)
+    batch = rows[[0, 1, 1, 2, 3, 2, 4, 5, 0]].copy()
+    batch[2, unstable[unstable >= 8][0]] = 1  # same first layer as row 1, differs deeper
+    lo_b, hi_b = bounder.clipped(batch)
+    for i, row in enumerate(batch):
+        lo_1, hi_1 = bounder.clipped(row[None])
+        np.testing.assert_array_equal(lo_b[i], lo_1[0])
+        np.testing.assert_array_equal(hi_b[i], hi_1[0])

@@ -175,7 +175,11 @@ class SplitBounder:
                     (self.root_lo[first], self.root_hi[first]),
                     (self.root_lo[second], self.root_hi[second]),
                 )
-            lo[:, second], hi[:, second] = self._second.bounds(splits[:, first])
+            # nodes that differ only beyond the first layer (both children of a split deeper
+            # down) share their second-layer bounds: compute each distinct row once
+            rows, inverse = np.unique(splits[:, first], axis=0, return_inverse=True)
+            l2, h2 = self._second.bounds(rows)
+            lo[:, second], hi[:, second] = l2[inverse.ravel()], h2[inverse.ravel()]
         lo = np.where(splits > 0, np.maximum(lo, 0.0), lo)
         hi = np.where(splits < 0, np.minimum(hi, 0.0), hi)
         return lo, hi
