@@ -17,11 +17,11 @@ The property (:class:`~paper_repro.vnnlib.Property`) is a disjunction of cases, 
    constraints become an extra linear output layer ``o_0 = 0``, ``o_k = c_k·y − d_k − E_k``
    folded into the last layer, with target class 0: the engine's "``o_0 ≥ o_k`` for all ``k``"
    (ties count) is "every constraint holds". ``E_k`` is a rigorous bound on the float rounding
-   of the two folds (:func:`_fold`), so ``robust`` for the folded network implies that no point of
-   the exact box meets the case, strict or not: ``unsat`` only comes from the engine's safe
-   bounds. An engine witness is mapped back to ``x``; if it fails the exact check (it lies
-   within ``2E`` of the boundary), the case is decided again with ``+2E``, whose witnesses meet
-   the constraints exactly (strict ones too).
+   of the two folds (:func:`~paper_repro.exact.frontends.case_fold.fold_case`), so ``robust``
+   for the folded network implies that no point of the exact box meets the case, strict or
+   not: ``unsat`` only comes from the engine's safe bounds. An engine witness is mapped back
+   to ``x``; if it fails the exact check (it lies within ``2E`` of the boundary), the case is
+   decided again with ``+2E``, whose witnesses meet the constraints exactly (strict ones too).
 3. **Exact check** (:func:`check_point`): every reported point is a float64 ``x`` inside the
    property's box and satisfying the case's constraints (strict ones strictly) in exact rational
    arithmetic on the *original* network (:func:`~paper_repro.exact.witnesses.witness.exact_logits`).
@@ -37,7 +37,6 @@ from fractions import Fraction
 
 import numpy as np
 
-from paper_repro.bounds.safe import gamma
 from paper_repro.errors import PaperReproError
 from paper_repro.exact.decide import Verdict
 from paper_repro.exact.engines.bab import BabEngine, BabOptions
@@ -48,15 +47,21 @@ from paper_repro.exact.engines.split_bab import (
     crown_proves,
     root_bounds,
 )
+from paper_repro.exact.frontends.case_fold import (
+    FloatBox,
+    float_box,
+    fold_case,
+    from_cube,
+    polytope,
+)
 from paper_repro.exact.frontends.falsify import PgdOptions, pgd_falsify
 from paper_repro.exact.witnesses.rational import exact_activations
-from paper_repro.exact.witnesses.witness import ExactNetwork, exact_logits, round_down, round_up
+from paper_repro.exact.witnesses.witness import ExactNetwork, exact_logits, round_down
 from paper_repro.models import network_to_torch
 from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm, Query
 from paper_repro.vnnlib import Case, Property
 
-_U = 2.0**-53
 _KEEP_BYTES = 2**30
 """Most bytes of open nodes kept, over all cases, by timed-out split-BaB searches for the
 second pass (a search that would exceed it starts again instead)."""
@@ -114,20 +119,6 @@ class VerifyResult:
     message: str = ""
 
 
-@dataclass(frozen=True)
-class _FloatBox:
-    """A case's box in floats: ``[lo, lo + s]`` covers it exactly (``lo`` rounded down, ``s``
-    rounded up); ``inner_lo ≤ x ≤ inner_hi`` are floats inside it, except on the coordinates of
-    ``rational`` (no float64 inside; the exact value used instead), where both are the nearest
-    float."""
-
-    lo: np.ndarray
-    s: np.ndarray
-    inner_lo: np.ndarray
-    inner_hi: np.ndarray
-    rational: dict[int, Fraction]
-
-
 def check_point(
     network: ReluNetwork | ExactNetwork,
     case: Case,
@@ -168,7 +159,7 @@ def verify_property(
     if not prop.cases:
         return VerifyResult(VerifyStatus.UNSAT, time.monotonic() - start)
     exact = ExactNetwork(network)
-    boxes = [_float_box(c) for c in prop.cases]
+    boxes = [float_box(c) for c in prop.cases]
 
     def sat(x: np.ndarray, k: int, how: str) -> VerifyResult | None:
         x = np.clip(x, boxes[k].inner_lo, boxes[k].inner_hi)
@@ -202,7 +193,7 @@ def verify_property(
         budget = time.monotonic() + options.falsify_share * options.timeout
         for ks in groups.values():
             box = boxes[ks[0]]
-            polys = [_polytope(prop.cases[k]) for k in ks]
+            polys = [polytope(prop.cases[k]) for k in ks]
 
             def check(x: np.ndarray, i: int, ks=ks) -> bool:
                 found = sat(x, ks[i], "pgd")
@@ -263,7 +254,7 @@ def verify_property(
 def _decide_case(
     network: ReluNetwork,
     case: Case,
-    box: _FloatBox,
+    box: FloatBox,
     options: VerifyOptions,
     deadline: float,
     shared: dict,
@@ -279,7 +270,7 @@ def _decide_case(
     exact check, on the *inner* fold (pad ``+2E``: its points meet the case exactly, strict
     constraints strictly, up to the rounding of ``x = l + s⊙z``)."""
     if options.split_bab is not None:
-        folded, active = _fold(network, case, box.lo, box.s, -1.0)
+        folded, active = fold_case(network, case, box.lo, box.s, -1.0)
         search = shared.get(("search", id(case)))
         if search is None:
             zeros, ones = np.zeros(folded.input_dim), np.ones(folded.input_dim)
@@ -302,13 +293,13 @@ def _decide_case(
         if d.verdict == Verdict.ROBUST:
             return None
         if d.verdict == Verdict.ADVERSARIAL and d.witness is not None:
-            x = _from_cube(box, active, d.witness)
+            x = from_cube(box, active, d.witness)
             if check_point(network, case, x, box.rational) is not None:
                 return x
         elif d.message.startswith("timeout") or time.monotonic() >= deadline:
             return True, f"split-BaB {d.message}"
     for pad in (-1.0, 2.0):
-        folded, active = _fold(network, case, box.lo, box.s, pad)
+        folded, active = fold_case(network, case, box.lo, box.s, pad)
         query = Query(folded, np.full(folded.input_dim, 0.5), 1, 0, Norm.LINF)
         engine = BabEngine(query, BabOptions(seed=options.seed, attack=False))
         decision = engine.decide(0.5, deadline)
@@ -319,17 +310,10 @@ def _decide_case(
         if decision.verdict != Verdict.ADVERSARIAL or decision.witness is None:
             timed_out = time.monotonic() >= deadline or decision.message.startswith("timeout")
             return timed_out, decision.message or "the engine gave up"
-        x = _from_cube(box, active, decision.witness)
+        x = from_cube(box, active, decision.witness)
         if pad > 0 or check_point(network, case, x, box.rational) is not None:
             return x
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _from_cube(box: _FloatBox, active: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """``x = l + s⊙z`` on the ``active`` coordinates (``l`` elsewhere), clipped into the box."""
-    x = box.lo.copy()
-    x[active] = box.lo[active] + box.s[active] * np.asarray(z)
-    return np.clip(x, box.inner_lo, box.inner_hi)
 
 
 def float32_slack(network: ReluNetwork, case: Case, x: np.ndarray) -> float:
@@ -341,95 +325,9 @@ def float32_slack(network: ReluNetwork, case: Case, x: np.ndarray) -> float:
     with torch.no_grad():
         y = model(torch.as_tensor(np.asarray(x), dtype=torch.float32).reshape(1, -1))[0]
     y64 = y.double().numpy()
-    c, d = _polytope(case)
+    c, d = polytope(case)
     return float(np.min(d - c @ y64)) if c.shape[0] else math.inf
 
 
 def _box_key(case: Case) -> tuple:
     return (case.box.lower, case.box.upper, case.box.lower_strict, case.box.upper_strict)
-
-
-def _polytope(case: Case) -> tuple[np.ndarray, np.ndarray]:
-    """The case's constraints as floats: ``C`` ``[K, m]``, ``d`` ``[K]``."""
-    m = len(case.constraints[0].coeffs) if case.constraints else 0
-    c = np.array([[float(v) for v in k.coeffs] for k in case.constraints]).reshape(-1, m)
-    d = np.array([float(k.rhs) for k in case.constraints])
-    return c, d
-
-
-def _float_box(case: Case) -> _FloatBox:
-    """The :class:`_FloatBox` of ``case``."""
-    box = case.box
-    lo = np.array([round_down(v) for v in box.lower])
-    s = np.array([round_up(v) for v in box.upper]) - lo
-    for i in range(s.size):  # the width must reach the exact upper bound
-        while Fraction(float(lo[i])) + Fraction(float(s[i])) < box.upper[i]:
-            s[i] = math.nextafter(s[i], math.inf)
-    inner_lo = np.array([_inside(v, st, 1) for v, st in zip(box.lower, box.lower_strict)])  # noqa: B905
-    inner_hi = np.array([_inside(v, st, -1) for v, st in zip(box.upper, box.upper_strict)])  # noqa: B905
-    rational = {}
-    for i in np.flatnonzero(inner_lo > inner_hi):  # no float64 inside: use an exact value
-        a, b = box.lower[i], box.upper[i]
-        rational[int(i)] = a if a == b else (a + b) / 2
-        inner_lo[i] = inner_hi[i] = float(rational[int(i)])
-    return _FloatBox(lo, s, inner_lo, inner_hi, rational)
-
-
-def _inside(v: Fraction, strict: bool, direction: int) -> float:
-    """The float nearest ``v`` on its inner side (``direction`` +1: ``≥ v``; −1: ``≤ v``)."""
-    f = round_up(v) if direction > 0 else round_down(v)
-    if strict and Fraction(f) == v:
-        f = math.nextafter(f, direction * math.inf)
-    return f
-
-
-def _fold(
-    network: ReluNetwork, case: Case, lo: np.ndarray, s: np.ndarray, pad: float = -1.0
-) -> tuple[ReluNetwork, np.ndarray]:
-    """The engine's network ``z ↦ (0, C y(l + s⊙z) − d + pad·E)`` over ``z ∈ [0,1]^{n′}`` and
-    the mask of the input coordinates kept (``s > 0``; at least one). ``pad < 0`` (outer):
-    every output is ``≤`` the exact one; ``pad ≥ 1`` (inner): ``≥`` it, by ``(pad − 1) E`` more.
-
-    ``E ≥ 0`` bounds the difference between the folded float network (before ``−E``) and the
-    exact composition on the cube: first layer ``|ΔW z| + |Δb| ≤ 2(u |W₁ s| + γ_{n+1}(|W₁||l| +
-    |b₁|))``, carried by ``|W_k|`` through the hidden layers (ReLU is 1-Lipschitz); last layer
-    ``(|C|+ΔC)|W_L| e + (ΔC|W_L| + γ_m|C||W_L|) h_max + ΔC|b_L| + Δd + γ_{m+1}(|C||b_L| + |d|)``
-    with ``h_max`` bounding the folded network's last hidden activations; all doubled."""
-    ws, bs = list(network.weights), list(network.biases)
-    if len(ws) == 1:  # y = relu(v) − relu(−v): one exact hidden layer for the fold
-        m = ws[0].shape[0]
-        ws = [np.vstack([ws[0], -ws[0]]), np.hstack([np.eye(m), -np.eye(m)])]
-        bs = [np.concatenate([bs[0], -bs[0]]), np.zeros(m)]
-    active = s > 0
-    if not active.any():
-        active[0] = True
-    w1, b1 = ws[0], bs[0]
-    w1a = w1[:, active] * s[active]
-    b1f = b1 + w1 @ lo
-    grow = 1.0 + 1e-9  # headroom for the rounding of the bound computations themselves
-    rounding = gamma(w1.shape[1] + 1) * (np.abs(w1) @ np.abs(lo) + np.abs(b1))
-    err = 2.0 * (_U * np.abs(w1a).sum(axis=1) + rounding)
-    hmax = (np.abs(w1a).sum(axis=1) + np.abs(b1f)) * grow
-    for w, b in zip(ws[1:-1], bs[1:-1], strict=True):
-        err = (np.abs(w) @ err) * grow
-        hmax = (np.abs(w) @ hmax + np.abs(b)) * grow
-    cq = [k.coeffs for k in case.constraints]
-    cf = np.array([[float(v) for v in row] for row in cq])
-    dq = [k.rhs for k in case.constraints]
-    df = np.array([float(v) for v in dq])
-    dc = np.array([[float(abs(Fraction(float(v)) - v)) for v in row] for row in cq]) * 2.0
-    dd = np.array([float(abs(Fraction(float(v)) - v)) for v in dq]) * 2.0
-    wl, bl = ws[-1], bs[-1]
-    m = wl.shape[0]
-    aw, ac = np.abs(wl), np.abs(cf)
-    out_w = cf @ wl
-    out_b = cf @ bl - df
-    e = (ac + dc) @ aw @ err
-    e += (dc @ aw + gamma(m) * (ac @ aw)) @ hmax
-    e += dc @ np.abs(bl) + dd + gamma(m + 1) * (ac @ np.abs(bl) + np.abs(df))
-    e = 2.0 * e * grow + 1e-300
-    out_b = np.nextafter(out_b + pad * e, np.inf if pad > 0 else -np.inf)
-    last_w = np.vstack([np.zeros((1, wl.shape[1])), out_w])
-    last_b = np.concatenate([[0.0], out_b])
-    folded = ReluNetwork.from_arrays([w1a, *ws[1:-1], last_w], [b1f, *bs[1:-1], last_b])
-    return folded, active
