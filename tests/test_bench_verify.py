@@ -85,3 +85,33 @@ def test_summary_counts_solved_times_and_disagreements(tmp_path):
     assert milp[11] == "1" and milp[12] == "15.0× (2)"  # median of 20/1 and 5/0.5
     assert "('mnist-8x8', 1, 0.03)" in text
     assert "1 of 1 pass (1 `sat` answers; least onnxruntime margin 0.25)" in text
+
+
+def test_split_case_answers_a_hand_known_case_and_refuses_a_missing_file(tmp_path, capsys):
+    """``bench_split_case.py`` on y₀ = h₀ + h₁, y₁ = 2h₀ − 0.15, y₂ = h₀ + h₁ − 0.5 (h = relu(x),
+    other classes −10) over the box 0.5 ± 0.1: class 1 beats class 0 at x = (0.6, 0.4), class 2
+    never does."""
+    from test_verify import _onnx
+
+    from paper_repro.network import ReluNetwork
+
+    bench = _script("bench_verify")
+    split_case = _script("bench_split_case")
+    w2 = np.zeros((10, 2))
+    w2[0], w2[1], w2[2] = [1, 1], [2, 0], [1, 1]
+    b2 = np.full(10, -10.0)
+    b2[:3] = [0.0, -0.15, -0.5]
+    net = ReluNetwork.from_arrays([np.eye(2), w2], [np.zeros(2), b2])
+    (tmp_path / "nets").mkdir()
+    (tmp_path / "props" / "mnist-2").mkdir(parents=True)
+    _onnx(tmp_path / "nets" / "mnist-2.onnx", net, [1, 2])
+    prop = tmp_path / "props" / "mnist-2" / "img7_eps0.1.vnnlib"
+    prop.write_text(bench.vnnlib_text(np.array([0.5, 0.5]), label=0, eps=0.1))
+    common = ["--bench", str(tmp_path), "--net", "2", "--image", "7", "--eps", "0.1"]
+    assert split_case.main([*common, "--target", "2", "--seconds", "20"]) == 0
+    assert "label 0 target 2: robust" in capsys.readouterr().out
+    assert split_case.main([*common, "--target", "1", "--seconds", "20"]) == 0
+    assert "label 0 target 1: adversarial" in capsys.readouterr().out
+    assert split_case.main([*common, "--target", "0"]) == 2  # the label itself
+    assert split_case.main([*common[:-1], "0.2", "--target", "1"]) == 2  # no such file
+    assert "not found" in capsys.readouterr().err
