@@ -7,7 +7,8 @@ Supported graphs are chains over one data tensor built from ``Gemm`` (``alpha``,
 e.g. a ``(x − mean) / std`` normalisation, also on the unflattened input — are affine too (``Div``
 becomes a product by ``1/c`` rounded to float64). Consecutive affine ops are composed into one
 layer, so pre-processing is folded into the first layer. Inputs are ``[batch, features…]``, e.g.
-``[1, 784]``, ``[1, 1, 28, 28]`` or ``[1, 784, 1]`` (the last also multiplied as ``W @ x``).
+``[1, 784]``, ``[1, 1, 28, 28]``, ``[1, 784, 1]`` (also multiplied as ``W @ x``) or ACAS Xu's
+``[1, 1, 1, 5]`` (multiplied as ``x @ M`` without a flatten: all but the last feature axis are 1).
 The graph must end with an affine layer (the logits). Anything else (``Conv``, ``Sigmoid``,
 ``Softmax``, branches, ...) raises :class:`PaperReproError` naming the offending op.
 
@@ -178,8 +179,11 @@ def network_from_model(model, p: Path) -> ReluNetwork:
         cur = data.pop(live[0])
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         column = cur.shaped and len(cur.feat) == 2 and cur.feat[1] == 1 and op == "MatMul"
+        row = cur.shaped and all(d == 1 for d in cur.feat[:-1]) and op == "MatMul"
         if column and node.input[1] == live[0]:  # W @ x on a [1, n, 1] input: feature-first
             cur = _Data(cur.a, cur.c, "col", cur.dim)
+        elif row and node.input[0] == live[0]:  # x @ M on [1, …, 1, n] (ACAS Xu's [1,1,1,5])
+            cur = _Data(cur.a, cur.c, "row", cur.dim)
         elif cur.shaped and op not in ("Flatten", "Reshape", "Identity", *_ELEMENTWISE):
             raise PaperReproError(f"{p}: {op} applied to an unflattened multi-dimensional input")
         if op == "Identity":
@@ -265,12 +269,12 @@ def _elementwise(op: str, node, cur: _Data, consts: dict, p: Path) -> _Data:
         raise PaperReproError(f"{p}: Div {node.name!r} divides by the data: not affine")
     if op == "Div" and np.any(vec == 0):
         raise PaperReproError(f"{p}: Div {node.name!r} divides by zero")
-    scale, bias = {
-        "Add": (ones, vec),
-        "Sub": (ones, -vec) if pos == 0 else (-ones, vec),
-        "Mul": (vec, None),
-        "Div": (1.0 / vec, None),
-    }[op]
+    if op == "Add":
+        scale, bias = ones, vec
+    elif op == "Sub":
+        scale, bias = (ones, -vec) if pos == 0 else (-ones, vec)
+    else:  # Mul, Div (only the chosen one is computed: 1/vec of a Sub's zero mean would warn)
+        scale, bias = (vec if op == "Mul" else 1.0 / vec), None
     out = cur.affine(np.diag(scale), bias)
     return _Data(out.a, out.c, cur.layout, cur.dim, cur.shaped, cur.feat)
 

@@ -197,6 +197,37 @@ def test_column_input_784x1_with_matmul_on_the_left(tmp_path):
         np.testing.assert_allclose(got, _ort_flat(path, x), rtol=1e-4, atol=1e-4)
 
 
+def test_acasxu_shaped_input_multiplied_without_a_flatten(tmp_path):
+    """ACAS Xu's ONNX form: input ``[1, 1, 1, 5]``, ``(x − mean) / range``, then ``x @ M`` on the
+    4-D tensor (broadcast matmul over the leading unit axes); output ``[1, 1, 1, 5]``."""
+    rng = np.random.default_rng(6)
+    f32 = np.float32
+    inits = {
+        "mean": np.array([0.1, 0.0, -0.2, 0.3, 0.5], f32),
+        "range": np.array([2.0, 6.28, 6.28, 1.1, 1.2], f32),
+        "m1": rng.normal(size=(5, 50)).astype(f32),
+        "b1": rng.normal(size=(1, 1, 1, 50)).astype(f32),
+        "m2": rng.normal(size=(50, 5)).astype(f32),
+        "b2": rng.normal(size=5).astype(f32),
+    }
+    nodes = [
+        helper.make_node("Sub", ["x", "mean"], ["s"]),
+        helper.make_node("Div", ["s", "range"], ["n"]),
+        helper.make_node("MatMul", ["n", "m1"], ["h"]),
+        helper.make_node("Add", ["h", "b1"], ["a"]),
+        helper.make_node("Relu", ["a"], ["r"]),
+        helper.make_node("MatMul", ["r", "m2"], ["o"]),
+        helper.make_node("Add", ["o", "b2"], ["y"]),
+    ]
+    path = _save_io(nodes, inits, tmp_path / "acas.onnx", [1, 1, 1, 5], [1, 1, 1, 5])
+    net = read_onnx_mlp(path)
+    assert (net.input_dim, net.hidden_sizes, net.num_classes) == (5, (50,), 5)
+    for seed in range(3):
+        x = np.random.default_rng(seed).normal(size=(1, 1, 1, 5)).astype(f32)
+        got = net.forward(x.reshape(1, -1))
+        np.testing.assert_allclose(got, _ort_flat(path, x), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("in_shape", [[1, 1, 28, 28], [1, 784], [1, 784, 1]])
 def test_normalisation_folded_into_the_first_layer(tmp_path, in_shape):
     rng = np.random.default_rng(6)

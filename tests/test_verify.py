@@ -12,6 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from paper_repro import cli
+from paper_repro.exact.engines.input_split import InputSplitOptions
 from paper_repro.exact.engines.split_bab import SplitBabOptions
 from paper_repro.exact.frontends.falsify import PgdOptions
 from paper_repro.exact.frontends.verify import (
@@ -24,9 +25,12 @@ from paper_repro.exact.witnesses.witness import ExactNetwork
 from paper_repro.network import ReluNetwork
 from paper_repro.vnnlib import parse_vnnlib_text
 
-NO_PGD = VerifyOptions(timeout=20, pgd=None, split_bab=None)  # the LP engine alone
-WITH_PGD = VerifyOptions(timeout=20, pgd=PgdOptions(steps=30, restarts=5))  # split-BaB, then LP
-SPLIT_BAB = VerifyOptions(timeout=20, pgd=None, split_bab=SplitBabOptions(batch=4, iterations=3))
+NO_PGD = VerifyOptions(timeout=20, pgd=None, split_bab=None, input_split=None)  # the LP engine
+WITH_PGD = VerifyOptions(timeout=20, pgd=PgdOptions(steps=30, restarts=5))  # the defaults
+SPLIT_BAB = VerifyOptions(
+    timeout=20, pgd=None, split_bab=SplitBabOptions(batch=4, iterations=3), input_split=None
+)
+INPUT_SPLIT = VerifyOptions(timeout=20, pgd=None, input_split=InputSplitOptions(batch=4))
 
 
 def _header(n: int, m: int, lo, hi) -> str:
@@ -53,7 +57,9 @@ TINY = ReluNetwork.from_arrays([[[1.0, -1.0]], [[1.0], [0.0]]], [[0.0], [0.0, 0.
         ("(<= (+ Y_0 (* -2 Y_1)) -1.25)", {"unsat"}),  # y0 − 1 ≤ −1.25 impossible (y0 ≥ 0)
     ],
 )
-@pytest.mark.parametrize("options", [NO_PGD, WITH_PGD, SPLIT_BAB], ids=["bab", "pgd+bab", "split"])
+@pytest.mark.parametrize(
+    "options", [NO_PGD, WITH_PGD, SPLIT_BAB, INPUT_SPLIT], ids=["bab", "pgd+bab", "split", "input"]
+)
 def test_hand_known_answers(constraint, expected, options):
     prop = parse_vnnlib_text(_header(2, 2, [0, 0], [1, 1]) + f"(assert {constraint})")
     res = verify_property(TINY, prop, options)
@@ -119,7 +125,7 @@ def test_random_properties_against_the_pattern_lp_oracle(seed, pattern_lp_oracle
     truth = pattern_lp_oracle(net, lo, hi, cases)
     if abs(truth) < 1e-6:
         pytest.skip("borderline instance")
-    for options in (NO_PGD, WITH_PGD, SPLIT_BAB):
+    for options in (NO_PGD, WITH_PGD, SPLIT_BAB, INPUT_SPLIT):
         res = verify_property(net, prop, options)
         assert res.status == ("sat" if truth < 0 else "unsat"), (truth, res)
         if res.status == "sat":

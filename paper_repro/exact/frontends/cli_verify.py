@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 class CaseEngine(enum.StrEnum):
     """``--engine``: what decides each case after the falsifier."""
 
-    SPLIT_BAB = "split-bab"  # batched α/β-CROWN branch and bound, the LP engine if it gives up
+    SPLIT_BAB = "split-bab"  # α/β-CROWN BaB (input bisection on few inputs), then the LP engine
     LP = "lp"  # the LP branch and bound only
 
 
@@ -78,8 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--engine",
         choices=[e.value for e in CaseEngine],
         default=CaseEngine.SPLIT_BAB.value,
-        help="per case: 'split-bab' (default) the batched α/β-CROWN branch and bound, then the "
-        "LP engine if it gives up before the time limit; 'lp' the LP engine only (docs/verify.md)",
+        help="per case: 'split-bab' (default) the batched α/β-CROWN branch and bound (input "
+        "bisection instead on boxes with at most 12 inputs of non-zero width), then the LP "
+        "engine if it gives up before the time limit; 'lp' the LP engine only (docs/verify.md)",
     )
     parser.add_argument(  # the opt-in flag of earlier versions; now the default
         "--split-bab", action="store_true", help=argparse.SUPPRESS
@@ -94,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     """
     import torch
 
+    from paper_repro.exact.engines.input_split import InputSplitOptions
     from paper_repro.exact.engines.split_bab import SplitBabOptions
     from paper_repro.exact.frontends.verify import VerifyOptions, VerifyStatus, verify_property
     from paper_repro.network import load_network
@@ -110,11 +112,13 @@ def run(args: argparse.Namespace) -> int:
         _answer("timeout\n", args.result)
         print("# timeout before the search began (start-up used the time)", file=sys.stderr)
         return 0
+    lp_only = CaseEngine(args.engine) == CaseEngine.LP
     opts = VerifyOptions(
         timeout=left,
         seed=args.seed,
         pgd=None if args.no_falsify else VerifyOptions().pgd,
-        split_bab=None if CaseEngine(args.engine) == CaseEngine.LP else SplitBabOptions(),
+        split_bab=None if lp_only else SplitBabOptions(),
+        input_split=None if lp_only else InputSplitOptions(),
     )
     with _stdout_to_stderr():  # solver banners (HiGHS prints from C) must not precede the answer
         res = verify_property(network, prop, opts)

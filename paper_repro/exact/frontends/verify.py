@@ -40,6 +40,7 @@ import numpy as np
 from paper_repro.errors import PaperReproError
 from paper_repro.exact.decide import Verdict
 from paper_repro.exact.engines.bab import BabEngine, BabOptions
+from paper_repro.exact.engines.input_split import InputSplitOptions, InputSplitSearch
 from paper_repro.exact.engines.split_bab import (
     SplitBabOptions,
     SplitSearch,
@@ -84,13 +85,16 @@ class VerifyOptions:
     timeout the falsifier may use; ``split_bab``: options of the batched bound engine, tried
     first on each case (the LP engine decides the cases it gives up on before the deadline);
     ``None``: the LP engine only (docs/verify.md compares the two on the development
-    benchmark)."""
+    benchmark); ``input_split``: options of input bisection, used instead of ``split_bab`` on
+    cases whose box has at most ``input_split.max_dim`` inputs of non-zero width (``None``:
+    never)."""
 
     timeout: float = 60.0
     seed: int = 0
     pgd: PgdOptions | None = PgdOptions()  # noqa: RUF009 (frozen: shared safely)
     falsify_share: float = 0.3
     split_bab: SplitBabOptions | None = SplitBabOptions()  # noqa: RUF009 (frozen)
+    input_split: InputSplitOptions | None = InputSplitOptions()  # noqa: RUF009 (frozen)
 
     def __post_init__(self) -> None:
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
@@ -262,23 +266,29 @@ def _decide_case(
     """The engines on one case: ``None`` (proved: no point), a candidate ``x`` (float64
     ``[n]``), or ``(timed_out, why it gave up)``.
 
-    First :class:`~paper_repro.exact.engines.split_bab.SplitSearch` on the *outer* fold (pad
+    First :class:`~paper_repro.exact.engines.split_bab.SplitSearch` (on a box with at most
+    ``options.input_split.max_dim`` inputs of non-zero width,
+    :class:`~paper_repro.exact.engines.input_split.InputSplitSearch`) on the *outer* fold (pad
     ``−E``: ``robust`` proves the case empty), with the root bounds ``shared`` by the cases of
     one box; a search that times out is kept in ``shared`` and resumed by the next call for
     the same case. If it gives up before the deadline (a leaf, memory) or its candidate fails the
     exact check, the LP engine: on the outer fold, then, if that finds a point that fails the
     exact check, on the *inner* fold (pad ``+2E``: its points meet the case exactly, strict
     constraints strictly, up to the rounding of ``x = l + s⊙z``)."""
-    if options.split_bab is not None:
+    few = options.input_split is not None and int((box.s > 0).sum()) <= options.input_split.max_dim
+    if options.split_bab is not None or few:
         folded, active = fold_case(network, case, box.lo, box.s, -1.0)
         search = shared.get(("search", id(case)))
-        if search is None:
+        rows = np.eye(folded.num_classes)[1:]  # o_k − o_0 with o_0 = 0: the case's rows
+        if search is None and few:
+            zeros, ones = np.zeros(folded.input_dim), np.ones(folded.input_dim)
+            search = InputSplitSearch(folded, zeros, ones, rows, options.input_split)
+        elif search is None:
             zeros, ones = np.zeros(folded.input_dim), np.ones(folded.input_dim)
             key = _box_key(case)
             if ("crown", key) not in shared:
                 shared[("crown", key)] = crown_bounds(folded, zeros, ones)
             crown = shared[("crown", key)]
-            rows = np.eye(folded.num_classes)[1:]  # o_k − o_0 with o_0 = 0: the case's rows
             if crown_proves(folded, zeros, ones, rows, crown):  # easy cases: no optimisation
                 return None
             if key not in shared:
@@ -287,7 +297,8 @@ def _decide_case(
         d = search.run(deadline)
         # a timed-out search is resumed in the second pass while the kept ones fit in memory
         shared.pop(("search", id(case)), None)
-        kept = sum(v.open_bytes for v in shared.values() if isinstance(v, SplitSearch))
+        searches = (SplitSearch, InputSplitSearch)
+        kept = sum(v.open_bytes for v in shared.values() if isinstance(v, searches))
         if d.message.startswith("timeout") and kept + search.open_bytes <= _KEEP_BYTES:
             shared[("search", id(case))] = search
         if d.verdict == Verdict.ROBUST:
@@ -297,7 +308,7 @@ def _decide_case(
             if check_point(network, case, x, box.rational) is not None:
                 return x
         elif d.message.startswith("timeout") or time.monotonic() >= deadline:
-            return True, f"split-BaB {d.message}"
+            return True, f"{'input split' if few else 'split-BaB'} {d.message}"
     for pad in (-1.0, 2.0):
         folded, active = fold_case(network, case, box.lo, box.s, pad)
         query = Query(folded, np.full(folded.input_dim, 0.5), 1, 0, Norm.LINF)

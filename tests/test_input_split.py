@@ -1,0 +1,95 @@
+"""Input bisection (``exact/engines/input_split.py``): decisions against the activation-pattern
+LP oracle of ``conftest`` (also when resumed after every batch), never ``robust`` where a sampled
+point meets the rows, candidates inside the box, and clear errors for bad options."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from test_split_bab import _net
+
+from paper_repro.errors import PaperReproError
+from paper_repro.exact.decide import Verdict
+from paper_repro.exact.engines.input_split import InputSplitOptions, InputSplitSearch
+from paper_repro.network import ReluNetwork
+
+
+def _with_offset(net: ReluNetwork, c: np.ndarray, d: np.ndarray) -> tuple[ReluNetwork, np.ndarray]:
+    """The network with an extra output fixed at 1 and the rows ``[c, −d]``: ``C f − d ≤ 0``."""
+    width = net.weights[-1].shape[1]
+    net2 = ReluNetwork.from_arrays(
+        [*net.weights[:-1], np.vstack([net.weights[-1], np.zeros((1, width))])],
+        [*net.biases[:-1], np.r_[net.biases[-1], 1.0]],
+    )
+    return net2, np.hstack([c, -d[:, None]])
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_decisions_against_the_pattern_lp_oracle(seed, pattern_lp_oracle):
+    rng = np.random.default_rng(seed)
+    net = _net(2000 + seed, (3, 4, 4, 3))
+    lo = rng.uniform(-1, 0, 3)
+    hi = lo + rng.uniform(0.1, 1, 3)
+    if seed % 5 == 2:
+        hi[0] = lo[0]  # a coordinate of zero width
+    c = rng.normal(size=(1 + seed % 2, 3))
+    d = c @ net.forward(0.5 * (lo + hi)) + rng.uniform(-1.5, 0.3, len(c))
+    net2, rows = _with_offset(net, c, d)
+    truth = pattern_lp_oracle(net, lo, hi, [(c, d)])
+    if abs(truth) < 1e-6:
+        pytest.skip("borderline instance")
+    search = InputSplitSearch(net2, lo, hi, rows, InputSplitOptions(batch=1 + seed % 4))
+    if seed % 3 == 1:  # resumed after about every batch: the same kind of answer
+        for _ in range(100_000):
+            out = search.run(time.monotonic() + 1e-4)
+            if not out.message.startswith("timeout"):
+                break
+        assert search.run(time.monotonic() + 1.0) is out  # answered: stays answered
+    else:
+        out = search.run(time.monotonic() + 20)
+    if truth > 0:
+        assert out.verdict == Verdict.ROBUST, out
+    else:
+        assert out.verdict == Verdict.ADVERSARIAL, out
+        x = out.witness
+        assert np.all(x >= lo) and np.all(x <= hi)
+        assert np.all(c @ net.forward(x) - d <= 0)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_never_proves_what_a_sampled_point_contradicts(seed):
+    rng = np.random.default_rng(100 + seed)
+    net = _net(3000 + seed, (2, 6, 6, 2))
+    lo = rng.uniform(-1, 0, 2)
+    hi = lo + rng.uniform(0.2, 1.5, 2)
+    c = rng.normal(size=(1, 2))
+    xs = lo + (hi - lo) * rng.random((20000, 2))
+    values = (net.forward(xs) @ c.T)[:, 0]
+    d = np.quantile(values, [0.002 + 0.01 * (seed % 3)])  # a few sampled points meet the row
+    net2, rows = _with_offset(net, c, d)
+    out = InputSplitSearch(net2, lo, hi, rows).run(time.monotonic() + 20)
+    assert out.verdict == Verdict.ADVERSARIAL, out
+    assert np.all(c @ net.forward(out.witness) - d <= 0)
+
+
+def test_a_timed_out_search_continues_and_an_interrupted_one_never_does(monkeypatch):
+    net = _net(7, (2, 8, 8, 2))
+    net2, rows = _with_offset(net, np.array([[1.0, -1.0]]), np.array([-50.0]))
+    search = InputSplitSearch(net2, -np.ones(2), np.ones(2), rows, InputSplitOptions(batch=1))
+    first = search.run(time.monotonic() - 1.0)  # already past the deadline
+    assert first.verdict == Verdict.UNKNOWN and first.message.startswith("timeout")
+    assert search.run(time.monotonic() + 20).verdict == Verdict.ROBUST
+    broken = InputSplitSearch(net2, -np.ones(2), np.ones(2), rows)
+    monkeypatch.setattr(broken, "_lower_bounds", lambda lo, hi: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        broken.run(time.monotonic() + 20)
+    assert broken.run(time.monotonic() + 20).verdict == Verdict.UNKNOWN
+
+
+def test_bad_options_and_an_empty_box_are_clear_errors():
+    with pytest.raises(PaperReproError, match="positive"):
+        InputSplitOptions(max_dim=0)
+    with pytest.raises(PaperReproError, match="non-empty box"):
+        InputSplitSearch(_net(1, (2, 3, 2)), np.ones(2), np.zeros(2), np.eye(2))
