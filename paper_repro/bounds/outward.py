@@ -179,6 +179,7 @@ def linear_lower_bound(
     pre_bounds: list[tuple[np.ndarray, np.ndarray]],
     region: Region,
     rule: SlopeRule,
+    input_coef: list[np.ndarray] | None = None,
 ) -> np.ndarray:
     """Sound lower bound on ``min_{x′∈region} c @ ẑ_layer(x′)`` for each row of ``c``.
 
@@ -191,6 +192,9 @@ def linear_lower_bound(
             bounds of each row's own subdomain, e.g. branch-and-bound nodes).
         region: the input set.
         rule: the slope choice (CROWN, Wong–Kolter α, ...); any choice is sound.
+        input_coef: if given, the rows' coefficients on the input ``x′`` (``[m, n₀]``: the
+            linear function whose minimum over the region is the bound's input term) are
+            appended to it (for branching heuristics; not part of the bound).
 
     Returns:
         ``[m]`` lower bounds, rounded outward.
@@ -207,6 +211,8 @@ def linear_lower_bound(
         parts.append(-(slack * (1.0 + gamma(zmax.shape[-1])) + _TINY))
         if k == 0:
             parts.append(region.min_linear(g))
+            if input_coef is not None:
+                input_coef.append(g)
             break
         lo, hi = pre_bounds[k - 1]
         lam = rule(k, g, lo, hi)

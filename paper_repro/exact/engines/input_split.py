@@ -12,9 +12,13 @@ while halving one input interval tightens every layer's bounds at once.
   ``> 0`` (no point of the box meets that row, hence the case).
 * The centre of every box is run through the network (float64); one with every row ``≤ 0`` is
   returned as a *candidate*, for the caller to check exactly.
-* A box left open is halved at the midpoint of the input with the largest ``|∂r/∂x_i|·(u_i −
-  l_i)`` (the gradient at the centre of the row ``r`` closest to closing the box: ReluVal's
-  "smear"); the two halves cover it exactly, whatever the rounding of the midpoint.
+* A box left open is halved at the midpoint of one input, chosen for the row closest to
+  closing the box by two "smear" scores (ReluVal: sensitivity × width), each scaled to 1 at its
+  best input and added: the input coefficient of the row's CROWN bound × width, and the row's
+  gradient at the centre × width. Boxes needed on ACAS Xu network 1_1, first case of properties
+  2, 3, 4, 5: 360, 2,027, 408, 651 with the sum; 481, 2,952, > 3,087, 1,018 with the bound's
+  coefficients alone; 9,927, > 2,354, 392, 6,747 with the gradient alone. The two halves cover
+  the box exactly, whatever the rounding of the midpoint.
 * Boxes are kept on a stack (depth first, a batch at a time); :meth:`InputSplitSearch.run`
   stops at its deadline with them kept, so a later call continues.
 """
@@ -124,7 +128,7 @@ class InputSplitSearch:
             found = self._candidate(mid, lo, hi, grads)
             if found is not None:
                 return Decision(Verdict.ADVERSARIAL, found, 0.0)
-            lower = self._lower_bounds(lo, hi)  # [B, K], sound
+            lower, coef = self._lower_bounds(lo, hi)  # [B, K] (sound), [B, K, n₀]
             done = lower.max(axis=1) > 0
             self.closed += int(done.sum())
             keep = ~done
@@ -134,8 +138,8 @@ class InputSplitSearch:
             width = np.where((mid > lo) & (mid < hi), hi - lo, 0.0)  # 0: no float between
             if not np.any(width > 0, axis=1).all():  # cannot be halved any further
                 return Decision(Verdict.UNKNOWN, None, 0.0, "a box too small to halve is open")
-            row = grads[keep][np.arange(len(lo)), lower.argmax(axis=1)]  # closest to closing
-            dim = np.where(width > 0, np.abs(row) * width + 1e-12 * width, -1.0).argmax(axis=1)
+            pick = np.arange(len(lo)), lower.argmax(axis=1)  # the row closest to closing
+            dim = _split_dim(coef[keep][pick], grads[keep][pick], width)
             if len(self.lo) + 2 * len(lo) > opts.max_boxes:
                 return Decision(
                     Verdict.UNKNOWN, None, 0.0, f"more than {opts.max_boxes} open boxes (memory)"
@@ -149,13 +153,16 @@ class InputSplitSearch:
             self.hi = np.concatenate([self.hi, hi, hi_left])
         return Decision(Verdict.ROBUST, None, 0.0, f"{self.closed} boxes closed")
 
-    def _lower_bounds(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """Outward-rounded CROWN lower bounds of every row of ``C f`` on each box, ``[B, K]``."""
+    def _lower_bounds(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Outward-rounded CROWN lower bounds of every row of ``C f`` on each box, ``[B, K]``,
+        and each row's linear function of the input behind it, ``[B, K, n₀]``."""
         region = BoxRegion(lo[:, None, :], hi[:, None, :])
         rule = crown_rule()
         pre = layer_bounds(self.net, region, rule)
         rows = np.broadcast_to(self.c, (len(lo), *self.c.shape))
-        return linear_lower_bound(self.net, rows, len(self.net.weights), pre, region, rule)
+        coef: list[np.ndarray] = []
+        lower = linear_lower_bound(self.net, rows, len(self.net.weights), pre, region, rule, coef)
+        return lower, coef[0]
 
     def _gradients(self, x: np.ndarray) -> np.ndarray:
         """``∂(C f)_k/∂x`` at the points ``x`` (``[B, n₀]``) through their activation patterns,
@@ -182,3 +189,13 @@ class InputSplitSearch:
         values = (self.net.forward(points) @ self.c.T).max(axis=1)
         hit = np.flatnonzero(values <= 0)
         return points[hit[0]] if hit.size else None
+
+
+def _split_dim(coef: np.ndarray, grad: np.ndarray, width: np.ndarray) -> np.ndarray:
+    """Per box, the input to halve: the largest ``|a_i|·w_i / max_j |a_j|·w_j + |∂_i|·w_i /
+    max_j |∂_j|·w_j`` — ``a`` the input coefficients of the row's CROWN bound, ``∂`` its gradient
+    at the centre, ``w`` the widths (``[B, n₀]`` each; ``w = 0``: not splittable)."""
+    score = np.zeros_like(width)
+    for v in (np.abs(coef) * width, np.abs(grad) * width):
+        score += v / np.maximum(v.max(axis=1, keepdims=True), 1e-300)
+    return np.where(width > 0, score + 1e-12 * width, -1.0).argmax(axis=1)
