@@ -34,6 +34,7 @@ from paper_repro.bounds.crown import crown_rule
 from paper_repro.bounds.outward import BoxRegion, layer_bounds, linear_lower_bound
 from paper_repro.errors import PaperReproError
 from paper_repro.exact.decide import Decision, Verdict
+from paper_repro.exact.engines.resumable import ResumableSearch
 from paper_repro.network import ReluNetwork
 
 
@@ -55,9 +56,10 @@ class InputSplitOptions:
             )
 
 
-class InputSplitSearch:
-    """Input bisection for one question, resumable (the interface of
-    :class:`~paper_repro.exact.engines.split_bab.SplitSearch`).
+class InputSplitSearch(ResumableSearch):
+    """Input bisection for one question, resumable (:class:`ResumableSearch`: ``run(deadline)``
+    answers ``robust``, ``adversarial`` with a float64 candidate to check exactly, or
+    ``unknown``; after ``timeout: …`` a later ``run`` continues).
 
     Args:
         net: the ReLU network ``f``.
@@ -82,35 +84,14 @@ class InputSplitSearch:
         if self.lo.shape != self.hi.shape or np.any(self.lo > self.hi):
             raise PaperReproError("input-split needs a non-empty box [lo, hi]")
         self.closed = 0
-        self.seconds = 0.0
-        self.final: Decision | None = None
+        super().__init__()
 
     @property
     def open_bytes(self) -> int:
         """Memory held by the open boxes."""
         return int(self.lo.nbytes + self.hi.nbytes)
 
-    def run(self, deadline: float) -> Decision:
-        """Search until ``deadline`` (a ``time.monotonic()`` value). Answers as
-        :meth:`~paper_repro.exact.engines.split_bab.SplitSearch.run`: ``robust`` (proved),
-        ``adversarial`` with a float64 candidate ``x`` (check it exactly), or ``unknown`` with the
-        reason; only after ``timeout: …`` may ``run`` be called again."""
-        if self.final is not None:
-            return self.final
-        start = time.monotonic()
-        try:
-            decision = self._run(deadline)
-        except BaseException:  # the popped boxes are lost: never resume
-            self.final = Decision(Verdict.UNKNOWN, None, 0.0, "the search was interrupted")
-            raise
-        finally:
-            self.seconds += time.monotonic() - start
-        decision = Decision(decision.verdict, decision.witness, self.seconds, decision.message)
-        if not decision.message.startswith("timeout"):
-            self.final = decision
-        return decision
-
-    def _run(self, deadline: float) -> Decision:
+    def _run(self, start: float, deadline: float) -> Decision:
         opts = self.options
         while len(self.lo):
             if time.monotonic() > deadline:

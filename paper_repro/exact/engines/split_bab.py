@@ -32,6 +32,7 @@ from paper_repro.bounds.crown import crown_rule
 from paper_repro.bounds.outward import BoxRegion, layer_bounds, linear_lower_bound
 from paper_repro.bounds.split_bounds import Domains, SplitBounder
 from paper_repro.exact.decide import Decision, Verdict
+from paper_repro.exact.engines.resumable import ResumableSearch
 from paper_repro.network import ReluNetwork
 
 _LEAF = "a node with every ReLU fixed could not be bounded above 0"
@@ -162,7 +163,7 @@ def split_bab(
     return SplitSearch(net, lo, hi, c, options, pre_bounds).run(deadline)
 
 
-class SplitSearch:
+class SplitSearch(ResumableSearch):
     """The branch and bound of one question, resumable: :meth:`run` stops at its deadline with
     the open nodes kept, and a later :meth:`run` continues from them.
 
@@ -196,38 +197,12 @@ class SplitSearch:
         )
         self.stack: _Stack | None = None  # open nodes, once the root is split
         self.closed = 0
-        self.seconds = 0.0  # spent in run() so far
-        self.final: Decision | None = None  # the answer, once there is one
+        super().__init__()
 
     @property
     def open_bytes(self) -> int:
         """Memory held by the open nodes."""
         return 0 if self.stack is None else self.stack.nbytes
-
-    def run(self, deadline: float) -> Decision:
-        """Search until ``deadline`` (a ``time.monotonic()`` value).
-
-        Returns:
-            ``robust`` (proved: no such ``x``, from outward-rounded bounds only),
-            ``adversarial`` with a float64 candidate ``x`` (``max_k (C f(x))_k ≤ 0`` in float64
-            arithmetic: check it exactly), or ``unknown`` with the reason (``timeout: …``, a
-            leaf, or memory); only after ``timeout: …`` may ``run`` be called again. Seconds
-            are those of all runs together.
-        """
-        if self.final is not None:
-            return self.final
-        start = time.monotonic()
-        try:
-            decision = self._run(start, deadline)
-        except BaseException:  # the popped nodes are lost: never resume (it could prove wrongly)
-            self.final = _unknown("the search was interrupted")
-            raise
-        finally:
-            self.seconds += time.monotonic() - start
-        decision = Decision(decision.verdict, decision.witness, self.seconds, decision.message)
-        if not decision.message.startswith("timeout"):
-            self.final = decision
-        return decision
 
     def _run(self, start: float, deadline: float) -> Decision:
         options, bounder = self.options, self.bounder
