@@ -89,9 +89,12 @@ def crown_rule(lower_slope: LowerSlope = LowerSlope.ADAPTIVE) -> SlopeRule:
             alpha = np.ones_like(lo)
         else:
             alpha = chord
-        slope = np.where(g < 0, chord, alpha)
-        lam = np.where(unstable, g * slope, np.where(lo >= 0, g, 0.0))
-        return lam
+        # per neuron (small arrays), the slope for g < 0 and for g ≥ 0: the chord / α where
+        # unstable, 1 where active, 0 where inactive; then one product with g (large)
+        active = (lo >= 0).astype(np.float64)
+        neg = np.where(unstable, chord, active)
+        pos = np.where(unstable, alpha, active)
+        return g * np.where(g < 0, neg, pos)
 
     return rule
 

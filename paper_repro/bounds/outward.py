@@ -163,11 +163,16 @@ def relu_min(g: np.ndarray, lam: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> 
     ``lo``, ``hi`` or (if ``lo < 0 < hi``) at 0, where it is 0.
     """
     best = None
-    for v in (lo, hi):
-        r = np.maximum(v, 0.0)
-        val = g * r - lam * v
-        val = val - gamma(2) * (np.abs(g * r) + np.abs(lam * v)) - _TINY
-        best = val if best is None else np.minimum(best, val)
+    for v in (lo, hi):  # in place where possible: the same operations in the same order
+        gr = g * np.maximum(v, 0.0)
+        lv = lam * v
+        val = gr - lv
+        margin = np.abs(gr, out=gr)
+        margin += np.abs(lv, out=lv)
+        margin *= gamma(2)
+        val -= margin
+        val -= _TINY
+        best = val if best is None else np.minimum(best, val, out=best)
     assert best is not None
     return np.where((lo < 0) & (hi > 0), np.minimum(best, 0.0), best)
 
