@@ -84,10 +84,10 @@ class VerifyOptions:
     ``pgd``: falsifier options (``None``: no falsifier); ``falsify_share``: most fraction of the
     timeout the falsifier may use; ``split_bab``: options of the batched bound engine, tried
     first on each case (the LP engine decides the cases it gives up on before the deadline);
-    ``None``: the LP engine only (docs/verify.md compares the two on the development
-    benchmark); ``input_split``: options of input bisection, used instead of ``split_bab`` on
+    ``None``: none (docs/verify.md compares it with the LP engine on the development benchmark);
+    ``input_split``: options of input bisection, used instead of ``split_bab`` on
     cases whose box has at most ``input_split.max_dim`` inputs of non-zero width (``None``:
-    never)."""
+    never; both ``None``: the LP engine alone, as ``--engine lp``)."""
 
     timeout: float = 60.0
     seed: int = 0
