@@ -354,3 +354,56 @@ def test_bad_inputs_raise_clear_errors():
         crown_margins(net, np.zeros(3), 0.1, np.ones((1, 3)))
     with pytest.raises(PaperReproError, match="α"):
         dual_bound(net, np.zeros(3), 0.5, margin_matrix(2, 0), alpha=[np.full(2, 1.5)])
+
+
+def _relu_min_plain(g, lam, lo, hi):
+    """outward.relu_min written out plainly (the reference for its in-place version)."""
+    from paper_repro.bounds.outward import _TINY, gamma
+
+    best = None
+    for v in (lo, hi):
+        r = np.maximum(v, 0.0)
+        val = g * r - lam * v
+        val = val - gamma(2) * (np.abs(g * r) + np.abs(lam * v)) - _TINY
+        best = val if best is None else np.minimum(best, val)
+    return np.where((lo < 0) & (hi > 0), np.minimum(best, 0.0), best)
+
+
+def _crown_plain(lower_slope, g, lo, hi):
+    """crown_rule written out plainly: Λ = g·chord (g < 0) or g·α (g ≥ 0) where unstable, g where
+    active, 0 where inactive."""
+    from paper_repro.bounds.crown import LowerSlope
+
+    unstable = (lo < 0) & (hi > 0)
+    chord = np.where(unstable, hi / np.where(unstable, hi - lo, 1.0), 0.0)
+    alpha = {
+        LowerSlope.ADAPTIVE: (hi >= -lo).astype(np.float64),
+        LowerSlope.ZERO: np.zeros_like(lo),
+        LowerSlope.ONE: np.ones_like(lo),
+        LowerSlope.PARALLEL: chord,
+    }[lower_slope]
+    return np.where(unstable, g * np.where(g < 0, chord, alpha), np.where(lo >= 0, g, 0.0))
+
+
+@pytest.mark.parametrize("shapes", [((7, 5), (5,)), ((3, 7, 5), (3, 1, 5)), ((7, 5), (7, 5))])
+def test_relu_min_and_crown_rule_equal_their_plain_formulas(shapes):
+    """The vectorised arithmetic of the CROWN pass (in place, per-neuron slopes first) gives the
+    plain formulas' values — bit for bit for the rounded term — on random inputs with zeros,
+    stable and unstable neurons, and every slope rule."""
+    from paper_repro.bounds.crown import LowerSlope, crown_rule
+    from paper_repro.bounds.outward import relu_min
+
+    rng = np.random.default_rng(11)
+    shape_g, shape_b = shapes
+    for _ in range(40):
+        g = rng.normal(size=shape_g) * 10.0 ** rng.integers(-4, 4)
+        g[rng.random(shape_g) < 0.1] = 0.0
+        lam = rng.normal(size=shape_g)
+        lo = rng.normal(size=shape_b)
+        lo[rng.random(shape_b) < 0.1] = 0.0
+        hi = lo + rng.random(shape_b) * rng.integers(0, 2)
+        np.testing.assert_array_equal(relu_min(g, lam, lo, hi), _relu_min_plain(g, lam, lo, hi))
+        for rule in LowerSlope:
+            np.testing.assert_array_equal(
+                crown_rule(rule)(1, g, lo, hi), _crown_plain(rule, g, lo, hi)
+            )
