@@ -74,11 +74,12 @@ class ReluNetwork:
         return z
 
     def pre_activations(self, x: np.ndarray) -> list[np.ndarray]:
-        """Pre-ReLU values of every hidden layer for one input ``x`` (``[n_0]``)."""
+        """Pre-ReLU values of every hidden layer: ``x`` ``[n_0]`` → ``[n_k]`` each, or
+        ``[batch, n_0]`` → ``[batch, n_k]`` each."""
         z = np.asarray(x, dtype=np.float64)
         out = []
         for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
-            z = w @ z + b
+            z = w @ z + b if z.ndim == 1 else z @ w.T + b
             out.append(z)
             z = np.maximum(z, 0.0)
         return out

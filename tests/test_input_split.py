@@ -93,3 +93,15 @@ def test_bad_options_and_an_empty_box_are_clear_errors():
         InputSplitOptions(max_dim=0)
     with pytest.raises(PaperReproError, match="non-empty box"):
         InputSplitSearch(_net(1, (2, 3, 2)), np.ones(2), np.zeros(2), np.eye(2))
+
+
+def test_pre_activations_of_a_batch_are_those_of_each_row():
+    """``ReluNetwork.pre_activations`` on ``[B, n₀]`` (the input bisection's gradients use it)
+    gives each row's single-input values."""
+    net = _net(5, (3, 6, 4, 2))
+    xs = np.random.default_rng(5).normal(size=(7, 3))
+    batch = net.pre_activations(xs)
+    assert [z.shape for z in batch] == [(7, 6), (7, 4)]
+    for i, x in enumerate(xs):
+        for zb, z1 in zip(batch, net.pre_activations(x), strict=True):
+            np.testing.assert_allclose(zb[i], z1, rtol=1e-12, atol=1e-12)

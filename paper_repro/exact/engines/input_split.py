@@ -148,14 +148,10 @@ class InputSplitSearch(ResumableSearch):
     def _gradients(self, x: np.ndarray) -> np.ndarray:
         """``∂(C f)_k/∂x`` at the points ``x`` (``[B, n₀]``) through their activation patterns,
         ``[B, K, n₀]``."""
-        acts, a = [], x
-        for w, b in zip(self.net.weights[:-1], self.net.biases[:-1], strict=True):
-            a = a @ w.T + b
-            acts.append(a > 0)
-            a = np.maximum(a, 0.0)
-        g = np.broadcast_to(self.c @ self.net.weights[-1], (len(x), *self.c.shape[:1], a.shape[1]))
-        for k in range(len(acts) - 1, -1, -1):
-            g = (g * acts[k][:, None, :]) @ self.net.weights[k]
+        pre = self.net.pre_activations(x)
+        g = np.broadcast_to(self.c @ self.net.weights[-1], (len(x), len(self.c), pre[-1].shape[1]))
+        for k in range(len(pre) - 1, -1, -1):
+            g = (g * (pre[k] > 0)[:, None, :]) @ self.net.weights[k]
         return g
 
     def _candidate(

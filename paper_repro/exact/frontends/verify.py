@@ -280,11 +280,10 @@ def _decide_case(
         folded, active = fold_case(network, case, box.lo, box.s, -1.0)
         search = shared.get(("search", id(case)))
         rows = np.eye(folded.num_classes)[1:]  # o_k − o_0 with o_0 = 0: the case's rows
+        zeros, ones = np.zeros(folded.input_dim), np.ones(folded.input_dim)
         if search is None and few:
-            zeros, ones = np.zeros(folded.input_dim), np.ones(folded.input_dim)
             search = InputSplitSearch(folded, zeros, ones, rows, options.input_split)
         elif search is None:
-            zeros, ones = np.zeros(folded.input_dim), np.ones(folded.input_dim)
             key = _box_key(case)
             if ("crown", key) not in shared:
                 shared[("crown", key)] = crown_bounds(folded, zeros, ones)
