@@ -14,13 +14,14 @@ from paper_repro.bounds.split_bounds import SplitBounder
 from paper_repro.bounds.split_second_layer import SecondLayerBounds
 
 
+@pytest.mark.parametrize("single", [False, True])
 @pytest.mark.parametrize("seed", range(10))
-def test_every_point_of_a_node_is_inside_its_second_layer_bounds(seed):
+def test_every_point_of_a_node_is_inside_its_second_layer_bounds(seed, single):
     rng = np.random.default_rng(seed)
     net = _net(200 + seed, (3, 6, 5, 2))
     lo, hi = -rng.random(3), rng.random(3)
     pre = layer_bounds(net, BoxRegion(lo, hi), crown_rule())
-    second = SecondLayerBounds(net, lo, hi, pre[0], pre[1])
+    second = SecondLayerBounds(net, lo, hi, pre[0], pre[1], single)
     xs = lo + (hi - lo) * rng.random((40000, 3))
     z, _ = _hidden(net, xs)
     z1, z2 = z[:, :6], z[:, 6:]
@@ -54,6 +55,30 @@ def test_splits_tighten_the_second_layer():
         l2, u2 = second.bounds(splits)
         tighter += int((l2 > pre[1][0] + 1e-9).sum() + (u2 < pre[1][1] - 1e-9).sum())
     assert tighter > 20
+
+
+def test_float32_bounds_stay_below_the_float64_ones_and_close_to_them():
+    """The float32 product must be lowered by its own (larger) rounding margin: its bounds may
+    exceed the float64 ones only by the float64 margin (both are below the exact Lagrangian
+    value), and they stay within 1e-4 of the interval's width of them."""
+    rng = np.random.default_rng(11)
+    net = _net(500, (60, 40, 30, 2))
+    lo = rng.random(60) * 0.5
+    hi = lo + 0.3
+    pre = layer_bounds(net, BoxRegion(lo, hi), crown_rule())
+    exact, single = (SecondLayerBounds(net, lo, hi, pre[0], pre[1], f) for f in (False, True))
+    unstable = np.flatnonzero((pre[0][0] < 0) & (pre[0][1] > 0))
+    splits = np.zeros((30, 40), np.int8)
+    for row in splits:
+        pick = rng.choice(unstable, size=rng.integers(1, 8), replace=False)
+        row[pick] = rng.choice([-1, 1], size=pick.size)
+    l64, u64 = exact.bounds(splits)
+    l32, u32 = single.bounds(splits)
+    slack = 1e-9
+    assert np.all(l32 <= l64 + slack) and np.all(u32 >= u64 - slack)
+    width = u64 - l64
+    assert np.all(l64 - l32 < 1e-4 * width) and np.all(u32 - u64 < 1e-4 * width)
+    assert np.any(l32 > pre[1][0]) and np.any(u32 < pre[1][1])  # still tighter than the root
 
 
 def test_nodes_sharing_their_first_layer_splits_get_the_bounds_each_gets_alone():

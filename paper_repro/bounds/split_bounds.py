@@ -51,13 +51,16 @@ class BoundResult:
     ``domains``, ``x_star`` (``[B, n₀]``, the box corner minimising the final linear function:
     a candidate counterexample), ``branch`` (``[B]``, index in ``0..N−1`` of the free
     unstable ReLU to split next, ``−1`` if none), ``pre`` (the sound pre-activation bounds
-    :meth:`SplitBounder.clipped` gave each subdomain, ``[B, N]`` each)."""
+    :meth:`SplitBounder.clipped` gave each subdomain, ``[B, N]`` each) and ``empty`` (``[B]``:
+    the subdomain's bounds cross somewhere, so no input of the box meets its splits; ``lower``
+    means nothing there)."""
 
     lower: np.ndarray
     domains: Domains
     x_star: np.ndarray
     branch: np.ndarray
     pre: tuple[np.ndarray, np.ndarray]
+    empty: np.ndarray
 
 
 class SplitBounder:
@@ -129,10 +132,11 @@ class SplitBounder:
             alpha0 = (hi >= -lo).to(torch.float64)
             alpha = alpha0.clone().requires_grad_(True)
             zeros = torch.zeros_like(lo)
+            relax = self._relaxations(lo, hi, zeros, k)
             opt = torch.optim.Adam([alpha], lr=lr)
             coef = torch.from_numpy(rows)
             for _ in range(iterations):
-                value, _, _ = self._backward(coef, k, lo, hi, zeros, alpha, zeros)
+                value, _, _ = self._backward(coef, k, relax, alpha, zeros)
                 opt.zero_grad()
                 (-value.sum()).backward()
                 opt.step()
@@ -174,6 +178,7 @@ class SplitBounder:
                     self.region.hi,
                     (self.root_lo[first], self.root_hi[first]),
                     (self.root_lo[second], self.root_hi[second]),
+                    self.dtype == torch.float32,
                 )
             # nodes that differ only beyond the first layer (both children of a split deeper
             # down) share their second-layer bounds: compute each distinct row once
@@ -184,15 +189,19 @@ class SplitBounder:
         hi = np.where(splits < 0, np.minimum(hi, 0.0), hi)
         return lo, hi
 
-    def _bound(self, lo, hi, splits, alpha, beta, lam):
-        """Torch bounds ``[B]``, the input coefficients ``[B, n₀]`` and each free unstable
-        ReLU's loss ``[B, N]`` (how much its relaxation costs the bound, ≥ 0)."""
-        coef = torch.softmax(lam, dim=1) @ torch.from_numpy(self.c).to(lam.dtype)  # [B, n_L]
-        return self._backward(coef, len(self.layers), lo, hi, splits, alpha, beta)
+    def _relaxations(self, lo, hi, splits, top: int) -> list[_Relaxation]:
+        """The per-node constants of hidden layers ``1 … top − 1`` (``[B, N]`` inputs)."""
+        return [_Relaxation.of(lo[:, s], hi[:, s], splits[:, s]) for s in self.slices()[: top - 1]]
 
-    def _backward(self, coef, top, lo, hi, splits, alpha, beta):
+    def _bound(self, relax, alpha, beta, lam):
+        """Torch bounds ``[B]``, the input coefficients ``[B, n₀]`` and each free unstable
+        ReLU's loss per hidden layer (``[B, n_k]``; how much its relaxation costs the bound)."""
+        coef = torch.softmax(lam, dim=1) @ torch.from_numpy(self.c).to(lam.dtype)  # [B, n_L]
+        return self._backward(coef, len(self.layers), relax, alpha, beta)
+
+    def _backward(self, coef, top, relax, alpha, beta):
         """:meth:`_bound` of ``coef @ ẑ_top`` (``[B, n_top]``; ``top = L``: the outputs),
-        through hidden layers ``top − 1 … 1``."""
+        through hidden layers ``top − 1 … 1`` with their :class:`_Relaxation` ``relax``."""
         layers, lo_t, hi_t = self._typed[coef.dtype]
         const = torch.zeros(coef.shape[0], dtype=coef.dtype)
         losses = []
@@ -204,14 +213,11 @@ class SplitBounder:
                 const = const + torch.minimum(g * lo_t, g * hi_t).sum(1)
                 break
             s = slice(self.offsets[j - 1], self.offsets[j])
-            lam_k, term = _relu_coefficients(
-                g, lo[:, s], hi[:, s], splits[:, s], alpha[:, s], beta[:, s]
-            )
-            const = const + term.sum(1)
-            losses.append(-term)
-            coef = lam_k
+            coef, loss, const_k = relax[j - 1].apply(g, alpha[:, s], beta[:, s])
+            const = const + const_k
+            losses.append(loss)
         losses.reverse()
-        return const, g, torch.cat(losses, dim=1) if losses else None
+        return const, g, losses
 
     def optimise(
         self, domains: Domains, iterations: int, lr: float = 0.1, lr_beta: float = 0.05
@@ -221,7 +227,7 @@ class SplitBounder:
         lo_np, hi_np = self.clipped(domains.splits)
         dt = self.dtype
         lo, hi = torch.from_numpy(lo_np).to(dt), torch.from_numpy(hi_np).to(dt)
-        splits = torch.from_numpy(domains.splits).to(dt)
+        relax = self._relaxations(lo, hi, torch.from_numpy(domains.splits), len(self.layers))
         alpha = torch.tensor(domains.alpha, dtype=dt, requires_grad=True)
         beta = torch.tensor(domains.beta, dtype=dt, requires_grad=True)
         lam = torch.tensor(domains.lam, dtype=dt, requires_grad=True)
@@ -233,7 +239,7 @@ class SplitBounder:
         keep = [np.array(a, np.float64) for a in (domains.alpha, domains.beta, domains.lam)]
         g0 = loss = None
         for it in range(iterations + 1):
-            value, g, losses = self._bound(lo, hi, splits, alpha, beta, lam)
+            value, g, losses = self._bound(relax, alpha, beta, lam)
             better = (value > best).detach()
             if it == 0 or bool(better.any()):
                 idx = better.numpy()
@@ -241,12 +247,9 @@ class SplitBounder:
                 for arr, p in zip(keep, (alpha, beta, lam), strict=True):
                     arr[idx] = p.detach().numpy()[idx]
                 g0 = g.detach() if g0 is None else torch.where(better[:, None], g.detach(), g0)
-                if losses is not None:
-                    loss = (
-                        losses.detach()
-                        if loss is None
-                        else torch.where(better[:, None], losses.detach(), loss)
-                    )
+                if losses:
+                    now = torch.cat(losses, dim=1).detach()
+                    loss = now if loss is None else torch.where(better[:, None], now, loss)
             if it == iterations or bool((best > 0).all()):
                 break
             assert opt is not None
@@ -259,7 +262,8 @@ class SplitBounder:
         x_star = torch.where(g0 > 0, self.lo_t, self.hi_t).numpy()
         out = Domains(domains.splits, keep[0], keep[1], keep[2])
         branch = self._branch(loss, lo_np, hi_np)
-        return BoundResult(best.numpy(), out, x_star, branch, (lo_np, hi_np))
+        empty = (lo_np > hi_np).any(axis=1)
+        return BoundResult(best.numpy(), out, x_star, branch, (lo_np, hi_np), empty)
 
     def _branch(self, loss, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """Per domain, the free unstable ReLU with the largest loss (ties and zero losses: the
@@ -329,3 +333,39 @@ def _relu_coefficients(g, lo, hi, split, alpha, beta):
     term = torch.minimum(at_lo, at_hi)
     term = torch.where(unstable, torch.clamp(term, max=0.0), term)
     return lam, term
+
+
+@dataclass(frozen=True)
+class _Relaxation:
+    """One hidden layer's node-bound constants for a batch (``[B, n]`` each), fixed while
+    ``α, β`` are optimised: with them :meth:`apply` is :func:`_relu_coefficients` in a few
+    operations. ``chord = u/(u−l)`` and ``icpt = −chord·l`` on unstable neurons (``0``
+    elsewhere), ``unstable`` and ``pos`` (``l ≥ 0``) as 0/1, ``sgn`` the sign ``β`` enters
+    ``Λ`` with (``−1`` split active, ``+1`` split inactive) and ``ts`` the split term's
+    minimiser (``min(l, u)`` resp. ``−max(l, u)``)."""
+
+    chord: torch.Tensor
+    icpt: torch.Tensor
+    unstable: torch.Tensor
+    pos: torch.Tensor
+    sgn: torch.Tensor
+    ts: torch.Tensor
+
+    @classmethod
+    def of(cls, lo, hi, split) -> _Relaxation:
+        """From a batch's clipped pre-activation bounds and splits (``[B, n]`` each)."""
+        unstable = (lo < 0) & (hi > 0)
+        chord = torch.where(unstable, hi / torch.where(unstable, hi - lo, 1.0), 0.0)
+        pos = ((lo >= 0) & ~unstable).to(lo.dtype)
+        act, ina = ((split > 0) & ~unstable).to(lo.dtype), ((split < 0) & ~unstable).to(lo.dtype)
+        ts = act * pos * torch.minimum(lo, hi) - ina * (1 - pos) * torch.maximum(lo, hi)
+        return cls(chord, -chord * lo, unstable.to(lo.dtype), pos, ina * (1 - pos) - act * pos, ts)
+
+    def apply(self, g, alpha, beta):
+        """``Λ`` (``[B, n]``), each unstable ReLU's loss ``−min(g, 0)·icpt`` (``[B, n]``, ≥ 0)
+        and ``Σ_i term_i`` (``[B]``) of :func:`_relu_coefficients` for coefficients ``g``."""
+        neg = torch.clamp(g, max=0.0)
+        lam = neg * self.chord + (g - neg) * (alpha * self.unstable) + g * self.pos
+        lam = lam + beta * self.sgn
+        term = neg * self.icpt
+        return lam, -term, term.sum(1) + (beta * self.ts).sum(1)

@@ -19,10 +19,13 @@ Any ``Λ`` gives a valid bound (the per-neuron minimum is exact). On a node, a s
 takes ``Λ'_rj = g_rj`` (active: ``relu(ẑ) = ẑ`` on its range) or ``0`` (inactive), which makes
 its term ``0``; only the split columns change, so the node's bound is the root's plus
 ``Σ_split (Λ' − Λ)_rj (b₁ⱼ + W₁[j]·x)`` and minus the root terms of the split ReLUs — a cost of
-``n₂ × (splits) × n₀`` per node. Computed in float64 torch, then lowered by a rounding margin
-(``8·γ_n`` times the sum of the absolute values of every addend, Higham's bound, as in
+``n₂ × (splits) × n₀`` per node. The ``n₀``-long part (the node's ``Λ'W₁`` and its minimum over
+the box) is computed in float32 or float64 torch (``single_precision``), the rest in float64;
+the result is lowered by a rounding margin (``8·γ_n`` with the unit roundoff of the type used,
+times the sum of the absolute values of every addend, Higham's bound, as in
 :mod:`paper_repro.bounds.outward`), so the bounds are sound; they never replace a tighter root
-bound.
+bound. Float32 costs a margin of about ``10⁻⁴`` of that sum and halves the memory traffic of
+the product, which dominates the engine's time on two-layer networks.
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ import numpy as np
 import torch
 
 from paper_repro.bounds.crown import crown_rule
-from paper_repro.bounds.outward import _TINY, gamma
+from paper_repro.bounds.outward import gamma
 from paper_repro.network import ReluNetwork
 
+_FLOOR = 1e-30  # covers underflow (float32: 2⁻¹⁴⁹ per operation) over thousands of terms
 _CHUNK = 16  # nodes per tensor op: [chunk, rows, n₀] float64 stays ≲ 30 MB
 
 
@@ -44,6 +48,8 @@ class SecondLayerBounds:
         net: a network with at least two hidden layers.
         lo, hi: the input box, ``[n₀]`` each.
         first, second: sound root bounds ``(l, u)`` of ``ẑ₁`` (``[n₁]``) and ``ẑ₂`` (``[n₂]``).
+        single_precision: compute ``Λ'W₁`` and its box minimum in float32 (the margin grows to
+            match; see the module docstring).
     """
 
     def __init__(
@@ -53,6 +59,7 @@ class SecondLayerBounds:
         hi: np.ndarray,
         first: tuple[np.ndarray, np.ndarray],
         second: tuple[np.ndarray, np.ndarray],
+        single_precision: bool = False,
     ) -> None:
         (l1, u1), (l2, u2) = first, second
         self.l2, self.u2 = np.asarray(l2, np.float64), np.asarray(u2, np.float64)
@@ -67,7 +74,10 @@ class SecondLayerBounds:
         xmax = np.maximum(np.abs(lo), np.abs(hi))
         zmax = np.maximum(np.abs(l1), np.abs(u1))
         cb = np.concatenate([b2[self.unstable], -b2[self.unstable]])
-        self.w1 = torch.tensor(w1, dtype=torch.float64)
+        dt = torch.float32 if single_precision else torch.float64
+        n1 = len(l1)
+        # W₁ with a zero row n₁ (the key of an unused split slot)
+        self.w1 = torch.from_numpy(np.vstack([w1, np.zeros((1, w1.shape[1]))])).to(dt)
         self.w1_mag = np.abs(w1) @ xmax + np.abs(b1)  # [n₁]: |W₁[j]|·|x| + |b₁ⱼ|
         # per first-layer ReLU j and phase (0: active, 1: inactive), over the rows: the change
         # of its coefficient, of the constant (bias term minus the dropped root term) and of
@@ -75,9 +85,23 @@ class SecondLayerBounds:
         d_lam = np.stack([g - lam, -lam]).transpose(0, 2, 1)  # [2, n₁, T]
         d_const = d_lam * np.asarray(b1)[None, :, None] - term.T[None]
         d_mag = np.abs(d_lam) * self.w1_mag[None, :, None]
-        n1 = len(l1)
-        self.table = torch.from_numpy(np.stack([d_lam, d_const, d_mag]).reshape(3, 2 * n1, -1))
-        self.a = torch.from_numpy(lam @ w1)  # [T, n₀]
+        # the float32 part's magnitude: Σ_i |a_i|·(|lo_i| + w_i), bounded per term of a
+        abs_x = np.abs(lo) + (hi - lo)
+        d_mag32 = np.abs(d_lam) * (np.abs(w1) @ abs_x)[None, :, None]
+        # rows 0 … 2n₁−1: (j, active), (j, inactive); row 2n₁: zeros (an unused slot)
+        table = np.concatenate([d_lam.reshape(2 * n1, -1), np.zeros((1, g.shape[0]))])
+        self.d_lam = torch.from_numpy(table).to(dt)
+        self.d_rest = torch.from_numpy(
+            np.stack(
+                [
+                    np.concatenate([x.reshape(2 * n1, -1), table[-1:]])
+                    for x in (d_const, d_mag, d_mag32)
+                ]
+            )
+        )  # [3, 2n₁ + 1, T] float64
+        a = lam @ w1
+        self.a = torch.from_numpy(a).to(dt)  # [T, n₀]
+        self.mag32 = torch.from_numpy(np.abs(a) @ abs_x)  # [T]
         self.const = torch.from_numpy(cb + lam @ b1 + term.sum(axis=1))
         self.mag = torch.from_numpy(
             np.abs(cb)
@@ -85,9 +109,10 @@ class SecondLayerBounds:
             + np.abs(term).sum(axis=1)
             + (np.abs(g) + np.abs(lam)) @ zmax
         )
-        self.lo_t = torch.from_numpy(lo)
-        self.width = torch.from_numpy(hi - lo)  # ≥ 0
-        self.gamma = 8.0 * gamma(len(lo) + len(l1) + 4)
+        self.lo_t = torch.from_numpy(lo).to(dt)
+        self.width = torch.from_numpy(hi - lo).to(dt)  # ≥ 0
+        self.gamma = 8.0 * gamma(len(lo) + n1 + 4)
+        self.single = single_precision
 
     def bounds(self, splits1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sound ``(l₂, u₂)`` (``[B, n₂]`` each) of nodes with first-layer splits ``splits1``
@@ -116,17 +141,25 @@ class SecondLayerBounds:
         if depth == 0:
             return None
         cols = np.argsort(~split, axis=1, kind="stable")[:, :depth]  # [c, D]: split columns first
-        valid = torch.from_numpy(np.take_along_axis(split, cols, axis=1))
+        valid = np.take_along_axis(split, cols, axis=1)
         phase = np.take_along_axis(s, cols, axis=1)
-        key = torch.from_numpy(cols + self.w1.shape[0] * (phase < 0))  # row of self.table
-        d_lam, d_const, d_mag = (
-            torch.where(valid[..., None], self.table[i][key], 0.0) for i in range(3)
-        )  # [c, D, T] each
-        const = self.const + d_const.sum(dim=1)  # [c, T]
-        mag = self.mag + d_mag.sum(dim=1)
+        n1 = self.w1.shape[0] - 1
+        key = torch.from_numpy(np.where(valid, cols + n1 * (phase < 0), 2 * n1))  # table row
+        wkey = torch.from_numpy(np.where(valid, cols, n1))  # row of self.w1
+        d_const, d_mag, d_mag32 = self.d_rest[:, key].sum(dim=2)  # [c, T] each, float64
+        const = self.const + d_const
+        margin = self.gamma * (self.mag + d_mag) + _FLOOR  # float64 rounding
+        if self.single:  # the float32 product and box minimum: Higham, ×2 for the conversions
+            margin = margin + 2.0 * _gamma32(len(self.lo_t) + depth + 6) * (self.mag32 + d_mag32)
         # a = Λ'W₁ per node and row; min over the box = a·lo + Σ_i (hi − lo)_i·min(a_i, 0)
         a = torch.baddbmm(
-            self.a.expand(len(s), -1, -1), d_lam.transpose(1, 2), self.w1[key % self.w1.shape[0]]
+            self.a.expand(len(s), -1, -1), self.d_lam[key].transpose(1, 2), self.w1[wkey]
         )
-        box_min = a @ self.lo_t + torch.clamp_(a, max=0.0) @ self.width  # [c, T]
-        return (const + box_min - (self.gamma * mag + _TINY)).numpy()
+        box_min = (a @ self.lo_t + torch.clamp_(a, max=0.0) @ self.width).double()  # [c, T]
+        return (const + box_min - margin).numpy()
+
+
+def _gamma32(n: int) -> float:
+    """:func:`~paper_repro.bounds.outward.gamma` with float32's unit roundoff ``2⁻²⁴``."""
+    nu = (n + 2) * 2.0**-24
+    return 2.0 * nu / (1.0 - nu)

@@ -253,8 +253,8 @@ class SplitSearch(ResumableSearch):
             cand = bounder.evaluate(res.x_star) <= 0
             if cand.any():
                 return Decision(Verdict.ADVERSARIAL, res.x_star[int(np.argmax(cand))], 0.0)
-            done = np.zeros(len(kids), bool)
-            hopeful = np.flatnonzero(res.lower > 0)
+            done = res.empty.copy()  # no input of the box meets its splits
+            hopeful = np.flatnonzero((res.lower > 0) & ~done)
             if hopeful.size:
                 sub = Domains(*(a[hopeful] for a in _fields(res.domains)))
                 pre = (res.pre[0][hopeful], res.pre[1][hopeful])
