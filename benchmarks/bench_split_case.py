@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-second-layer", action="store_true")
+    ap.add_argument("--progress", type=float, default=0.0, help="seconds between progress lines")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     onnx = args.bench / "nets" / f"mnist-{args.net}.onnx"
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     c = np.zeros((1, net.num_classes))
     c[0, label], c[0, args.target] = 1.0, -1.0
-    options = SplitBabOptions(second_layer=not args.no_second_layer)
+    options = SplitBabOptions(second_layer=not args.no_second_layer, progress=args.progress)
     clock = time.monotonic()
     search = SplitSearch(net, lo, hi, c, options, root_bounds(net, lo, hi, options))
     decision = search.run(time.monotonic() + args.seconds)

@@ -83,7 +83,9 @@ class SecondLayerBounds:
         # of its coefficient, of the constant (bias term minus the dropped root term) and of
         # the rounding magnitude when j is split
         d_lam = np.stack([g - lam, -lam]).transpose(0, 2, 1)  # [2, n₁, T]
-        d_const = d_lam * np.asarray(b1)[None, :, None] - term.T[None]
+        # the constant also takes the split's share of a·lo (a = Λ'W₁ is low rank in the
+        # splits: only its box term Σ_i (hi − lo)_i·min(a_i, 0) needs the node's whole a)
+        d_const = d_lam * (np.asarray(b1) + w1 @ lo)[None, :, None] - term.T[None]
         d_mag = np.abs(d_lam) * self.w1_mag[None, :, None]
         # the float32 part's magnitude: Σ_i |a_i|·(|lo_i| + w_i), bounded per term of a
         abs_x = np.abs(lo) + (hi - lo)
@@ -102,14 +104,13 @@ class SecondLayerBounds:
         a = lam @ w1
         self.a = torch.from_numpy(a).to(dt)  # [T, n₀]
         self.mag32 = torch.from_numpy(np.abs(a) @ abs_x)  # [T]
-        self.const = torch.from_numpy(cb + lam @ b1 + term.sum(axis=1))
+        self.const = torch.from_numpy(cb + lam @ b1 + term.sum(axis=1) + a @ lo)
         self.mag = torch.from_numpy(
             np.abs(cb)
             + np.abs(lam) @ self.w1_mag
             + np.abs(term).sum(axis=1)
             + (np.abs(g) + np.abs(lam)) @ zmax
         )
-        self.lo_t = torch.from_numpy(lo).to(dt)
         self.width = torch.from_numpy(hi - lo).to(dt)  # ≥ 0
         self.gamma = 8.0 * gamma(len(lo) + n1 + 4)
         self.single = single_precision
@@ -150,12 +151,13 @@ class SecondLayerBounds:
         const = self.const + d_const
         margin = self.gamma * (self.mag + d_mag) + _FLOOR  # float64 rounding
         if self.single:  # the float32 product and box minimum: Higham, ×2 for the conversions
-            margin = margin + 2.0 * _gamma32(len(self.lo_t) + depth + 6) * (self.mag32 + d_mag32)
-        # a = Λ'W₁ per node and row; min over the box = a·lo + Σ_i (hi − lo)_i·min(a_i, 0)
+            margin = margin + 2.0 * _gamma32(len(self.width) + depth + 6) * (self.mag32 + d_mag32)
+        # a = Λ'W₁ per node and row; min over the box = a·lo + Σ_i (hi − lo)_i·min(a_i, 0),
+        # a·lo being in const already
         a = torch.baddbmm(
             self.a.expand(len(s), -1, -1), self.d_lam[key].transpose(1, 2), self.w1[wkey]
         )
-        box_min = (a @ self.lo_t + torch.clamp_(a, max=0.0) @ self.width).double()  # [c, T]
+        box_min = (torch.clamp_(a, max=0.0) @ self.width).double()  # [c, T]
         return (const + box_min - margin).numpy()
 
 
