@@ -133,7 +133,7 @@ class SplitBounder:
             alpha = alpha0.clone().requires_grad_(True)
             zeros = torch.zeros_like(lo)
             relax = self._relaxations(lo, hi, zeros, k)
-            opt = torch.optim.Adam([alpha], lr=lr)
+            opt = torch.optim.Adam([alpha], lr=lr, fused=True)
             coef = torch.from_numpy(rows)
             for _ in range(iterations):
                 value, _, _ = self._backward(coef, k, relax, alpha, zeros)
@@ -234,7 +234,7 @@ class SplitBounder:
         groups = [{"params": [alpha], "lr": lr}, {"params": [beta], "lr": lr_beta}]
         if self.c.shape[0] > 1:
             groups.append({"params": [lam], "lr": lr})
-        opt = torch.optim.Adam(groups) if iterations else None
+        opt = torch.optim.Adam(groups, fused=True) if iterations else None
         best = torch.full((len(domains),), -np.inf, dtype=dt)
         keep = [np.array(a, np.float64) for a in (domains.alpha, domains.beta, domains.lam)]
         g0 = loss = None
