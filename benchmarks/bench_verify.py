@@ -56,6 +56,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_verify_summary import summarize  # noqa: E402
 
 from paper_repro.cli import one_blas_thread  # noqa: E402
+from paper_repro.errors import PaperReproError  # noqa: E402
 
 VNNCOMP_NETS = ("256x256:120", "256x256x256x256:300", "256x256x256x256x256x256:300")
 TOOLS = ("verify", "milp", "marabou")
@@ -302,7 +303,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    insts = instances(args, out)
+    try:
+        insts = instances(args, out)
+    except PaperReproError as err:  # missing MNIST files, say: one line, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     rows_path = out / "rows.jsonl"
     done = set()
     if rows_path.is_file():
