@@ -115,3 +115,22 @@ def test_split_case_answers_a_hand_known_case_and_refuses_a_missing_file(tmp_pat
     assert split_case.main([*common, "--target", "0"]) == 2  # the label itself
     assert split_case.main([*common[:-1], "0.2", "--target", "1"]) == 2  # no such file
     assert "not found" in capsys.readouterr().err
+
+
+def test_attack_on_open_instances_finds_the_best_corner_of_a_linear_network():
+    """On a network without hidden ReLUs the margin ``y_1 − y_0`` is linear in ``x``: its
+    maximum over the box is at a known corner, and the attacks must reach it."""
+    import torch
+
+    attack = _script("attack_timeouts")
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, 0.0, -1.0], [-1.0, 2.0, 0.5]]))
+        model[0].bias.copy_(torch.tensor([0.5, -1.0]))
+    lo, hi = torch.tensor([0.0, -1.0, 0.2]), torch.tensor([1.0, 1.0, 0.4])
+    # y_1 − y_0 = −2 x_0 + 2 x_1 + 1.5 x_2 − 1.5, largest at x = (0, 1, 0.4): 1.1
+    best = attack.best_margin(model, lo, hi, label=0, starts=4, steps=50, seed=0)
+    assert abs(best - 1.1) < 1e-5
+    # towards class 0 from label 1 the largest margin is at (1, −1, 0.2): 5.2
+    best = attack.best_margin(model, lo, hi, label=1, starts=4, steps=50, seed=0)
+    assert abs(best - 5.2) < 1e-5
