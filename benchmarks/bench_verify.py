@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import re
 import signal
 import subprocess
@@ -119,12 +120,20 @@ def instances(args: argparse.Namespace, out: Path) -> list[dict]:
         hidden = tuple(int(h) for h in arch.split("x"))
         name = f"mnist-{'x'.join(map(str, hidden))}"
         onnx = out / "nets" / f"{name}.onnx"
+        trained = {}
         if not onnx.is_file():
             print(f"training {name} ({args.epochs} epochs)", file=sys.stderr)
             train(hidden, args.epochs, args.seed, onnx)
+            # the same seed trains other weights on another CPU: say where these were
+            trained = {"trained_on": _cpu_model()}
         net = load_network(onnx)
         pred = np.argmax(net.forward(test.images.astype(np.float64)), axis=1)
-        nets_info[name] = {"accuracy": float(np.mean(pred == test.labels)), "onnx": str(onnx)}
+        nets_info[name] = {
+            "accuracy": float(np.mean(pred == test.labels)),
+            "onnx": str(onnx),
+            "weights_sha256": net.digest(),
+            **trained,
+        }
         for idx in order:
             x, label = test.images[idx].astype(np.float64), int(test.labels[idx])
             for eps in args.eps:
@@ -147,11 +156,23 @@ def instances(args: argparse.Namespace, out: Path) -> list[dict]:
     # merged with what other runs into OUT wrote (one run per network may share OUT)
     nets_path, list_path = out / "nets.json", out / "instances.csv"
     known = json.loads(nets_path.read_text()) if nets_path.is_file() else {}
-    nets_path.write_text(json.dumps({**known, **nets_info}, indent=1) + "\n")
+    merged = {**known, **{n: {**known.get(n, {}), **i} for n, i in nets_info.items()}}
+    nets_path.write_text(json.dumps(merged, indent=1) + "\n")
     listed = list_path.read_text().splitlines() if list_path.is_file() else []
     listed += [f"{r['onnx']},{r['vnnlib']},{r['timeout']:g}" for r in rows]
     list_path.write_text("".join(f"{line}\n" for line in dict.fromkeys(listed)))
     return rows
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else :func:`platform.processor`."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def _run(cmd: list[str], limit: float) -> tuple[str, str, float, float, int]:

@@ -73,6 +73,16 @@ def summarize(out: Path) -> str:
                 f"| {ratio} |"
             )
     text = head + "\n".join(lines) + "\n"
+    digests = [
+        f"{net} {info['weights_sha256'][:12]}"
+        for net, info in sorted(nets.items(), key=lambda kv: len(kv[0]))
+        if "weights_sha256" in info
+    ]
+    if digests:
+        cpus = sorted({info.get("trained_on", "unknown CPU") for info in nets.values()})
+        text += (
+            f"\nNetworks (weights sha256; trained on {', '.join(cpus)}): {'; '.join(digests)}.\n"
+        )
     sats = [r for r in rows if r["tool"] == "verify" and r["answer"] == "sat"]
     judged = [r for r in sats if "cex_in_box" in r]
     good = [r for r in judged if r["cex_in_box"] and r["cex_ort_margin"] >= 0]

@@ -85,6 +85,12 @@ def test_summary_counts_solved_times_and_disagreements(tmp_path):
     assert milp[11] == "1" and milp[12] == "15.0× (2)"  # median of 20/1 and 5/0.5
     assert "('mnist-8x8', 1, 0.03)" in text
     assert "1 of 1 pass (1 `sat` answers; least onnxruntime margin 0.25)" in text
+    assert "Networks (weights" not in text  # no nets.json: nothing claimed about the weights
+    nets = {"mnist-8x8": {"accuracy": 0.5, "weights_sha256": "ab" * 32, "trained_on": "CPU X"}}
+    (tmp_path / "nets.json").write_text(json.dumps(nets))
+    text = summary.summarize(tmp_path)
+    assert "| mnist-8x8 (50.00%) | verify |" in text
+    assert "Networks (weights sha256; trained on CPU X): mnist-8x8 abababababab." in text
 
 
 def test_split_case_answers_a_hand_known_case_and_refuses_a_missing_file(tmp_path, capsys):
