@@ -65,9 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     clock = time.monotonic()
     search = SplitSearch(net, lo, hi, c, options, root_bounds(net, lo, hi, options))
     decision = search.run(time.monotonic() + args.seconds)
-    done = 1.0
-    if search.stack is not None and len(search.stack.lower):
-        done = 1.0 - float(np.sum(2.0 ** -(search.stack.splits != 0).sum(axis=1)))
+    done = 1.0 if search.stack is None else search.stack.done
     print(
         f"{args.net} image {args.image} eps {args.eps} label {label} target {args.target}: "
         f"{decision.verdict.value} ({decision.message}), {search.closed} nodes closed, "

@@ -178,10 +178,20 @@ def test_a_resumed_search_closes_the_same_nodes_as_one_run():
     parts, runs = SplitSearch(net, lo, hi, c, options), 0
     out = parts.run(time.monotonic())  # the root, then a timeout before any batch
     assert out.message.startswith("timeout")
+    shares = []
     while out.message.startswith("timeout"):
+        # the share of the tree closed: 1 − Σ 2^−depth over the open nodes, by hand
+        depth = (parts.stack.splits != 0).sum(axis=1)
+        share = 100 * (1 - np.sum(0.5**depth))
+        assert f"({share:.1f} % of the tree's measure)" in out.message
+        shares.append(share)
         runs += 1
         out = parts.run(time.monotonic() + 1e-3)
     assert out.verdict == Verdict.ROBUST and parts.closed == whole.closed and runs > 1
+    # splitting a node keeps the measure, closing one adds to it: never decreasing, from the
+    # root's 0 %
+    assert shares[0] == 0.0 and shares == sorted(shares)
+    assert shares[-1] > 0.0
 
 
 def test_crown_proves_only_what_no_sampled_point_contradicts():

@@ -97,6 +97,13 @@ class _Stack:
         return d, branch
 
     @property
+    def done(self) -> float:
+        """The share of the tree's measure closed, ``1 − Σ 2^−depth`` over the open nodes (a node
+        ``d`` splits deep stands for ``2^−d`` of the root): how far the search has come, not how
+        long it has to go (nodes deeper down may still be split many times)."""
+        return 1.0 - float(np.sum(np.exp2(-(self.splits != 0).sum(axis=1, dtype=np.float64))))
+
+    @property
     def nbytes(self) -> int:
         """Memory held by the open nodes."""
         return sum(getattr(self, f.name).nbytes for f in fields(self))
@@ -238,12 +245,15 @@ class SplitSearch(ResumableSearch):
         report = start + options.progress if options.progress > 0 else np.inf
         while len(stack.lower):
             if time.monotonic() > deadline:
-                return _unknown(f"timeout: {len(stack.lower)} nodes open, {self.closed} closed")
+                return _unknown(
+                    f"timeout: {len(stack.lower)} nodes open, {self.closed} closed "
+                    f"({100 * stack.done:.1f} % of the tree's measure)"
+                )
             if time.monotonic() >= report:
                 report = time.monotonic() + options.progress
                 print(
-                    f"# split-bab: {self.closed} closed, {len(stack.lower)} open, "
-                    f"least open bound {stack.lower.min():.4g}",
+                    f"# split-bab: {self.closed} closed, {len(stack.lower)} open "
+                    f"({100 * stack.done:.1f} % done), least open bound {stack.lower.min():.4g}",
                     file=sys.stderr,
                     flush=True,
                 )
