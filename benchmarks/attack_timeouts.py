@@ -74,17 +74,20 @@ def main() -> None:
     torch.set_num_threads(1)
     out = Path(args.out)
     rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+    models: dict[str, torch.nn.Module] = {}  # each network read once
     for r in rows:
         if r["tool"] != "verify" or r["answer"] in ("sat", "unsat"):
             continue
-        net = read_onnx_mlp(out / "nets" / f"{r['net']}.onnx")
-        box = parse_vnnlib(out / "props" / r["net"] / f"img{r['image']}_eps{r['eps']}.vnnlib")
-        box = box.cases[0].box
+        if r["net"] not in models:
+            net = read_onnx_mlp(out / "nets" / f"{r['net']}.onnx")
+            models[r["net"]] = network_to_torch(net, torch.float32)
+        prop = parse_vnnlib(out / "props" / r["net"] / f"img{r['image']}_eps{r['eps']}.vnnlib")
+        box = prop.cases[0].box  # mnistfc: every case has the same box
         lo = torch.tensor([float(v) for v in box.lower])
         hi = torch.tensor([float(v) for v in box.upper])
         t0 = time.perf_counter()
         m = best_margin(
-            network_to_torch(net, torch.float32),
+            models[r["net"]],
             lo,
             hi,
             r["label"],
