@@ -12,6 +12,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from paper_repro import cli
+from paper_repro.bounds.refine_layers import RefineOptions
 from paper_repro.exact.engines.input_split import InputSplitOptions
 from paper_repro.exact.engines.split_bab import SplitBabOptions
 from paper_repro.exact.frontends.falsify import PgdOptions
@@ -31,6 +32,14 @@ SPLIT_BAB = VerifyOptions(
     timeout=20, pgd=None, split_bab=SplitBabOptions(batch=4, iterations=3), input_split=None
 )
 INPUT_SPLIT = VerifyOptions(timeout=20, pgd=None, input_split=InputSplitOptions(batch=4))
+REFINED = VerifyOptions(  # split-BaB with the root bounds refined after its first batch
+    timeout=20,
+    pgd=None,
+    split_bab=SplitBabOptions(
+        batch=4, iterations=3, refine=RefineOptions(depth=3, per_row=2), refine_after=0.0
+    ),
+    input_split=None,
+)
 
 
 def _header(n: int, m: int, lo, hi) -> str:
@@ -125,7 +134,7 @@ def test_random_properties_against_the_pattern_lp_oracle(seed, pattern_lp_oracle
     truth = pattern_lp_oracle(net, lo, hi, cases)
     if abs(truth) < 1e-6:
         pytest.skip("borderline instance")
-    for options in (NO_PGD, WITH_PGD, SPLIT_BAB, INPUT_SPLIT):
+    for options in (NO_PGD, WITH_PGD, SPLIT_BAB, INPUT_SPLIT, REFINED):
         res = verify_property(net, prop, options)
         assert res.status == ("sat" if truth < 0 else "unsat"), (truth, res)
         if res.status == "sat":

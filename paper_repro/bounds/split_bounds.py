@@ -115,13 +115,13 @@ class SplitBounder:
     def n_relus(self) -> int:
         return int(self.offsets[-1])
 
-    def tighten(self, iterations: int, lr: float = 0.1) -> int:
-        """Tighten the root bounds of hidden layers ``2 … L−1`` (in order) by optimising ``α``
-        separately for every bound (α-CROWN's intermediate bounds), each certified by the
+    def tighten(self, iterations: int, lr: float = 0.1, first: int = 2) -> int:
+        """Tighten the root bounds of hidden layers ``first … L−1`` (in order) by optimising
+        ``α`` separately for every bound (α-CROWN's intermediate bounds), each certified by the
         outward-rounded routine before it replaces the old one. Returns how many ReLUs became
         stable."""
         before = int(((self.root_lo < 0) & (self.root_hi > 0)).sum())
-        for k in range(2, len(self.layers)):
+        for k in range(max(2, first), len(self.layers)):
             s = slice(self.offsets[k - 1], self.offsets[k])
             n, below = self.sizes[k - 1], int(self.offsets[k - 1])
             rows = np.vstack([np.eye(n), -np.eye(n)])
@@ -154,6 +154,14 @@ class SplitBounder:
             self.root_hi[s] = np.minimum(self.root_hi[s], -bound[n:])
         self._second = None
         return before - int(((self.root_lo < 0) & (self.root_hi > 0)).sum())
+
+    def set_root_bounds(self, pre_bounds: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Replace the root bounds by other sound ones (``(l_k, u_k)`` per hidden layer, e.g.
+        refined by :func:`paper_repro.bounds.refine_layers.refine_bounds`): any sound bounds
+        over the whole box hold on every subdomain, so domains already made stay valid."""
+        self.root_lo = np.concatenate([np.asarray(b[0], np.float64) for b in pre_bounds])
+        self.root_hi = np.concatenate([np.asarray(b[1], np.float64) for b in pre_bounds])
+        self._second = None
 
     def root(self) -> Domains:
         """The unsplit domain with CROWN's adaptive slopes, ``β = 0`` and equal ``λ``."""
@@ -275,15 +283,21 @@ class SplitBounder:
         return np.where(unstable.any(axis=1), score.argmax(axis=1), -1)
 
     def certify(
-        self, domains: Domains, pre: tuple[np.ndarray, np.ndarray] | None = None
+        self,
+        domains: Domains,
+        pre: tuple[np.ndarray, np.ndarray] | None = None,
+        rows: np.ndarray | None = None,
     ) -> np.ndarray:
         """Sound lower bounds ``[B]`` of the domains' objective, with their ``α, β, λ``,
         through :func:`~paper_repro.bounds.outward.linear_lower_bound` (outward rounded).
-        ``pre``: the domains' :meth:`clipped` bounds if already computed (``[B, N]`` each)."""
+        ``pre``: the domains' :meth:`clipped` bounds if already computed (``[B, N]`` each);
+        ``rows``: each domain's objective on the outputs (``[B, n_L]``) instead of ``λ``'s
+        weights on ``C`` (the bound is then of ``min rows_b · f(x)`` over domain ``b``)."""
         lo, hi = self.clipped(domains.splits) if pre is None else pre
-        lam = domains.lam - domains.lam.max(axis=1, keepdims=True)
-        weights = np.exp(lam) / np.exp(lam).sum(axis=1, keepdims=True)  # ≥ 0: any weights do
-        rows = weights @ self.c
+        if rows is None:
+            lam = domains.lam - domains.lam.max(axis=1, keepdims=True)
+            weights = np.exp(lam) / np.exp(lam).sum(axis=1, keepdims=True)  # ≥ 0: any do
+            rows = weights @ self.c
         pre = [(lo[:, s], hi[:, s]) for s in self.slices()]
         alpha = [domains.alpha[:, s] for s in self.slices()]
         beta = [domains.beta[:, s] for s in self.slices()]
@@ -317,6 +331,21 @@ class SplitBounder:
         """``max_k (C f(x))_k`` for inputs ``x`` (``[B, n₀]``) in float64: ``≤ 0`` marks a
         candidate counterexample (to be checked exactly by the caller)."""
         return (self.net.forward(x) @ self.c.T).max(axis=1)
+
+
+def children(parents: Domains, branch: np.ndarray) -> Domains:
+    """Two children per parent (``[2B, …]``), split on ReLU ``branch[b]`` (``[B]``): active
+    (first half) and inactive; they inherit ``α, λ`` and ``β`` (0 on the new split)."""
+    rows = np.arange(len(parents))
+    out = []
+    for phase in (1, -1):
+        s = parents.splits.copy()
+        s[rows, branch] = phase
+        b = parents.beta.copy()
+        b[rows, branch] = 0.0
+        out.append(Domains(s, parents.alpha.copy(), b, parents.lam.copy()))
+    fields = ("splits", "alpha", "beta", "lam")
+    return Domains(*(np.concatenate([getattr(d, f) for d in out]) for f in fields))
 
 
 def _relu_coefficients(g, lo, hi, split, alpha, beta):

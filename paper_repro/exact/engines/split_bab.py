@@ -30,7 +30,8 @@ import torch
 
 from paper_repro.bounds.crown import crown_rule
 from paper_repro.bounds.outward import BoxRegion, layer_bounds, linear_lower_bound
-from paper_repro.bounds.split_bounds import Domains, SplitBounder
+from paper_repro.bounds.refine_layers import RefineOptions
+from paper_repro.bounds.split_bounds import Domains, SplitBounder, children
 from paper_repro.exact.decide import Decision, Verdict
 from paper_repro.exact.engines.resumable import ResumableSearch
 from paper_repro.network import ReluNetwork
@@ -51,7 +52,10 @@ class SplitBabOptions:
     the root's; ``single_precision``: optimise the nodes' bounds in float32 torch rather than
     float64 (:class:`~paper_repro.bounds.split_bounds.SplitBounder`'s ``dtype``; every closed node
     is still certified in float64, rounded outward); ``progress``: seconds between progress
-    lines on stderr (0: none)."""
+    lines on stderr (0: none); ``refine``: how
+    :func:`paper_repro.bounds.refine_layers.refine_bounds` tightens the root bounds of a box
+    whose search is still open after ``refine_after`` seconds (``None``: never), using at most
+    ``refine_share`` of the time left (``verify_property`` does this, once per box)."""
 
     batch: int = 256
     root_iterations: int = 50
@@ -65,6 +69,9 @@ class SplitBabOptions:
     second_layer: bool = True
     single_precision: bool = True
     progress: float = 0.0
+    refine: RefineOptions | None = RefineOptions()  # noqa: RUF009 (frozen: shared safely)
+    refine_after: float = 2.0
+    refine_share: float = 0.3
 
 
 @dataclass
@@ -193,6 +200,7 @@ class SplitSearch(ResumableSearch):
     ) -> None:
         self.options = options
         pre = root_bounds(net, lo, hi, options) if pre_bounds is None else pre_bounds
+        self.root_pre = pre
         self.bounder = SplitBounder(
             net,
             np.asarray(lo, np.float64),
@@ -205,6 +213,12 @@ class SplitSearch(ResumableSearch):
         self.stack: _Stack | None = None  # open nodes, once the root is split
         self.closed = 0
         super().__init__()
+
+    def set_root_bounds(self, pre: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Continue with other sound root bounds (``(l_k, u_k)`` per hidden layer over the
+        whole box, e.g. refined ones): they hold on every open node too, so none is lost."""
+        self.root_pre = pre
+        self.bounder.set_root_bounds(pre)
 
     @property
     def open_bytes(self) -> int:
@@ -258,7 +272,7 @@ class SplitSearch(ResumableSearch):
                     flush=True,
                 )
             parents, branch = stack.pop(options.batch)
-            kids = _children(parents, branch)
+            kids = children(parents, branch)
             res = bounder.optimise(kids, options.iterations, options.lr, options.lr_beta)
             cand = bounder.evaluate(res.x_star) <= 0
             if cand.any():
@@ -283,19 +297,6 @@ class SplitSearch(ResumableSearch):
 
 def _fields(d: Domains) -> tuple[np.ndarray, ...]:
     return d.splits, d.alpha, d.beta, d.lam
-
-
-def _children(parents: Domains, branch: np.ndarray) -> Domains:
-    """Two children per parent: ``branch`` split active (first half) and inactive."""
-    rows = np.arange(len(parents))
-    out = []
-    for phase in (1, -1):
-        s = parents.splits.copy()
-        s[rows, branch] = phase
-        b = parents.beta.copy()
-        b[rows, branch] = 0.0
-        out.append(Domains(s, parents.alpha.copy(), b, parents.lam.copy()))
-    return Domains(*(np.concatenate(x) for x in zip(*(_fields(d) for d in out), strict=True)))
 
 
 def _unknown(why: str) -> Decision:

@@ -31,14 +31,16 @@ from __future__ import annotations
 
 import enum
 import math
+import sys
 import time
 from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 
+from paper_repro.bounds.refine_layers import refine_bounds
 from paper_repro.errors import PaperReproError
-from paper_repro.exact.decide import Verdict
+from paper_repro.exact.decide import Decision, Verdict
 from paper_repro.exact.engines.bab import BabEngine, BabOptions
 from paper_repro.exact.engines.input_split import InputSplitOptions, InputSplitSearch
 from paper_repro.exact.engines.split_bab import (
@@ -234,7 +236,8 @@ def verify_property(
                 reasons[k] = (False, "no point of the box could be checked")
                 continue
             share = (deadline - now) / (len(todo) - i)
-            out = _decide_case(network, case, boxes[k], options, min(deadline, now + share), shared)
+            end = min(deadline, now + share)
+            out = _decide_case(network, case, boxes[k], options, (end, deadline), shared)
             if isinstance(out, np.ndarray):
                 found = sat(out, k, "bab")
                 if found is not None:
@@ -260,31 +263,35 @@ def _decide_case(
     case: Case,
     box: FloatBox,
     options: VerifyOptions,
-    deadline: float,
+    deadlines: tuple[float, float],
     shared: dict,
 ) -> np.ndarray | tuple[bool, str] | None:
     """The engines on one case: ``None`` (proved: no point), a candidate ``x`` (float64
-    ``[n]``), or ``(timed_out, why it gave up)``.
+    ``[n]``), or ``(timed_out, why it gave up)``. ``deadlines``: the case's share and the
+    property's.
 
     First :class:`~paper_repro.exact.engines.split_bab.SplitSearch` (on a box with at most
     ``options.input_split.max_dim`` inputs of non-zero width,
     :class:`~paper_repro.exact.engines.input_split.InputSplitSearch`) on the *outer* fold (pad
     ``−E``: ``robust`` proves the case empty), with the root bounds ``shared`` by the cases of
     one box; a search that times out is kept in ``shared`` and resumed by the next call for
-    the same case. If it gives up before the deadline (a leaf, memory) or its candidate fails the
-    exact check, the LP engine: on the outer fold, then, if that finds a point that fails the
-    exact check, on the *inner* fold (pad ``+2E``: its points meet the case exactly, strict
-    constraints strictly, up to the rounding of ``x = l + s⊙z``)."""
+    the same case. A split-BaB search still open after ``refine_after`` seconds has the box's
+    root bounds refined first (:func:`_run_split`). If it gives up before the deadline (a
+    leaf, memory) or its candidate fails the exact check, the LP engine: on the outer fold,
+    then, if that finds a point that fails the exact check, on the *inner* fold (pad ``+2E``:
+    its points meet the case exactly, strict constraints strictly, up to the rounding of
+    ``x = l + s⊙z``)."""
+    deadline, total = deadlines
     few = options.input_split is not None and int((box.s > 0).sum()) <= options.input_split.max_dim
     if options.split_bab is not None or few:
         folded, active = fold_case(network, case, box.lo, box.s, -1.0)
         search = shared.get(("search", id(case)))
         rows = np.eye(folded.num_classes)[1:]  # o_k − o_0 with o_0 = 0: the case's rows
         zeros, ones = np.zeros(folded.input_dim), np.ones(folded.input_dim)
+        key = _box_key(case)
         if search is None and few:
             search = InputSplitSearch(folded, zeros, ones, rows, options.input_split)
         elif search is None:
-            key = _box_key(case)
             if ("crown", key) not in shared:
                 shared[("crown", key)] = crown_bounds(folded, zeros, ones)
             crown = shared[("crown", key)]
@@ -293,7 +300,10 @@ def _decide_case(
             if key not in shared:
                 shared[key] = root_bounds(folded, zeros, ones, options.split_bab, crown)
             search = SplitSearch(folded, zeros, ones, rows, options.split_bab, shared[key])
-        d = search.run(deadline)
+        if isinstance(search, SplitSearch):
+            d = _run_split(search, key, options.split_bab, (deadline, total), shared)
+        else:
+            d = search.run(deadline)
         # a timed-out search is resumed in the second pass while the kept ones fit in memory
         shared.pop(("search", id(case)), None)
         searches = (SplitSearch, InputSplitSearch)
@@ -324,6 +334,45 @@ def _decide_case(
         if pad > 0 or check_point(network, case, x, box.rational) is not None:
             return x
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _run_split(
+    search: SplitSearch,
+    key: tuple,
+    options: SplitBabOptions,
+    deadlines: tuple[float, float],
+    shared: dict,
+) -> Decision:
+    """Run ``search`` to the case's deadline; if it is still open after
+    ``options.refine_after`` seconds and its box's root bounds (``shared[key]``) have not been
+    refined yet, refine them (:func:`~paper_repro.bounds.refine_layers.refine_bounds`, at most
+    ``options.refine_share`` of the property's time left) and continue with them. A search
+    resumed after its box's bounds were refined continues with the refined ones."""
+    deadline, total = deadlines
+    if shared[key] is not search.root_pre:
+        search.set_root_bounds(shared[key])
+    net = search.bounder.net
+    if options.refine is None or ("refined", key) in shared or len(net.weights) < 3:
+        return search.run(deadline)
+    d = search.run(min(deadline, time.monotonic() + options.refine_after))
+    if not d.message.startswith("timeout") or time.monotonic() >= deadline:
+        return d
+    now = time.monotonic()
+    box = search.bounder.region
+    pre, report = refine_bounds(
+        net, box.lo, box.hi, shared[key], options.refine, now + options.refine_share * (total - now)
+    )
+    shared[key], shared[("refined", key)] = pre, report
+    if options.progress > 0:
+        print(
+            f"# refined the root bounds of hidden layers {list(report.layers)}: "
+            f"{report.nodes} subdomains, {report.stabilised} ReLUs stabilised, "
+            f"{time.monotonic() - now:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+    search.set_root_bounds(pre)
+    return search.run(deadline)
 
 
 def float32_slack(network: ReluNetwork, case: Case, x: np.ndarray) -> float:
