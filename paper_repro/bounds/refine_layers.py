@@ -44,16 +44,16 @@ _OFF = -1e4  # λ-logit of the other rows: exp(−10⁴) is exactly 0 in float32
 
 @dataclass(frozen=True)
 class RefineOptions:
-    """``layers``: hidden layers refined, from the second on (``2``: layers 2 and 3, fewer on
-    shallower networks); ``depth``: split levels per bound; ``per_row``: leaves of each bound
+    """``layers``: hidden layers refined, from the second on (``3``: layers 2, 3 and 4, fewer
+    on shallower networks); ``depth``: split levels per bound; ``per_row``: leaves of each bound
     split per level (its worst ones below zero); ``iterations`` / ``lr`` / ``lr_beta``: Adam
     steps on each level's subdomains; ``tighten_iterations`` / ``tighten_lr``: α-CROWN steps on
     the layers above after each refined layer; ``chunk``: subdomains per torch batch."""
 
-    layers: int = 2
-    depth: int = 6
-    per_row: int = 8
-    iterations: int = 10
+    layers: int = 3
+    depth: int = 10
+    per_row: int = 16
+    iterations: int = 4
     lr: float = 0.1
     lr_beta: float = 0.3
     tighten_iterations: int = 20

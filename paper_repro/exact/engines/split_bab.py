@@ -54,8 +54,9 @@ class SplitBabOptions:
     is still certified in float64, rounded outward); ``progress``: seconds between progress
     lines on stderr (0: none); ``refine``: how
     :func:`paper_repro.bounds.refine_layers.refine_bounds` tightens the root bounds of a box
-    whose search is still open after ``refine_after`` seconds (``None``: never), using at most
-    ``refine_share`` of the time left (``verify_property`` does this, once per box)."""
+    whose search is still open after ``refine_after`` of the property's time left (``None``:
+    never), using at most ``refine_share`` of it (``verify_property`` does this, once per
+    box)."""
 
     batch: int = 256
     root_iterations: int = 50
@@ -70,8 +71,8 @@ class SplitBabOptions:
     single_precision: bool = True
     progress: float = 0.0
     refine: RefineOptions | None = RefineOptions()  # noqa: RUF009 (frozen: shared safely)
-    refine_after: float = 2.0
-    refine_share: float = 0.3
+    refine_after: float = 0.03
+    refine_share: float = 0.5
 
 
 @dataclass

@@ -275,8 +275,8 @@ def _decide_case(
     :class:`~paper_repro.exact.engines.input_split.InputSplitSearch`) on the *outer* fold (pad
     ``−E``: ``robust`` proves the case empty), with the root bounds ``shared`` by the cases of
     one box; a search that times out is kept in ``shared`` and resumed by the next call for
-    the same case. A split-BaB search still open after ``refine_after`` seconds has the box's
-    root bounds refined first (:func:`_run_split`). If it gives up before the deadline (a
+    the same case. A split-BaB search still open after ``refine_after`` of the time left has
+    the box's root bounds refined first (:func:`_run_split`). If it gives up before the deadline (a
     leaf, memory) or its candidate fails the exact check, the LP engine: on the outer fold,
     then, if that finds a point that fails the exact check, on the *inner* fold (pad ``+2E``:
     its points meet the case exactly, strict constraints strictly, up to the rounding of
@@ -344,9 +344,10 @@ def _run_split(
     shared: dict,
 ) -> Decision:
     """Run ``search`` to the case's deadline; if it is still open after
-    ``options.refine_after`` seconds and its box's root bounds (``shared[key]``) have not been
-    refined yet, refine them (:func:`~paper_repro.bounds.refine_layers.refine_bounds`, at most
-    ``options.refine_share`` of the property's time left) and continue with them. A search
+    ``options.refine_after`` of the property's time left and its box's root bounds
+    (``shared[key]``) have not been refined yet, refine them
+    (:func:`~paper_repro.bounds.refine_layers.refine_bounds`, at most ``options.refine_share``
+    of the property's time left) and continue with them. A search
     resumed after its box's bounds were refined continues with the refined ones."""
     deadline, total = deadlines
     if shared[key] is not search.root_pre:
@@ -354,7 +355,8 @@ def _run_split(
     net = search.bounder.net
     if options.refine is None or ("refined", key) in shared or len(net.weights) < 3:
         return search.run(deadline)
-    d = search.run(min(deadline, time.monotonic() + options.refine_after))
+    now = time.monotonic()
+    d = search.run(min(deadline, now + options.refine_after * (total - now)))
     if not d.message.startswith("timeout") or time.monotonic() >= deadline:
         return d
     now = time.monotonic()
