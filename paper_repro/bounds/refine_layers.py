@@ -44,13 +44,14 @@ _OFF = -1e4  # λ-logit of the other rows: exp(−10⁴) is exactly 0 in float32
 
 @dataclass(frozen=True)
 class RefineOptions:
-    """``layers``: hidden layers refined, from the second on (``3``: layers 2, 3 and 4, fewer
-    on shallower networks); ``depth``: split levels per bound; ``per_row``: leaves of each bound
-    split per level (its worst ones below zero); ``iterations`` / ``lr`` / ``lr_beta``: Adam
-    steps on each level's subdomains; ``tighten_iterations`` / ``tighten_lr``: α-CROWN steps on
-    the layers above after each refined layer; ``chunk``: subdomains per torch batch."""
+    """``layers``: hidden layers refined, from the second on (``16``: every hidden layer of the
+    networks met so far; the deadline stops it earlier); ``depth``: split levels per bound;
+    ``per_row``: leaves of each bound split per level (its worst ones below zero);
+    ``iterations`` / ``lr`` / ``lr_beta``: Adam steps on each level's subdomains;
+    ``tighten_iterations`` / ``tighten_lr``: α-CROWN steps on the layers above after each
+    refined layer; ``chunk``: subdomains per torch batch."""
 
-    layers: int = 3
+    layers: int = 16
     depth: int = 10
     per_row: int = 16
     iterations: int = 4
