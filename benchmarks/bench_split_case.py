@@ -6,7 +6,9 @@ The case is "the network's label for the box centre does not beat ``--target``" 
 own (a candidate point is not checked exactly here; ``paper-repro verify`` does that). "Done" is
 ``1 − Σ 2^−depth`` over the open nodes: the share of the tree's measure already closed (depth
 first, so it grows unevenly). Node counts are deterministic; seconds drift with the machine, so
-compare versions alternately. One thread unless ``--threads``. Usage::
+compare versions alternately. ``--refine`` first refines the root bounds as ``paper-repro
+verify`` does on an open box (:mod:`paper_repro.bounds.refine_layers`; with ``--progress`` the
+root bound is printed). One thread unless ``--threads``. Usage::
 
     python benchmarks/bench_split_case.py --bench results/bench_verify \\
         --net 256x256 --image 485 --eps 0.05 --target 8 --seconds 60
@@ -29,6 +31,7 @@ import numpy as np  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     import torch
 
+    from paper_repro.bounds.refine_layers import RefineOptions, refine_bounds
     from paper_repro.exact.engines.split_bab import SplitBabOptions, SplitSearch, root_bounds
     from paper_repro.network import load_network
     from paper_repro.vnnlib import parse_vnnlib
@@ -43,6 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-second-layer", action="store_true")
     ap.add_argument("--progress", type=float, default=0.0, help="seconds between progress lines")
+    ap.add_argument(
+        "--refine", action="store_true", help="refine the root bounds first (as verify does)"
+    )
+    ap.add_argument("--refine-depth", type=int, default=RefineOptions.depth)
+    ap.add_argument("--refine-rows", type=int, default=RefineOptions.per_row)
+    ap.add_argument("--refine-iterations", type=int, default=RefineOptions.iterations)
+    ap.add_argument("--refine-layers", type=int, default=RefineOptions.layers)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     onnx = args.bench / "nets" / f"mnist-{args.net}.onnx"
@@ -63,7 +73,21 @@ def main(argv: list[str] | None = None) -> int:
     c[0, label], c[0, args.target] = 1.0, -1.0
     options = SplitBabOptions(second_layer=not args.no_second_layer, progress=args.progress)
     clock = time.monotonic()
-    search = SplitSearch(net, lo, hi, c, options, root_bounds(net, lo, hi, options))
+    pre = root_bounds(net, lo, hi, options)
+    if args.refine:
+        refine = RefineOptions(
+            layers=args.refine_layers,
+            depth=args.refine_depth,
+            per_row=args.refine_rows,
+            iterations=args.refine_iterations,
+        )
+        pre, report = refine_bounds(net, lo, hi, pre, refine)
+        print(
+            f"refined hidden layers {list(report.layers)}: {report.nodes} subdomains, "
+            f"{report.stabilised} ReLUs stabilised, {time.monotonic() - clock:.1f} s"
+        )
+        clock = time.monotonic()
+    search = SplitSearch(net, lo, hi, c, options, pre)
     decision = search.run(time.monotonic() + args.seconds)
     done = 1.0 if search.stack is None else search.stack.done
     print(

@@ -118,6 +118,9 @@ def test_split_case_answers_a_hand_known_case_and_refuses_a_missing_file(tmp_pat
     assert "label 0 target 2: robust" in capsys.readouterr().out
     assert split_case.main([*common, "--target", "1", "--seconds", "20"]) == 0
     assert "label 0 target 1: adversarial" in capsys.readouterr().out
+    assert split_case.main([*common, "--target", "2", "--seconds", "20", "--refine"]) == 0
+    out = capsys.readouterr().out  # one hidden layer: nothing to refine, the same answer
+    assert "refined hidden layers []" in out and "label 0 target 2: robust" in out
     assert split_case.main([*common, "--target", "0"]) == 2  # the label itself
     assert split_case.main([*common[:-1], "0.2", "--target", "1"]) == 2  # no such file
     assert "not found" in capsys.readouterr().err
