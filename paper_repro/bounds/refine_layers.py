@@ -158,8 +158,7 @@ def refine_layer(
         if not split.any():
             break
         idx = np.flatnonzero(split)
-        kids = children(Domains(*(getattr(dom, f)[idx] for f in _FIELDS)), branch[idx])
-        dom, owner = kids, np.concatenate([owner[idx], owner[idx]])
+        dom, owner = children(dom.take(idx), branch[idx]), np.concatenate([owner[idx], owner[idx]])
     n = unstable.size
     new_l, new_u = lk.copy(), uk.copy()
     # a bound with no non-empty leaf (impossible on a non-empty box) stays as it was
@@ -171,17 +170,16 @@ def refine_layer(
 
 def _optimise(bounder: SplitBounder, dom: Domains, options: RefineOptions):
     """Torch bounds, optimised domains, branching ReLUs and emptiness of ``dom``, by chunks."""
-    parts = []
-    for c in range(0, len(dom), options.chunk):
-        s = slice(c, c + options.chunk)
-        part = Domains(dom.splits[s], dom.alpha[s], dom.beta[s], dom.lam[s])
-        parts.append(bounder.optimise(part, options.iterations, options.lr, options.lr_beta))
-    d = Domains(*(np.concatenate([getattr(p.domains, f) for p in parts]) for f in _FIELDS))
+    parts = [
+        bounder.optimise(
+            dom.take(slice(c, c + options.chunk)), options.iterations, options.lr, options.lr_beta
+        )
+        for c in range(0, len(dom), options.chunk)
+    ]
     lower, branch, empty = (np.concatenate([getattr(p, f) for p in parts]) for f in _RESULT)
-    return lower, d, branch, empty
+    return lower, Domains.concat([p.domains for p in parts]), branch, empty
 
 
-_FIELDS = ("splits", "alpha", "beta", "lam")
 _RESULT = ("lower", "branch", "empty")
 
 
@@ -201,5 +199,4 @@ def _certify_into(best, bounder, dom, owner, leaf, rows, chunk) -> None:
     idx = np.flatnonzero(leaf)
     for c in range(0, idx.size, chunk):
         i = idx[c : c + chunk]
-        part = Domains(dom.splits[i], dom.alpha[i], dom.beta[i], dom.lam[i])
-        np.minimum.at(best, owner[i], bounder.certify(part, rows=rows[owner[i]]))
+        np.minimum.at(best, owner[i], bounder.certify(dom.take(i), rows=rows[owner[i]]))

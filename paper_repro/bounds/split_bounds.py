@@ -19,7 +19,7 @@ through the outward-rounded numpy routine. A torch value is never a proof.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -43,6 +43,17 @@ class Domains:
 
     def __len__(self) -> int:
         return self.splits.shape[0]
+
+    def take(self, index) -> Domains:
+        """The subdomains ``index`` (a slice, an index array or a boolean mask over ``B``)."""
+        return Domains(self.splits[index], self.alpha[index], self.beta[index], self.lam[index])
+
+    @staticmethod
+    def concat(parts: list[Domains]) -> Domains:
+        """The subdomains of ``parts``, in order."""
+        return Domains(
+            *(np.concatenate([getattr(d, f.name) for d in parts]) for f in fields(Domains))
+        )
 
 
 @dataclass(frozen=True)
@@ -344,8 +355,7 @@ def children(parents: Domains, branch: np.ndarray) -> Domains:
         b = parents.beta.copy()
         b[rows, branch] = 0.0
         out.append(Domains(s, parents.alpha.copy(), b, parents.lam.copy()))
-    fields = ("splits", "alpha", "beta", "lam")
-    return Domains(*(np.concatenate([getattr(d, f) for d in out]) for f in fields))
+    return Domains.concat(out)
 
 
 def _relu_coefficients(g, lo, hi, split, alpha, beta):

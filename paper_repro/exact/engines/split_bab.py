@@ -281,7 +281,7 @@ class SplitSearch(ResumableSearch):
             done = res.empty.copy()  # no input of the box meets its splits
             hopeful = np.flatnonzero((res.lower > 0) & ~done)
             if hopeful.size:
-                sub = Domains(*(a[hopeful] for a in _fields(res.domains)))
+                sub = res.domains.take(hopeful)
                 pre = (res.pre[0][hopeful], res.pre[1][hopeful])
                 done[hopeful] = bounder.certify(sub, pre) > 0
             self.closed += int(done.sum())
@@ -290,14 +290,8 @@ class SplitSearch(ResumableSearch):
                 return _unknown(_LEAF)
             if len(stack.lower) + int(left.sum()) > most:
                 return _unknown(f"more than {most} open nodes (memory)")
-            stack.push(
-                Domains(*(a[left] for a in _fields(res.domains))), res.lower[left], res.branch[left]
-            )
+            stack.push(res.domains.take(left), res.lower[left], res.branch[left])
         return Decision(Verdict.ROBUST, None, 0.0, f"{self.closed} nodes closed")
-
-
-def _fields(d: Domains) -> tuple[np.ndarray, ...]:
-    return d.splits, d.alpha, d.beta, d.lam
 
 
 def _unknown(why: str) -> Decision:

@@ -347,8 +347,8 @@ def _run_split(
     ``options.refine_after`` of the property's time left and its box's root bounds
     (``shared[key]``) have not been refined yet, refine them
     (:func:`~paper_repro.bounds.refine_layers.refine_bounds`, at most ``options.refine_share``
-    of the property's time left) and continue with them. A search
-    resumed after its box's bounds were refined continues with the refined ones."""
+    of the property's time left) and continue with them. A search resumed after its box's
+    bounds were refined continues with the refined ones."""
     deadline, total = deadlines
     if shared[key] is not search.root_pre:
         search.set_root_bounds(shared[key])
