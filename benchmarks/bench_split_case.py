@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refine-rows", type=int, default=RefineOptions.per_row)
     ap.add_argument("--refine-iterations", type=int, default=RefineOptions.iterations)
     ap.add_argument("--refine-layers", type=int, default=RefineOptions.layers)
+    ap.add_argument("--candidates", type=int, default=SplitBabOptions.branch_candidates)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     onnx = args.bench / "nets" / f"mnist-{args.net}.onnx"
@@ -71,7 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     c = np.zeros((1, net.num_classes))
     c[0, label], c[0, args.target] = 1.0, -1.0
-    options = SplitBabOptions(second_layer=not args.no_second_layer, progress=args.progress)
+    options = SplitBabOptions(
+        second_layer=not args.no_second_layer,
+        progress=args.progress,
+        branch_candidates=args.candidates,
+    )
     clock = time.monotonic()
     pre = root_bounds(net, lo, hi, options)
     if args.refine:

@@ -117,6 +117,7 @@ def test_decisions_against_the_pattern_lp_oracle(seed, pattern_lp_oracle):
         root_iterations=effort,
         tighten_iterations=effort,
         single_precision=seed % 3 != 0,
+        branch_candidates=(0, 3, 8)[seed % 3],  # filtered smart branching on two in three
     )
     if seed % 4 == 1:  # resumed after each batch or so: the same decisions
         search = SplitSearch(net2, lo, hi, rows, options)
@@ -135,6 +136,43 @@ def test_decisions_against_the_pattern_lp_oracle(seed, pattern_lp_oracle):
         x = out.witness
         assert np.all(x >= lo) and np.all(x <= hi)
         assert np.all(c @ net.forward(x) - d <= 1e-9)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_filtered_branching_picks_the_candidate_with_the_best_children(seed):
+    """Each domain's choice, checked child by child: both children of every top-scored candidate
+    bounded on their own (parent's ``α, β, λ``, no optimisation); the chosen ReLU's children have
+    the highest sum of negative parts, and one candidate is the plain score's choice."""
+    rng = np.random.default_rng(seed)
+    net = _net(200 + seed, (4, 8, 8, 2))
+    lo, hi = -rng.random(4), rng.random(4)
+    pre = layer_bounds(net, BoxRegion(lo, hi), crown_rule())
+    bounder = SplitBounder(net, lo, hi, pre, np.array([[1.0, -1.0]]), second_layer=False)
+    n = bounder.n_relus
+    splits = np.zeros((5, n), np.int8)
+    for row in splits[1:]:
+        pick = rng.choice(n, size=2, replace=False)
+        row[pick] = rng.choice([-1, 1], size=2)
+    domains = Domains(splits, rng.random((5, n)), rng.random((5, n)), np.zeros((5, 1)))
+    res = bounder.optimise(domains, 2)
+    index = np.flatnonzero(res.branch >= 0)
+    k = 3
+    chosen = bounder.filtered_branch(res, index, k, chunk=4)  # several chunks
+    assert np.array_equal(bounder.filtered_branch(res, index, 1), res.branch[index])
+    for b, pick in zip(index, chosen, strict=True):
+        top = np.argsort(-res.score[b])[:k]
+        top = top[np.isfinite(res.score[b][top])]
+        assert pick in top
+        value = {}
+        for relu in top:
+            kids = []
+            for phase in (1, -1):
+                child = res.domains.take([b, b])  # two rows: Domains keeps 2-D arrays
+                child.splits[:, relu] = phase
+                child.beta[:, relu] = 0.0
+                kids.append(bounder.optimise(child, 0).lower[0])
+            value[relu] = sum(min(v, 0.0) for v in kids)
+        assert value[pick] >= max(value.values()) - 1e-5
 
 
 def test_root_bounds_contain_the_sampled_pre_activations():

@@ -62,9 +62,10 @@ class BoundResult:
     ``domains``, ``x_star`` (``[B, n₀]``, the box corner minimising the final linear function:
     a candidate counterexample), ``branch`` (``[B]``, index in ``0..N−1`` of the free
     unstable ReLU to split next, ``−1`` if none), ``pre`` (the sound pre-activation bounds
-    :meth:`SplitBounder.clipped` gave each subdomain, ``[B, N]`` each) and ``empty`` (``[B]``:
+    :meth:`SplitBounder.clipped` gave each subdomain, ``[B, N]`` each), ``empty`` (``[B]``:
     the subdomain's bounds cross somewhere, so no input of the box meets its splits; ``lower``
-    means nothing there)."""
+    means nothing there) and ``score`` (``[B, N]``: each free unstable ReLU's branching score,
+    ``−inf`` elsewhere; ``branch`` is its argmax)."""
 
     lower: np.ndarray
     domains: Domains
@@ -72,6 +73,7 @@ class BoundResult:
     branch: np.ndarray
     pre: tuple[np.ndarray, np.ndarray]
     empty: np.ndarray
+    score: np.ndarray
 
 
 class SplitBounder:
@@ -280,18 +282,72 @@ class SplitBounder:
                 beta.clamp_(min=0.0)
         x_star = torch.where(g0 > 0, self.lo_t, self.hi_t).numpy()
         out = Domains(domains.splits, keep[0], keep[1], keep[2])
-        branch = self._branch(loss, lo_np, hi_np)
+        score = self._score(loss, lo_np, hi_np)
+        branch = np.where(np.isfinite(score).any(axis=1), score.argmax(axis=1), -1)
         empty = (lo_np > hi_np).any(axis=1)
-        return BoundResult(best.numpy(), out, x_star, branch, (lo_np, hi_np), empty)
+        return BoundResult(best.numpy(), out, x_star, branch, (lo_np, hi_np), empty, score)
 
-    def _branch(self, loss, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """Per domain, the free unstable ReLU with the largest loss (ties and zero losses: the
-        largest triangle ``−l·u/(u−l)``); ``−1`` if every ReLU is stable or split."""
+    @staticmethod
+    def _score(loss, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Per domain and ReLU (``[B, N]``), the branching score of a free unstable ReLU: its loss
+        (ties and zero losses: the larger triangle ``−l·u/(u−l)``); ``−inf`` if it is stable or
+        split."""
         unstable = (lo < 0) & (hi > 0)
         height = np.where(unstable, -lo * hi / np.where(unstable, hi - lo, 1.0), 0.0)
         score = height * 1e-6 + (0.0 if loss is None else loss.numpy())
-        score = np.where(unstable, score, -np.inf)
-        return np.where(unstable.any(axis=1), score.argmax(axis=1), -1)
+        return np.where(unstable, score, -np.inf)
+
+    def filtered_branch(
+        self, res: BoundResult, index: np.ndarray, candidates: int, chunk: int = 4096
+    ) -> np.ndarray:
+        """Filtered smart branching (De Palma et al., 2021): for the domains ``index`` of
+        ``res`` (``[M]``), among the ``candidates`` free unstable ReLUs of highest score, the one
+        whose two children have the best bounds — each child evaluated once with the parent's
+        ``α, β, λ`` (``β = 0`` on the new split, as in :func:`children`; no optimisation; its
+        bounds clipped from the parent's), a candidate scored by the sum of its children's
+        negative parts (a closed child counts 0). Returns ``[M]`` ReLU indices (``−1``: none
+        free). ``chunk``: children evaluated per torch pass. The choice only orders the
+        search: any split keeps it complete and sound."""
+        score = res.score[index]
+        m, n = score.shape
+        k = min(candidates, n)
+        cand = np.argpartition(-score, k - 1, axis=1)[:, :k]  # [M, k]
+        ok = np.isfinite(np.take_along_axis(score, cand, axis=1))
+        worse = np.full((m, k), -np.inf)
+        per = max(1, chunk // (2 * k))
+        dt = self.dtype
+        for start in range(0, m, per):
+            rows = np.arange(start, min(m, start + per))
+            parent = index[rows]
+            r = np.repeat(parent, 2 * k)  # [R]: each parent 2k times
+            relu = np.repeat(cand[rows], 2, axis=1).ravel()
+            phase = np.tile([1, -1], len(rows) * k).astype(np.int8)
+            at = np.arange(len(r))
+            splits = res.domains.splits[r]
+            splits[at, relu] = phase
+            lo, hi = res.pre[0][r], res.pre[1][r]
+            lo[at, relu] = np.where(phase > 0, np.maximum(lo[at, relu], 0.0), lo[at, relu])
+            hi[at, relu] = np.where(phase < 0, np.minimum(hi[at, relu], 0.0), hi[at, relu])
+            beta = res.domains.beta[r]
+            beta[at, relu] = 0.0  # as in children()
+            with torch.no_grad():
+                relax = self._relaxations(
+                    torch.from_numpy(lo).to(dt),
+                    torch.from_numpy(hi).to(dt),
+                    torch.from_numpy(splits),
+                    len(self.layers),
+                )
+                alpha, beta, lam = (
+                    torch.from_numpy(a).to(dt)
+                    for a in (res.domains.alpha[r], beta, res.domains.lam[r])
+                )
+                value, _, _ = self._bound(relax, alpha, beta, lam)
+            worse[rows] = (
+                value.numpy().astype(np.float64).clip(max=0.0).reshape(len(rows), k, 2).sum(axis=2)
+            )
+        worse = np.where(ok, worse, -np.inf)
+        best = np.take_along_axis(cand, worse.argmax(axis=1)[:, None], axis=1)[:, 0]
+        return np.where(ok.any(axis=1), best, -1)
 
     def certify(
         self,

@@ -56,7 +56,10 @@ class SplitBabOptions:
     :func:`paper_repro.bounds.refine_layers.refine_bounds` tightens the root bounds of a box
     whose search is still open after ``refine_after`` of the property's time left (``None``:
     never), using at most ``refine_share`` of it (``verify_property`` does this, once per
-    box)."""
+    box); ``branch_candidates``: choose each node's split among this many top-scored ReLUs by
+    one bound of both children each
+    (:meth:`~paper_repro.bounds.split_bounds.SplitBounder.filtered_branch`; ≤ 1: the top-scored
+    ReLU)."""
 
     batch: int = 256
     root_iterations: int = 50
@@ -73,6 +76,7 @@ class SplitBabOptions:
     refine: RefineOptions | None = RefineOptions()  # noqa: RUF009 (frozen: shared safely)
     refine_after: float = 0.03
     refine_share: float = 0.5
+    branch_candidates: int = 32
 
 
 @dataclass
@@ -290,7 +294,13 @@ class SplitSearch(ResumableSearch):
                 return _unknown(_LEAF)
             if len(stack.lower) + int(left.sum()) > most:
                 return _unknown(f"more than {most} open nodes (memory)")
-            stack.push(res.domains.take(left), res.lower[left], res.branch[left])
+            keep = np.flatnonzero(left)
+            branch = (
+                bounder.filtered_branch(res, keep, options.branch_candidates)
+                if options.branch_candidates > 1
+                else res.branch[keep]
+            )
+            stack.push(res.domains.take(keep), res.lower[keep], branch)
         return Decision(Verdict.ROBUST, None, 0.0, f"{self.closed} nodes closed")
 
 
