@@ -313,7 +313,7 @@ class SplitBounder:
         k = min(candidates, n)
         cand = np.argpartition(-score, k - 1, axis=1)[:, :k]  # [M, k]
         ok = np.isfinite(np.take_along_axis(score, cand, axis=1))
-        worse = np.full((m, k), -np.inf)
+        kids = np.full((m, k), -np.inf)  # per candidate: its children's clipped sum
         per = max(1, chunk // (2 * k))
         dt = self.dtype
         for start in range(0, m, per):
@@ -342,11 +342,11 @@ class SplitBounder:
                     for a in (res.domains.alpha[r], beta, res.domains.lam[r])
                 )
                 value, _, _ = self._bound(relax, alpha, beta, lam)
-            worse[rows] = (
+            kids[rows] = (
                 value.numpy().astype(np.float64).clip(max=0.0).reshape(len(rows), k, 2).sum(axis=2)
             )
-        worse = np.where(ok, worse, -np.inf)
-        best = np.take_along_axis(cand, worse.argmax(axis=1)[:, None], axis=1)[:, 0]
+        kids = np.where(ok, kids, -np.inf)
+        best = np.take_along_axis(cand, kids.argmax(axis=1)[:, None], axis=1)[:, 0]
         return np.where(ok.any(axis=1), best, -1)
 
     def certify(
