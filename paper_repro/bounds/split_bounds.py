@@ -206,9 +206,7 @@ class SplitBounder:
             rows, inverse = np.unique(splits[:, first], axis=0, return_inverse=True)
             l2, h2 = self._second.bounds(rows)
             lo[:, second], hi[:, second] = l2[inverse.ravel()], h2[inverse.ravel()]
-        lo = np.where(splits > 0, np.maximum(lo, 0.0), lo)
-        hi = np.where(splits < 0, np.minimum(hi, 0.0), hi)
-        return lo, hi
+        return _clip(lo, hi, splits)
 
     def _relaxations(self, lo, hi, splits, top: int) -> list[_Relaxation]:
         """The per-node constants of hidden layers ``1 … top − 1`` (``[B, N]`` inputs)."""
@@ -313,40 +311,30 @@ class SplitBounder:
         k = min(candidates, n)
         cand = np.argpartition(-score, k - 1, axis=1)[:, :k]  # [M, k]
         ok = np.isfinite(np.take_along_axis(score, cand, axis=1))
-        kids = np.full((m, k), -np.inf)  # per candidate: its children's clipped sum
+        sums = np.full((m, k), -np.inf)  # per candidate: its children's clipped sum
         per = max(1, chunk // (2 * k))
         dt = self.dtype
         for start in range(0, m, per):
             rows = np.arange(start, min(m, start + per))
-            parent = index[rows]
-            r = np.repeat(parent, 2 * k)  # [R]: each parent 2k times
-            relu = np.repeat(cand[rows], 2, axis=1).ravel()
-            phase = np.tile([1, -1], len(rows) * k).astype(np.int8)
-            at = np.arange(len(r))
-            splits = res.domains.splits[r]
-            splits[at, relu] = phase
-            lo, hi = res.pre[0][r], res.pre[1][r]
-            lo[at, relu] = np.where(phase > 0, np.maximum(lo[at, relu], 0.0), lo[at, relu])
-            hi[at, relu] = np.where(phase < 0, np.minimum(hi[at, relu], 0.0), hi[at, relu])
-            beta = res.domains.beta[r]
-            beta[at, relu] = 0.0  # as in children()
+            parents = np.repeat(index[rows], k)  # each parent once per candidate
+            kids = children(res.domains.take(parents), cand[rows].ravel())  # active, inactive
+            both = np.concatenate([parents, parents])
+            lo, hi = _clip(res.pre[0][both], res.pre[1][both], kids.splits)
             with torch.no_grad():
                 relax = self._relaxations(
                     torch.from_numpy(lo).to(dt),
                     torch.from_numpy(hi).to(dt),
-                    torch.from_numpy(splits),
+                    torch.from_numpy(kids.splits),
                     len(self.layers),
                 )
                 alpha, beta, lam = (
-                    torch.from_numpy(a).to(dt)
-                    for a in (res.domains.alpha[r], beta, res.domains.lam[r])
+                    torch.from_numpy(a).to(dt) for a in (kids.alpha, kids.beta, kids.lam)
                 )
                 value, _, _ = self._bound(relax, alpha, beta, lam)
-            kids[rows] = (
-                value.numpy().astype(np.float64).clip(max=0.0).reshape(len(rows), k, 2).sum(axis=2)
-            )
-        kids = np.where(ok, kids, -np.inf)
-        best = np.take_along_axis(cand, kids.argmax(axis=1)[:, None], axis=1)[:, 0]
+            value = value.numpy().astype(np.float64).clip(max=0.0)
+            sums[rows] = value.reshape(2, len(rows), k).sum(axis=0)
+        sums = np.where(ok, sums, -np.inf)
+        best = np.take_along_axis(cand, sums.argmax(axis=1)[:, None], axis=1)[:, 0]
         return np.where(ok.any(axis=1), best, -1)
 
     def certify(
@@ -412,6 +400,15 @@ def children(parents: Domains, branch: np.ndarray) -> Domains:
         b[rows, branch] = 0.0
         out.append(Domains(s, parents.alpha.copy(), b, parents.lam.copy()))
     return Domains.concat(out)
+
+
+def _clip(lo: np.ndarray, hi: np.ndarray, splits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pre-activation bounds ``[B, N]`` clipped to the splits (active: ``ẑ ≥ 0``, inactive:
+    ``ẑ ≤ 0``); a subdomain whose bounds then cross holds no input."""
+    return (
+        np.where(splits > 0, np.maximum(lo, 0.0), lo),
+        np.where(splits < 0, np.minimum(hi, 0.0), hi),
+    )
 
 
 def _relu_coefficients(g, lo, hi, split, alpha, beta):
