@@ -13,6 +13,7 @@ import pytest
 from paper_repro.bounds.crown import crown_rule
 from paper_repro.bounds.outward import BoxRegion, layer_bounds
 from paper_repro.bounds.split_bounds import Domains, SplitBounder
+from paper_repro.bounds.split_branching import children_bounds
 from paper_repro.exact.decide import Verdict
 from paper_repro.exact.engines.split_bab import (
     SplitBabOptions,
@@ -157,7 +158,7 @@ def test_filtered_branching_picks_the_candidate_with_the_best_children(seed):
     res = bounder.optimise(domains, 2)
     index = np.flatnonzero(res.branch >= 0)
     k = 3
-    chosen = bounder.filtered_branch(res, index, k, chunk=4)  # several chunks
+    chosen = bounder.filtered_branch(res, index, k, chunk=2)  # several chunks
     assert np.array_equal(bounder.filtered_branch(res, index, 1), res.branch[index])
     for b, pick in zip(index, chosen, strict=True):
         top = np.argsort(-res.score[b])[:k]
@@ -173,6 +174,40 @@ def test_filtered_branching_picks_the_candidate_with_the_best_children(seed):
                 kids.append(bounder.optimise(child, 0).lower[0])
             value[relu] = sum(min(v, 0.0) for v in kids)
         assert value[pick] >= max(value.values()) - 1e-5
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_children_bounds_equal_each_childs_own_pass(seed):
+    """The children's bounds derived from the parent's backward pass (one neuron's relaxation
+    changed) equal a full pass of each child (``optimise(child, 0)``), for candidates in every
+    hidden layer, both phases, several rows (``λ``), random ``α, β`` and splits."""
+    rng = np.random.default_rng(seed)
+    net = _net(300 + seed, (4, 6, 7, 5, 3))
+    lo, hi = -rng.random(4), rng.random(4)
+    pre = layer_bounds(net, BoxRegion(lo, hi), crown_rule())
+    c = np.array([[1.0, -1.0, 0.0], [1.0, 0.0, -1.0]])
+    bounder = SplitBounder(net, lo, hi, pre, c, second_layer=False)
+    n = bounder.n_relus
+    splits = np.zeros((4, n), np.int8)
+    for row in splits[1:]:
+        pick = rng.choice(n, size=3, replace=False)
+        row[pick] = rng.choice([-1, 1], size=3)
+    domains = Domains(splits, rng.random((4, n)), rng.random((4, n)), rng.normal(size=(4, 2)))
+    res = bounder.optimise(domains, 0)
+    free = [np.flatnonzero(np.isfinite(res.score[b])) for b in range(4)]
+    k = min(len(f) for f in free)
+    assert k >= 3
+    cand = np.array([rng.permutation(f)[:k] for f in free])
+    assert len(np.unique(np.searchsorted(bounder.offsets, cand, side="right"))) == 3
+    fast = children_bounds(bounder, res, np.arange(4), cand)  # [2, 4, k]
+    for b in range(4):
+        for i, relu in enumerate(cand[b]):
+            for phase_index, phase in enumerate((1, -1)):
+                child = res.domains.take([b, b])
+                child.splits[:, relu] = phase
+                child.beta[:, relu] = 0.0
+                slow = bounder.optimise(child, 0).lower[0]
+                assert fast[phase_index, b, i] == pytest.approx(slow, abs=1e-9)
 
 
 def test_root_bounds_contain_the_sampled_pre_activations():

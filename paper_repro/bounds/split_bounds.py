@@ -24,6 +24,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
+from paper_repro.bounds import split_branching
 from paper_repro.bounds.outward import BoxRegion, linear_lower_bound
 from paper_repro.bounds.radius_batch import torch_layers
 from paper_repro.bounds.split_second_layer import SecondLayerBounds
@@ -296,46 +297,12 @@ class SplitBounder:
         return np.where(unstable, score, -np.inf)
 
     def filtered_branch(
-        self, res: BoundResult, index: np.ndarray, candidates: int, chunk: int = 4096
+        self, res: BoundResult, index: np.ndarray, candidates: int, chunk: int = 64
     ) -> np.ndarray:
-        """Filtered smart branching (De Palma et al., 2021): for the domains ``index`` of
-        ``res`` (``[M]``), among the ``candidates`` free unstable ReLUs of highest score, the one
-        whose two children have the best bounds — each child evaluated once with the parent's
-        ``α, β, λ`` (``β = 0`` on the new split, as in :func:`children`; no optimisation; its
-        bounds clipped from the parent's), a candidate scored by the sum of its children's
-        negative parts (a closed child counts 0). Returns ``[M]`` ReLU indices (``−1``: none
-        free). ``chunk``: children evaluated per torch pass. The choice only orders the
-        search: any split keeps it complete and sound."""
-        score = res.score[index]
-        m, n = score.shape
-        k = min(candidates, n)
-        cand = np.argpartition(-score, k - 1, axis=1)[:, :k]  # [M, k]
-        ok = np.isfinite(np.take_along_axis(score, cand, axis=1))
-        sums = np.full((m, k), -np.inf)  # per candidate: its children's clipped sum
-        per = max(1, chunk // (2 * k))
-        dt = self.dtype
-        for start in range(0, m, per):
-            rows = np.arange(start, min(m, start + per))
-            parents = np.repeat(index[rows], k)  # each parent once per candidate
-            kids = children(res.domains.take(parents), cand[rows].ravel())  # active, inactive
-            both = np.concatenate([parents, parents])
-            lo, hi = _clip(res.pre[0][both], res.pre[1][both], kids.splits)
-            with torch.no_grad():
-                relax = self._relaxations(
-                    torch.from_numpy(lo).to(dt),
-                    torch.from_numpy(hi).to(dt),
-                    torch.from_numpy(kids.splits),
-                    len(self.layers),
-                )
-                alpha, beta, lam = (
-                    torch.from_numpy(a).to(dt) for a in (kids.alpha, kids.beta, kids.lam)
-                )
-                value, _, _ = self._bound(relax, alpha, beta, lam)
-            value = value.numpy().astype(np.float64).clip(max=0.0)
-            sums[rows] = value.reshape(2, len(rows), k).sum(axis=0)
-        sums = np.where(ok, sums, -np.inf)
-        best = np.take_along_axis(cand, sums.argmax(axis=1)[:, None], axis=1)[:, 0]
-        return np.where(ok.any(axis=1), best, -1)
+        """The ReLU each domain ``index`` of ``res`` (``[M]``) splits next by filtered smart
+        branching among its ``candidates`` top-scored ReLUs
+        (:func:`paper_repro.bounds.split_branching.filtered_branch`; ``−1``: none free)."""
+        return split_branching.filtered_branch(self, res, index, candidates, chunk)
 
     def certify(
         self,
@@ -452,6 +419,10 @@ class _Relaxation:
         act, ina = ((split > 0) & ~unstable).to(lo.dtype), ((split < 0) & ~unstable).to(lo.dtype)
         ts = act * pos * torch.minimum(lo, hi) - ina * (1 - pos) * torch.maximum(lo, hi)
         return cls(chord, -chord * lo, unstable.to(lo.dtype), pos, ina * (1 - pos) - act * pos, ts)
+
+    def take(self, rows) -> _Relaxation:
+        """The constants of the batch rows ``rows``."""
+        return _Relaxation(*(getattr(self, f.name)[rows] for f in fields(self)))
 
     def apply(self, g, alpha, beta):
         """``Λ`` (``[B, n]``), each unstable ReLU's loss ``−min(g, 0)·icpt`` (``[B, n]``, ≥ 0)
