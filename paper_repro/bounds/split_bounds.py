@@ -146,7 +146,7 @@ class SplitBounder:
             alpha0 = (hi >= -lo).to(torch.float64)
             alpha = alpha0.clone().requires_grad_(True)
             zeros = torch.zeros_like(lo)
-            relax = self._relaxations(lo, hi, zeros, k)
+            relax = self.relaxations(lo, hi, zeros, k)
             opt = torch.optim.Adam([alpha], lr=lr, fused=True)
             coef = torch.from_numpy(rows)
             for _ in range(iterations):
@@ -209,7 +209,12 @@ class SplitBounder:
             lo[:, second], hi[:, second] = l2[inverse.ravel()], h2[inverse.ravel()]
         return _clip(lo, hi, splits)
 
-    def _relaxations(self, lo, hi, splits, top: int) -> list[_Relaxation]:
+    def typed(self, dtype: torch.dtype) -> tuple[list, torch.Tensor, torch.Tensor]:
+        """The layers ``[(W, b)]`` and the box ``lo, hi`` (``[n₀]``) as torch tensors of
+        ``dtype`` (float64 or the bounder's own type)."""
+        return self._typed[dtype]
+
+    def relaxations(self, lo, hi, splits, top: int) -> list[_Relaxation]:
         """The per-node constants of hidden layers ``1 … top − 1`` (``[B, N]`` inputs)."""
         return [_Relaxation.of(lo[:, s], hi[:, s], splits[:, s]) for s in self.slices()[: top - 1]]
 
@@ -247,7 +252,7 @@ class SplitBounder:
         lo_np, hi_np = self.clipped(domains.splits)
         dt = self.dtype
         lo, hi = torch.from_numpy(lo_np).to(dt), torch.from_numpy(hi_np).to(dt)
-        relax = self._relaxations(lo, hi, torch.from_numpy(domains.splits), len(self.layers))
+        relax = self.relaxations(lo, hi, torch.from_numpy(domains.splits), len(self.layers))
         alpha = torch.tensor(domains.alpha, dtype=dt, requires_grad=True)
         beta = torch.tensor(domains.beta, dtype=dt, requires_grad=True)
         lam = torch.tensor(domains.lam, dtype=dt, requires_grad=True)

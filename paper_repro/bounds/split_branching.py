@@ -65,13 +65,13 @@ def children_bounds(
     the parent, or anything where the result is ignored), each with its parent's ``α, β, λ``,
     ``β = 0`` on the new split (not optimised, not certified: for ordering only)."""
     dt = bounder.dtype
-    layers, lo_x, hi_x = bounder._typed[dt]
+    layers, lo_x, hi_x = bounder.typed(dt)
     d = res.domains.take(parents)
     lo = torch.from_numpy(res.pre[0][parents]).to(dt)
     hi = torch.from_numpy(res.pre[1][parents]).to(dt)
     slices = bounder.slices()
     with torch.no_grad():
-        relax = bounder._relaxations(lo, hi, torch.from_numpy(d.splits), len(layers))
+        relax = bounder.relaxations(lo, hi, torch.from_numpy(d.splits), len(layers))
         alpha, beta, lam = (torch.from_numpy(a).to(dt) for a in (d.alpha, d.beta, d.lam))
         # the parent's pass, keeping per hidden layer k: the coefficient on h_k, Λ_k, the
         # per-neuron terms and the part of the bound from h_k down (T_k)
