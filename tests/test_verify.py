@@ -297,3 +297,35 @@ def test_cli_timeout_counts_from_the_process_start(tmp_path, capfd, monkeypatch)
     assert capfd.readouterr().out == "unsat\n"
     assert cli.main([*argv, "--timeout", "-1"]) == 2
     assert "--timeout must be" in capfd.readouterr().err
+
+
+def test_cases_that_ran_out_of_time_get_the_time_left_pass_after_pass(monkeypatch):
+    """The time a pass leaves goes to the cases still open, again and again: a case that needs
+    three shares is decided although the other two close in their second (two passes used to
+    leave it a timeout with time unused), and an engine that gives up at once with "timeout"
+    does not loop for ever."""
+    from paper_repro.exact.frontends import verify as verify_module
+
+    prop = parse_vnnlib_text(
+        _header(2, 2, [0, 0], [1, 1])
+        + "(assert (or (>= Y_0 2) (>= Y_0 3) (>= Y_0 4)))"  # three cases, all unsat
+    )
+    calls: list[int] = []
+    needs = [3, 2, 2]  # calls before each case closes
+    ids = [id(c) for c in prop.cases]
+
+    def decide(network, case, box, options, deadlines, shared):
+        k = ids.index(id(case))
+        calls.append(k)
+        return None if calls.count(k) >= needs[k] else (True, "split-BaB timeout: open")
+
+    monkeypatch.setattr(verify_module, "_decide_case", decide)
+    options = VerifyOptions(timeout=20, pgd=None)
+    assert verify_property(TINY, prop, options).status == VerifyStatus.UNSAT
+    assert calls == [0, 1, 2, 0, 1, 2, 0]
+
+    calls.clear()
+    needs[0] = 100
+    res = verify_property(TINY, prop, options)
+    assert res.status == VerifyStatus.TIMEOUT and "case 0" in res.message
+    assert calls.count(0) == verify_module._PASSES

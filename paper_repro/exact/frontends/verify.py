@@ -7,7 +7,7 @@ The property (:class:`~paper_repro.vnnlib.Property`) is a disjunction of cases, 
    candidate is accepted only after the exact check below, and reported at once.
 2. **Reduction to the fixed-δ engines**, per case (unless ``VerifyOptions.split_bab`` is
    ``None``, first the batched bound engine
-   :class:`paper_repro.exact.engines.split_bab.SplitSearch`, resumed in the second pass if it
+   :class:`paper_repro.exact.engines.split_bab.SplitSearch`, resumed in a later pass if it
    ran out of its share; then, if it gives up before the deadline, the LP engine
    :meth:`paper_repro.exact.engines.bab.BabEngine.decide`): the float box ``[l_f, l_f + s]``
    (``l_f`` the property's lower bound rounded down, ``s`` the width rounded up so that it
@@ -65,9 +65,12 @@ from paper_repro.network import ReluNetwork
 from paper_repro.query import Norm, Query
 from paper_repro.vnnlib import Case, Property
 
+_PASSES = 8
+"""Most passes over the cases of a property (see :func:`verify_property`)."""
+
 _KEEP_BYTES = 2**30
 """Most bytes of open nodes kept, over all cases, by timed-out split-BaB searches for the
-second pass (a search that would exceed it starts again instead)."""
+later passes (a search that would exceed it starts again instead)."""
 
 
 class VerifyStatus(enum.StrEnum):
@@ -218,14 +221,17 @@ def verify_property(
             )
             if result:
                 return result[0]
-    # pass 1: every case gets an equal share of the time left; pass 2: the cases that ran out
-    # of their share are decided again with the time the easy ones left (a split-BaB search
-    # resumes from its open nodes, the LP engine starts again)
+    # pass 1: every case gets an equal share of the time left; then the cases that ran out of
+    # their share are decided again with the time the easy ones left, pass after pass while a
+    # pass leaves time (a split-BaB search resumes from its open nodes, the LP engine starts
+    # again); at most _PASSES passes, in case an engine kept giving up early with "timeout"
     pending = list(range(len(prop.cases)))
     reasons: dict[int, tuple[bool, str]] = {}
     shared: dict = {}  # split-BaB root bounds per box, timed-out searches per case
-    for rerun in (False, True):
+    for rerun in range(_PASSES):
         todo = [k for k in pending if not rerun or reasons.get(k, (False, ""))[0]]
+        if not todo:
+            break
         for i, k in enumerate(todo):
             now = time.monotonic()
             if now >= deadline:
@@ -304,7 +310,7 @@ def _decide_case(
             d = _run_split(search, key, options.split_bab, (deadline, total), shared)
         else:
             d = search.run(deadline)
-        # a timed-out search is resumed in the second pass while the kept ones fit in memory
+        # a timed-out search is resumed in a later pass while the kept ones fit in memory
         shared.pop(("search", id(case)), None)
         searches = (SplitSearch, InputSplitSearch)
         kept = sum(v.open_bytes for v in shared.values() if isinstance(v, searches))
