@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refine-layers", type=int, default=RefineOptions.layers)
     ap.add_argument("--refine-candidates", type=int, default=RefineOptions.candidates)
     ap.add_argument("--candidates", type=int, default=SplitBabOptions.branch_candidates)
+    ap.add_argument("--iterations", type=int, default=SplitBabOptions.iterations)
+    ap.add_argument("--batch", type=int, default=SplitBabOptions.batch)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     onnx = args.bench / "nets" / f"mnist-{args.net}.onnx"
@@ -77,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         second_layer=not args.no_second_layer,
         progress=args.progress,
         branch_candidates=args.candidates,
+        iterations=args.iterations,
+        batch=args.batch,
     )
     clock = time.monotonic()
     pre = root_bounds(net, lo, hi, options)
