@@ -53,7 +53,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refine-rows", type=int, default=RefineOptions.per_row)
     ap.add_argument("--refine-iterations", type=int, default=RefineOptions.iterations)
     ap.add_argument("--refine-layers", type=int, default=RefineOptions.layers)
-    ap.add_argument("--refine-candidates", type=int, default=RefineOptions.candidates)
     ap.add_argument("--candidates", type=int, default=SplitBabOptions.branch_candidates)
     ap.add_argument("--iterations", type=int, default=SplitBabOptions.iterations)
     ap.add_argument("--batch", type=int, default=SplitBabOptions.batch)
@@ -90,7 +89,6 @@ def main(argv: list[str] | None = None) -> int:
             depth=args.refine_depth,
             per_row=args.refine_rows,
             iterations=args.refine_iterations,
-            candidates=args.refine_candidates,
         )
         pre, report = refine_bounds(net, lo, hi, pre, refine)
         print(

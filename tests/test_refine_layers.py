@@ -42,9 +42,7 @@ def test_refined_bounds_hold_the_exact_range_and_never_loosen(seed, pattern_lp_o
     net = _net(seed)
     lo, hi = _box(seed)
     pre = root_bounds(net, lo, hi, SplitBabOptions())
-    # odd seeds: filtered branching, the subdomains in several chunks
-    filtered = {"candidates": 4, "chunk": 8} if seed % 2 else {}
-    refined, report = refine_bounds(net, lo, hi, pre, RefineOptions(layers=3, depth=4, **filtered))
+    refined, report = refine_bounds(net, lo, hi, pre, RefineOptions(layers=3, depth=4))
     assert report.layers == (2, 3) and report.complete
     for k, ((l0, u0), (l1, u1)) in enumerate(zip(pre, refined, strict=True), start=1):
         assert np.all(l1 >= l0) and np.all(u1 <= u0)

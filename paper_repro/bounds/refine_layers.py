@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from paper_repro.bounds.split_bounds import BoundResult, Domains, SplitBounder, children
+from paper_repro.bounds.split_bounds import Domains, SplitBounder, children
 from paper_repro.network import ReluNetwork
 
 Bounds = list[tuple[np.ndarray, np.ndarray]]
@@ -49,9 +49,7 @@ class RefineOptions:
     ``per_row``: leaves of each bound split per level (its worst ones below zero);
     ``iterations`` / ``lr`` / ``lr_beta``: Adam steps on each level's subdomains;
     ``tighten_iterations`` / ``tighten_lr``: α-CROWN steps on the layers above after each
-    refined layer; ``chunk``: subdomains per torch batch; ``candidates``: a split subdomain's
-    ReLU is chosen by filtered smart branching among this many top-scored ones
-    (:func:`paper_repro.bounds.split_branching.filtered_branch`; ≤ 1: the top-scored one)."""
+    refined layer; ``chunk``: subdomains per torch batch."""
 
     layers: int = 16
     depth: int = 10
@@ -62,7 +60,6 @@ class RefineOptions:
     tighten_iterations: int = 20
     tighten_lr: float = 0.1
     chunk: int = 4096
-    candidates: int = 1
 
     def __post_init__(self) -> None:
         if min(self.layers, self.depth, self.per_row, self.chunk) < 0 or self.chunk == 0:
@@ -148,9 +145,7 @@ def refine_layer(
     best = np.full(t, np.inf)
     nodes, full = 0, True
     for level in range(options.depth + 1):
-        parts = _optimise(bounder, dom, options)
-        lower, branch, empty = (np.concatenate([getattr(p, f) for p in parts]) for f in _RESULT)
-        dom = Domains.concat([p.domains for p in parts])
+        lower, dom, branch, empty = _optimise(bounder, dom, options)
         nodes += len(owner)
         split = np.zeros(len(owner), bool)
         if level < options.depth and time.monotonic() < deadline:
@@ -163,13 +158,6 @@ def refine_layer(
         if not split.any():
             break
         idx = np.flatnonzero(split)
-        if options.candidates > 1:
-            branch = branch.copy()
-            for p, part in enumerate(parts):
-                mine = idx[idx // options.chunk == p]
-                if mine.size:
-                    local = mine - p * options.chunk
-                    branch[mine] = bounder.filtered_branch(part, local, options.candidates)
         dom, owner = children(dom.take(idx), branch[idx]), np.concatenate([owner[idx], owner[idx]])
     n = unstable.size
     new_l, new_u = lk.copy(), uk.copy()
@@ -180,14 +168,16 @@ def refine_layer(
     return (new_l, new_u), nodes, full
 
 
-def _optimise(bounder: SplitBounder, dom: Domains, options: RefineOptions) -> list[BoundResult]:
-    """The bounds of ``dom``'s subdomains, by chunks of ``options.chunk``."""
-    return [
+def _optimise(bounder: SplitBounder, dom: Domains, options: RefineOptions):
+    """Torch bounds, optimised domains, branching ReLUs and emptiness of ``dom``, by chunks."""
+    parts = [
         bounder.optimise(
             dom.take(slice(c, c + options.chunk)), options.iterations, options.lr, options.lr_beta
         )
         for c in range(0, len(dom), options.chunk)
     ]
+    lower, branch, empty = (np.concatenate([getattr(p, f) for p in parts]) for f in _RESULT)
+    return lower, Domains.concat([p.domains for p in parts]), branch, empty
 
 
 _RESULT = ("lower", "branch", "empty")
