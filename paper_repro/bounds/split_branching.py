@@ -73,6 +73,21 @@ def children_bounds(
     with torch.no_grad():
         relax = bounder.relaxations(lo, hi, torch.from_numpy(d.splits), len(layers))
         alpha, beta, lam = (torch.from_numpy(a).to(dt) for a in (d.alpha, d.beta, d.lam))
+
+        def below(g, j, rows):
+            """``T_j(g)`` for coefficients ``g`` (``[R, n_j]``) on ``h_j`` of the parents
+            ``rows`` (``[R]``): the backward pass from ``h_j`` to the box, their relaxations."""
+            const = torch.zeros(g.shape[0], dtype=dt)
+            while j > 0:
+                s = slices[j - 1]
+                part = relax[j - 1].take(rows)
+                coef, _, const_k = part.apply(g, alpha[rows][:, s], beta[rows][:, s])
+                w, b = layers[j - 1]
+                const = const + const_k + coef @ b
+                g = coef @ w
+                j -= 1
+            return const + torch.minimum(g * lo_x, g * hi_x).sum(1)
+
         # the parent's pass, keeping per hidden layer k: the coefficient on h_k, Λ_k, the
         # per-neuron terms and the part of the bound from h_k down (T_k)
         coef = torch.softmax(lam, dim=1) @ torch.from_numpy(bounder.c).to(dt)
@@ -105,23 +120,9 @@ def children_bounds(
             both = torch.cat([m_idx, m_idx])
             delta = torch.cat([g_n, torch.zeros_like(g_n)]) - torch.cat([lam_n, lam_n])
             g_below = g_on[k - 1][both] + delta[:, None] * w[torch.cat([local, local])]
-            tail = _below(g_below, k - 1, both, layers, relax, alpha, beta, slices, lo_x, hi_x)
+            tail = below(g_below, k - 1, both)
             tail_parent = (total - partial[k - 1])[both]
             bias = b[torch.cat([local, local])]
             value = (torch.cat([base, base]) + delta * bias + tail - tail_parent).view(2, -1)
             out[0][where], out[1][where] = value[0], value[1]
     return out.numpy().astype(np.float64)
-
-
-def _below(g, j, rows, layers, relax, alpha, beta, slices, lo_x, hi_x):
-    """``T_j(g)`` for coefficients ``g`` (``[R, n_j]``) on ``h_j`` of the parents ``rows``
-    (``[R]``): the backward pass from ``h_j`` down to the box, with those parents' relaxations."""
-    const = torch.zeros(g.shape[0], dtype=g.dtype)
-    while j > 0:
-        s = slices[j - 1]
-        coef, _, const_k = relax[j - 1].take(rows).apply(g, alpha[rows][:, s], beta[rows][:, s])
-        w, b = layers[j - 1]
-        const = const + const_k + coef @ b
-        g = coef @ w
-        j -= 1
-    return const + torch.minimum(g * lo_x, g * hi_x).sum(1)
