@@ -150,7 +150,7 @@ class SplitBounder:
             opt = torch.optim.Adam([alpha], lr=lr, fused=True)
             coef = torch.from_numpy(rows)
             for _ in range(iterations):
-                value, _, _ = self._backward(coef, k, relax, alpha, zeros)
+                value, _, _ = self.backward(coef, k, relax, alpha, zeros)
                 opt.zero_grad()
                 (-value.sum()).backward()
                 opt.step()
@@ -218,29 +218,46 @@ class SplitBounder:
         """The per-node constants of hidden layers ``1 … top − 1`` (``[B, N]`` inputs)."""
         return [_Relaxation.of(lo[:, s], hi[:, s], splits[:, s]) for s in self.slices()[: top - 1]]
 
-    def _bound(self, relax, alpha, beta, lam):
+    def bound(self, relax, alpha, beta, lam, trace: dict | None = None):
         """Torch bounds ``[B]``, the input coefficients ``[B, n₀]`` and each free unstable
-        ReLU's loss per hidden layer (``[B, n_k]``; how much its relaxation costs the bound)."""
+        ReLU's loss per hidden layer (``[B, n_k]``; how much its relaxation costs the bound);
+        ``trace``: see :meth:`below`."""
         coef = torch.softmax(lam, dim=1) @ torch.from_numpy(self.c).to(lam.dtype)  # [B, n_L]
-        return self._backward(coef, len(self.layers), relax, alpha, beta)
+        return self.backward(coef, len(self.layers), relax, alpha, beta, trace)
 
-    def _backward(self, coef, top, relax, alpha, beta):
-        """:meth:`_bound` of ``coef @ ẑ_top`` (``[B, n_top]``; ``top = L``: the outputs),
+    def backward(self, coef, top, relax, alpha, beta, trace: dict | None = None):
+        """:meth:`bound` of ``coef @ ẑ_top`` (``[B, n_top]``; ``top = L``: the outputs),
         through hidden layers ``top − 1 … 1`` with their :class:`_Relaxation` ``relax``."""
-        layers, lo_t, hi_t = self._typed[coef.dtype]
-        const = torch.zeros(coef.shape[0], dtype=coef.dtype)
+        w, b = self._typed[coef.dtype][0][top - 1]
+        const = torch.zeros(coef.shape[0], dtype=coef.dtype) + coef @ b
+        return self.below(coef @ w, top - 1, relax, alpha, beta, const, trace)
+
+    def below(self, g, top, relax, alpha, beta, const=None, trace: dict | None = None):
+        """The backward pass from coefficients ``g`` (``[B, n_top]``) on ``h_top``, the output
+        of hidden layer ``top`` (``0``: the input), down to the box, with the ``B`` rows'
+        relaxations ``relax`` of hidden layers ``1 … top`` and their ``α, β`` (``[B, N]``):
+        ``const`` (``[B]``, added first) plus the pass's constant and box minimum, the input
+        coefficients ``[B, n₀]`` and the losses of hidden layers ``1 … top``. ``trace``, if
+        given, gets for each hidden layer ``j ≤ top`` the tuple ``(g_j, Λ_j, loss_j, c_j)`` —
+        the coefficients on ``h_j`` and ``ẑ_j``, the losses, and the bound's part so far (from
+        the layers above ``h_j``) — and for ``j = 0`` ``(g_0, None, None, c_0)``."""
+        layers, lo_t, hi_t = self._typed[g.dtype]
+        if const is None:
+            const = torch.zeros(g.shape[0], dtype=g.dtype)
         losses = []
-        for j in range(top - 1, -1, -1):
-            w, b = layers[j]
-            const = const + coef @ b
-            g = coef @ w
-            if j == 0:
-                const = const + torch.minimum(g * lo_t, g * hi_t).sum(1)
-                break
+        for j in range(top, 0, -1):
             s = slice(self.offsets[j - 1], self.offsets[j])
             coef, loss, const_k = relax[j - 1].apply(g, alpha[:, s], beta[:, s])
+            if trace is not None:
+                trace[j] = (g, coef, loss, const)
             const = const + const_k
             losses.append(loss)
+            w, b = layers[j - 1]
+            const = const + coef @ b
+            g = coef @ w
+        if trace is not None:
+            trace[0] = (g, None, None, const)
+        const = const + torch.minimum(g * lo_t, g * hi_t).sum(1)
         losses.reverse()
         return const, g, losses
 
@@ -264,7 +281,7 @@ class SplitBounder:
         keep = [np.array(a, np.float64) for a in (domains.alpha, domains.beta, domains.lam)]
         g0 = loss = None
         for it in range(iterations + 1):
-            value, g, losses = self._bound(relax, alpha, beta, lam)
+            value, g, losses = self.bound(relax, alpha, beta, lam)
             better = (value > best).detach()
             if it == 0 or bool(better.any()):
                 idx = better.numpy()

@@ -65,64 +65,38 @@ def children_bounds(
     the parent, or anything where the result is ignored), each with its parent's ``α, β, λ``,
     ``β = 0`` on the new split (not optimised, not certified: for ordering only)."""
     dt = bounder.dtype
-    layers, lo_x, hi_x = bounder.typed(dt)
+    layers = bounder.typed(dt)[0]
     d = res.domains.take(parents)
     lo = torch.from_numpy(res.pre[0][parents]).to(dt)
     hi = torch.from_numpy(res.pre[1][parents]).to(dt)
-    slices = bounder.slices()
     with torch.no_grad():
         relax = bounder.relaxations(lo, hi, torch.from_numpy(d.splits), len(layers))
         alpha, beta, lam = (torch.from_numpy(a).to(dt) for a in (d.alpha, d.beta, d.lam))
-
-        def below(g, j, rows):
-            """``T_j(g)`` for coefficients ``g`` (``[R, n_j]``) on ``h_j`` of the parents
-            ``rows`` (``[R]``): the backward pass from ``h_j`` to the box, their relaxations."""
-            const = torch.zeros(g.shape[0], dtype=dt)
-            while j > 0:
-                s = slices[j - 1]
-                part = relax[j - 1].take(rows)
-                coef, _, const_k = part.apply(g, alpha[rows][:, s], beta[rows][:, s])
-                w, b = layers[j - 1]
-                const = const + const_k + coef @ b
-                g = coef @ w
-                j -= 1
-            return const + torch.minimum(g * lo_x, g * hi_x).sum(1)
-
-        # the parent's pass, keeping per hidden layer k: the coefficient on h_k, Λ_k, the
-        # per-neuron terms and the part of the bound from h_k down (T_k)
-        coef = torch.softmax(lam, dim=1) @ torch.from_numpy(bounder.c).to(dt)
-        g_on, lam_on, loss_on = {}, {}, {}
-        const = torch.zeros(len(parents), dtype=dt)
-        partial = {}
-        for j in range(len(layers) - 1, -1, -1):
-            w, b = layers[j]
-            const = const + coef @ b
-            g = coef @ w
-            g_on[j] = g
-            partial[j] = const  # the bound's part from the layers above h_j
-            if j == 0:
-                break
-            s = slices[j - 1]
-            coef, loss, const_k = relax[j - 1].apply(g, alpha[:, s], beta[:, s])
-            lam_on[j], loss_on[j] = coef, loss
-            const = const + const_k
-        total = const + torch.minimum(g * lo_x, g * hi_x).sum(1)  # the parent's bound
+        # the parent's pass, keeping per hidden layer j the coefficients on h_j and ẑ_j, the
+        # losses (−t) and the bound's part from the layers above h_j
+        trace: dict = {}
+        total = bounder.bound(relax, alpha, beta, lam, trace)[0]  # the parent's bound
         out = torch.empty((2, *cand.shape), dtype=dt)
         layer = np.searchsorted(bounder.offsets, cand, side="right")  # hidden layer 1 … L−1
         for k in np.unique(layer):
             where = np.nonzero(layer == k)
             m_idx = torch.from_numpy(where[0])
             local = torch.from_numpy(cand[where] - bounder.offsets[k - 1])
-            g_n = g_on[k][m_idx, local]
-            lam_n = lam_on[k][m_idx, local]
-            base = total[m_idx] + loss_on[k][m_idx, local]  # the child's term is 0: −t_n = loss
+            g_k, lam_k, loss_k, _ = trace[k]
+            g_n, lam_n = g_k[m_idx, local], lam_k[m_idx, local]
+            base = total[m_idx] + loss_k[m_idx, local]  # the child's term is 0: −t_n = loss
             w, b = layers[k - 1]
-            both = torch.cat([m_idx, m_idx])
+            both, local2 = torch.cat([m_idx, m_idx]), torch.cat([local, local])
             delta = torch.cat([g_n, torch.zeros_like(g_n)]) - torch.cat([lam_n, lam_n])
-            g_below = g_on[k - 1][both] + delta[:, None] * w[torch.cat([local, local])]
-            tail = below(g_below, k - 1, both)
-            tail_parent = (total - partial[k - 1])[both]
-            bias = b[torch.cat([local, local])]
-            value = (torch.cat([base, base]) + delta * bias + tail - tail_parent).view(2, -1)
+            g_below, _, _, above = trace[k - 1]
+            tail = bounder.below(
+                g_below[both] + delta[:, None] * w[local2],
+                k - 1,
+                [r.take(both) for r in relax[: k - 1]],
+                alpha[both],
+                beta[both],
+            )[0]
+            tail_parent = (total - above)[both]
+            value = (torch.cat([base, base]) + delta * b[local2] + tail - tail_parent).view(2, -1)
             out[0][where], out[1][where] = value[0], value[1]
     return out.numpy().astype(np.float64)
