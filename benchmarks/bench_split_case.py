@@ -63,7 +63,6 @@ def main(argv: list[str] | None = None) -> int:
         help="recompute a node's second-layer bounds after this many first-layer splits (0: never)",
     )
     ap.add_argument("--refresh-iterations", type=int, default=SplitBabOptions.refresh_iterations)
-    ap.add_argument("--refresh-neurons", type=int, default=SplitBabOptions.refresh_neurons)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     onnx = args.bench / "nets" / f"mnist-{args.net}.onnx"
@@ -90,7 +89,6 @@ def main(argv: list[str] | None = None) -> int:
         batch=args.batch,
         refresh_every=args.refresh_every,
         refresh_iterations=args.refresh_iterations,
-        refresh_neurons=args.refresh_neurons,
     )
     clock = time.monotonic()
     pre = root_bounds(net, lo, hi, options)

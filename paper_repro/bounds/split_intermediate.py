@@ -36,7 +36,6 @@ def refresh(
     layer: int = 2,
     iterations: int = 8,
     lr: float = 0.1,
-    neurons: np.ndarray | None = None,
 ) -> Domains:
     """``domains`` with their own bounds (:attr:`Domains.own`) of the second hidden layer
     recomputed under their splits, as in the module docstring.
@@ -47,8 +46,6 @@ def refresh(
         layer: the hidden layer whose bounds are recomputed (2: only the second is supported).
         iterations: Adam steps on the rows' ``β`` (0: ``β = 0``, the splits only clip).
         lr: Adam's step for ``β``.
-        neurons: which of the second layer's ReLUs to bound again (``[B, n₂]`` bool; of
-            them, the unstable ones); ``None``: every unstable one.
 
     Returns:
         The same subdomains with ``lo``/``hi`` (``[B, N]``, float64) set: their old bounds, and
@@ -60,8 +57,6 @@ def refresh(
     lo, hi = bounder.clipped(domains.splits, domains.own)
     first, s = bounder.slices()[:2]
     unstable = (lo[:, s] < 0) & (hi[:, s] > 0)
-    if neurons is not None:
-        unstable &= neurons
     new_lo, new_hi = lo.copy(), hi.copy()
     for start in range(0, len(domains), _NODES):
         nodes = np.arange(start, min(start + _NODES, len(domains)))
@@ -77,24 +72,19 @@ def refresh(
         lo_r, hi_r, split_r = lo[rows], hi[rows], domains.splits[rows]
         alpha = np.clip(domains.alpha[rows], 0.0, 1.0)
         node = np.concatenate([owner, owner])
-        beta, value = _split_multipliers(
+        beta = _split_multipliers(
             bounder, (lo_r, hi_r), split_r, alpha, onehot, node, iterations, lr
         )
+        pre = [(lo_r[:, first], hi_r[:, first])]
+        rule = SplitBounder._rule([alpha[:, first]], [beta], [split_r[:, first]])
+        bound = linear_lower_bound(bounder.net, onehot, 2, pre, bounder.region, rule)
         n, cols = len(b), s.start + neuron
-        # certify only the rows whose (torch) bound beats the node's
-        now = np.concatenate([lo[b, cols], -hi[b, cols]])
-        go = np.flatnonzero(value > now)
-        bound = np.full(len(rows), -np.inf)
-        if go.size:
-            pre = [(lo_r[go][:, first], hi_r[go][:, first])]
-            rule = SplitBounder._rule([alpha[go][:, first]], [beta[go]], [split_r[go][:, first]])
-            bound[go] = linear_lower_bound(bounder.net, onehot[go], 2, pre, bounder.region, rule)
         new_lo[b, cols] = np.maximum(new_lo[b, cols], bound[:n])
         new_hi[b, cols] = np.minimum(new_hi[b, cols], -bound[n:])
     return Domains(domains.splits, domains.alpha, domains.beta, domains.lam, new_lo, new_hi)
 
 
-def _split_multipliers(bounder, pre, splits, alpha, onehot, node, iterations, lr):
+def _split_multipliers(bounder, pre, splits, alpha, onehot, node, iterations, lr) -> np.ndarray:
     """The multipliers ``β ≥ 0`` (``[R, n₁]``, float64, 0 off the split ReLUs) of the first
     layer's split constraints in the bounds of ``onehot @ ẑ₂`` (``[R, n₂]``), by Adam with the
     rows' slopes ``alpha`` fixed. Only the split columns of ``Λ`` move with ``β``, so with
@@ -103,14 +93,13 @@ def _split_multipliers(bounder, pre, splits, alpha, onehot, node, iterations, lr
     ``+1`` inactive; ``t_s`` the clipped ``l`` resp. ``−u``): ``R × splits × n₀`` a step
     instead of ``R × n₁ × n₀``. The rows of one node (``node``: ``[R]``, ``0 … nodes − 1``)
     share ``W₁[s]``. The gradient is written out: ``∂/∂β_s = σ_s (b₁ₛ + W₁[s]·x*) + t_s``
-    with ``x*`` the box corner minimising ``a·x``. Also returns the rows' torch bounds with
-    those ``β`` (``[R]``; ``+inf`` where nothing was optimised: not an estimate)."""
+    with ``x*`` the box corner minimising ``a·x``."""
     first = bounder.slices()[0]
     n1 = first.stop
     beta_full = np.zeros((len(onehot), n1))
     split1 = splits[:, first]
     if iterations == 0 or not split1.any():
-        return beta_full, np.full(len(onehot), np.inf)
+        return beta_full
     dt = bounder.dtype
     (w1, b1), lo_t, hi_t = bounder.typed(dt)[0][0], *bounder.typed(dt)[1:]
     lo, hi = (torch.from_numpy(a[:, first]).to(dt) for a in pre)
@@ -164,4 +153,4 @@ def _split_multipliers(bounder, pre, splits, alpha, onehot, node, iterations, lr
         beta.clamp_(min=0.0)
     per_row = keep[node, pos].double().numpy() * valid[node]
     np.put_along_axis(beta_full, ranked[node], per_row, axis=1)
-    return beta_full, best[node, pos].double().numpy()
+    return beta_full

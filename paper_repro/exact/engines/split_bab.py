@@ -80,7 +80,6 @@ class SplitBabOptions:
     branch_candidates: int = 32
     refresh_every: int = 0
     refresh_iterations: int = 8
-    refresh_neurons: int = 32
 
 
 @dataclass
@@ -295,6 +294,8 @@ class SplitSearch(ResumableSearch):
                     flush=True,
                 )
             parents, branch, fresh = stack.pop(options.batch)
+            if refresh_on:
+                parents, fresh = self._refresh(parents, fresh)
             kids = children(parents, branch)
             res = bounder.optimise(kids, options.iterations, options.lr, options.lr_beta)
             cand = bounder.evaluate(res.x_star) <= 0
@@ -318,38 +319,24 @@ class SplitSearch(ResumableSearch):
                 if options.branch_candidates > 1
                 else res.branch[keep]
             )
-            kept, fresh = res.domains.take(keep), np.tile(fresh, 2)[keep]
-            if refresh_on:
-                kept, fresh = self._refresh(kept, fresh, res.score[keep])
-            stack.push(kept, res.lower[keep], branch, fresh)
+            stack.push(res.domains.take(keep), res.lower[keep], branch, np.tile(fresh, 2)[keep])
         return Decision(Verdict.ROBUST, None, 0.0, f"{self.closed} nodes closed")
 
-    def _refresh(
-        self, nodes: Domains, fresh: np.ndarray, score: np.ndarray
-    ) -> tuple[Domains, np.ndarray]:
-        """Recompute the second layer's bounds of the open ``nodes`` with ``refresh_every``
-        more first-layer splits than at their last recomputation, for the ``refresh_neurons``
-        ReLUs of the highest branching ``score`` (``[M, N]``)
+    def _refresh(self, parents: Domains, fresh: np.ndarray) -> tuple[Domains, np.ndarray]:
+        """Recompute the second layer's bounds of the parents with ``refresh_every`` more
+        first-layer splits than at their last recomputation
         (:func:`~paper_repro.bounds.split_intermediate.refresh`); their children inherit them."""
-        first, second = self.bounder.slices()[:2]
-        count = (nodes.splits[:, first] != 0).sum(axis=1)
+        count = (parents.splits[:, self.bounder.slices()[0]] != 0).sum(axis=1)
         due = np.flatnonzero(count - fresh >= self.options.refresh_every)
         if due.size == 0:
-            return nodes, fresh
-        top = min(self.options.refresh_neurons, second.stop - second.start)
-        best = np.argsort(-score[due][:, second], axis=1)[:, :top]
-        chosen = np.zeros((len(due), second.stop - second.start), bool)
-        np.put_along_axis(chosen, best, True, axis=1)
-        new = refresh(
-            self.bounder, nodes.take(due), 2, self.options.refresh_iterations, neurons=chosen
-        )
-        lo = nodes.lo.copy() if nodes.lo is not None else np.full(nodes.splits.shape, -np.inf)
-        hi = nodes.hi.copy() if nodes.hi is not None else np.full(nodes.splits.shape, np.inf)
+            return parents, fresh
+        new = refresh(self.bounder, parents.take(due), 2, self.options.refresh_iterations)
+        lo, hi = parents.lo.copy(), parents.hi.copy()
         lo[due], hi[due] = new.lo, new.hi
         fresh = fresh.copy()
         fresh[due] = count[due]
-        n = nodes
-        return Domains(n.splits, n.alpha, n.beta, n.lam, lo, hi), fresh
+        p = parents
+        return Domains(p.splits, p.alpha, p.beta, p.lam, lo, hi), fresh
 
 
 def _outward32(a: np.ndarray, toward: float) -> np.ndarray:
