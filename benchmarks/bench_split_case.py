@@ -56,13 +56,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--candidates", type=int, default=SplitBabOptions.branch_candidates)
     ap.add_argument("--iterations", type=int, default=SplitBabOptions.iterations)
     ap.add_argument("--batch", type=int, default=SplitBabOptions.batch)
-    ap.add_argument(
-        "--refresh-every",
-        type=int,
-        default=SplitBabOptions.refresh_every,
-        help="recompute a node's second-layer bounds after this many first-layer splits (0: never)",
-    )
-    ap.add_argument("--refresh-iterations", type=int, default=SplitBabOptions.refresh_iterations)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     onnx = args.bench / "nets" / f"mnist-{args.net}.onnx"
@@ -87,8 +80,6 @@ def main(argv: list[str] | None = None) -> int:
         branch_candidates=args.candidates,
         iterations=args.iterations,
         batch=args.batch,
-        refresh_every=args.refresh_every,
-        refresh_iterations=args.refresh_iterations,
     )
     clock = time.monotonic()
     pre = root_bounds(net, lo, hi, options)

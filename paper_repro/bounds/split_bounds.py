@@ -41,31 +41,20 @@ class Domains:
     alpha: np.ndarray
     beta: np.ndarray
     lam: np.ndarray
-    lo: np.ndarray | None = None
-    hi: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.splits.shape[0]
 
-    @property
-    def own(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """The subdomains' own sound pre-activation bounds ``(lo, hi)`` (``[B, N]`` each, e.g.
-        from :func:`paper_repro.bounds.split_intermediate.refresh`; they hold on every
-        subdomain below, so children inherit them), or ``None``: only the root's."""
-        return None if self.lo is None or self.hi is None else (self.lo, self.hi)
-
     def take(self, index) -> Domains:
         """The subdomains ``index`` (a slice, an index array or a boolean mask over ``B``)."""
-        return Domains(*(None if a is None else a[index] for a in self._arrays()))
-
-    def _arrays(self) -> list[np.ndarray | None]:
-        return [getattr(self, f.name) for f in fields(self)]
+        return Domains(self.splits[index], self.alpha[index], self.beta[index], self.lam[index])
 
     @staticmethod
     def concat(parts: list[Domains]) -> Domains:
-        """The subdomains of ``parts``, in order (own bounds only if every part has them)."""
-        cols = zip(*(d._arrays() for d in parts), strict=True)
-        return Domains(*(None if any(a is None for a in c) else np.concatenate(c) for c in cols))
+        """The subdomains of ``parts``, in order."""
+        return Domains(
+            *(np.concatenate([getattr(d, f.name) for d in parts]) for f in fields(Domains))
+        )
 
 
 @dataclass(frozen=True)
@@ -196,17 +185,12 @@ class SplitBounder:
             np.zeros((1, self.n_relus), np.int8), alpha, np.zeros_like(alpha), np.zeros((1, k))
         )
 
-    def clipped(
-        self, splits: np.ndarray, own: tuple[np.ndarray, np.ndarray] | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def clipped(self, splits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Sound pre-activation bounds of the subdomains ``splits`` (``[B, N]`` each): the root
-        bounds (the second layer's updated under the first layer's splits, if enabled), within
-        the subdomains' ``own`` bounds if given (:attr:`Domains.own`), clipped to the splits.
-        A subdomain whose bounds cross (``lo > hi``) is empty."""
+        bounds (the second layer's updated under the first layer's splits, if enabled), clipped
+        to the splits. A subdomain whose bounds cross (``lo > hi``) is empty."""
         lo = np.tile(self.root_lo, (len(splits), 1))
         hi = np.tile(self.root_hi, (len(splits), 1))
-        if own is not None:
-            lo, hi = np.maximum(lo, own[0]), np.minimum(hi, own[1])
         if self._second_layer:
             first, second = self.slices()[:2]
             if self._second is None:
@@ -222,8 +206,7 @@ class SplitBounder:
             # down) share their second-layer bounds: compute each distinct row once
             rows, inverse = np.unique(splits[:, first], axis=0, return_inverse=True)
             l2, h2 = self._second.bounds(rows)
-            lo[:, second] = np.maximum(lo[:, second], l2[inverse.ravel()])
-            hi[:, second] = np.minimum(hi[:, second], h2[inverse.ravel()])
+            lo[:, second], hi[:, second] = l2[inverse.ravel()], h2[inverse.ravel()]
         return _clip(lo, hi, splits)
 
     def typed(self, dtype: torch.dtype) -> tuple[list, torch.Tensor, torch.Tensor]:
@@ -283,7 +266,7 @@ class SplitBounder:
     ) -> BoundResult:
         """Improve ``α, β, λ`` of every domain by ``iterations`` Adam steps of ``lr`` (``α``,
         ``λ``) and ``lr_beta`` (0: evaluate only); keeps each domain's best iterate."""
-        lo_np, hi_np = self.clipped(domains.splits, domains.own)
+        lo_np, hi_np = self.clipped(domains.splits)
         dt = self.dtype
         lo, hi = torch.from_numpy(lo_np).to(dt), torch.from_numpy(hi_np).to(dt)
         relax = self.relaxations(lo, hi, torch.from_numpy(domains.splits), len(self.layers))
@@ -319,7 +302,7 @@ class SplitBounder:
                 alpha.clamp_(0.0, 1.0)
                 beta.clamp_(min=0.0)
         x_star = torch.where(g0 > 0, self.lo_t, self.hi_t).numpy()
-        out = Domains(domains.splits, keep[0], keep[1], keep[2], domains.lo, domains.hi)
+        out = Domains(domains.splits, keep[0], keep[1], keep[2])
         score = self._score(loss, lo_np, hi_np)
         branch = np.where(np.isfinite(score).any(axis=1), score.argmax(axis=1), -1)
         empty = (lo_np > hi_np).any(axis=1)
@@ -354,7 +337,7 @@ class SplitBounder:
         ``pre``: the domains' :meth:`clipped` bounds if already computed (``[B, N]`` each);
         ``rows``: each domain's objective on the outputs (``[B, n_L]``) instead of ``λ``'s
         weights on ``C`` (the bound is then of ``min rows_b · f(x)`` over domain ``b``)."""
-        lo, hi = self.clipped(domains.splits, domains.own) if pre is None else pre
+        lo, hi = self.clipped(domains.splits) if pre is None else pre
         if rows is None:
             lam = domains.lam - domains.lam.max(axis=1, keepdims=True)
             weights = np.exp(lam) / np.exp(lam).sum(axis=1, keepdims=True)  # ≥ 0: any do
@@ -404,7 +387,7 @@ def children(parents: Domains, branch: np.ndarray) -> Domains:
         s[rows, branch] = phase
         b = parents.beta.copy()
         b[rows, branch] = 0.0
-        out.append(Domains(s, parents.alpha.copy(), b, parents.lam.copy(), parents.lo, parents.hi))
+        out.append(Domains(s, parents.alpha.copy(), b, parents.lam.copy()))
     return Domains.concat(out)
 
 

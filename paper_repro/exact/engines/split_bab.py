@@ -32,7 +32,6 @@ from paper_repro.bounds.crown import crown_rule
 from paper_repro.bounds.outward import BoxRegion, layer_bounds, linear_lower_bound
 from paper_repro.bounds.refine_layers import RefineOptions
 from paper_repro.bounds.split_bounds import Domains, SplitBounder, children
-from paper_repro.bounds.split_intermediate import refresh
 from paper_repro.exact.decide import Decision, Verdict
 from paper_repro.exact.engines.resumable import ResumableSearch
 from paper_repro.network import ReluNetwork
@@ -78,16 +77,12 @@ class SplitBabOptions:
     refine_after: float = 0.03
     refine_share: float = 0.5
     branch_candidates: int = 32
-    refresh_every: int = 0
-    refresh_iterations: int = 8
 
 
 @dataclass
 class _Stack:
     """Open nodes: ``splits`` int8 ``[M, N]``, ``alpha``/``beta`` float32 ``[M, N]``, ``lam``
-    ``[M, K]``, ``lower`` ``[M]`` (torch bounds), ``branch`` ``[M]`` (the ReLU to split), the
-    nodes' own pre-activation bounds ``lo``/``hi`` (float32 ``[M, N]``, rounded outward; ±inf:
-    none) and ``fresh`` ``[M]`` (first-layer splits when they were last recomputed)."""
+    ``[M, K]``, ``lower`` ``[M]`` (torch bounds) and ``branch`` ``[M]`` (the ReLU to split)."""
 
     splits: np.ndarray
     alpha: np.ndarray
@@ -95,43 +90,23 @@ class _Stack:
     lam: np.ndarray
     lower: np.ndarray
     branch: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
-    fresh: np.ndarray
 
-    @classmethod
-    def empty(cls, n: int, k: int) -> _Stack:
-        """No node yet, for ``n`` hidden ReLUs and ``k`` rows."""
-        relus = np.zeros((0, n), np.float32)
-        return cls(
-            np.zeros((0, n), np.int8), relus, relus, np.zeros((0, k)), np.zeros(0),
-            np.zeros(0, int), relus, relus, np.zeros(0, np.int16),
-        )  # fmt: skip
-
-    def push(self, d: Domains, lower: np.ndarray, branch: np.ndarray, fresh: np.ndarray) -> None:
-        own = d.own or (np.full(d.splits.shape, -np.inf), np.full(d.splits.shape, np.inf))
+    def push(self, d: Domains, lower: np.ndarray, branch: np.ndarray) -> None:
         self.splits = np.concatenate([self.splits, d.splits])
         self.alpha = np.concatenate([self.alpha, d.alpha.astype(np.float32)])
         self.beta = np.concatenate([self.beta, d.beta.astype(np.float32)])
         self.lam = np.concatenate([self.lam, d.lam])
         self.lower = np.concatenate([self.lower, lower])
         self.branch = np.concatenate([self.branch, branch])
-        self.lo = np.concatenate([self.lo, _outward32(own[0], -np.inf)])
-        self.hi = np.concatenate([self.hi, _outward32(own[1], np.inf)])
-        self.fresh = np.concatenate([self.fresh, fresh.astype(np.int16)])
 
-    def pop(self, n: int) -> tuple[Domains, np.ndarray, np.ndarray]:
-        """The last ``n`` nodes (fewer if there are fewer), their branching ReLUs and
-        ``fresh``."""
+    def pop(self, n: int) -> tuple[Domains, np.ndarray]:
+        """The last ``n`` nodes (fewer if there are fewer) and their branching ReLUs."""
         cut = max(0, len(self.lower) - n)
-        top = {f.name: getattr(self, f.name)[cut:] for f in fields(self)}
-        d = Domains(
-            top["splits"], top["alpha"], top["beta"], top["lam"],
-            top["lo"].astype(np.float64), top["hi"].astype(np.float64),
-        )  # fmt: skip
+        d = Domains(self.splits[cut:], self.alpha[cut:], self.beta[cut:], self.lam[cut:])
+        branch = self.branch[cut:]
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name)[:cut])
-        return d, top["branch"], top["fresh"]
+        return d, branch
 
     @property
     def done(self) -> float:
@@ -273,11 +248,19 @@ class SplitSearch(ResumableSearch):
                 return Decision(Verdict.ROBUST, None, 0.0)
             if root.branch[0] < 0:
                 return _unknown(_LEAF)
-            self.stack = _Stack.empty(bounder.n_relus, root.domains.lam.shape[1])
-            self.stack.push(root.domains, root.lower, root.branch, np.zeros(1))
+            k = root.domains.lam.shape[1]
+            n = bounder.n_relus
+            self.stack = _Stack(
+                np.zeros((0, n), np.int8),
+                np.zeros((0, n), np.float32),
+                np.zeros((0, n), np.float32),
+                np.zeros((0, k)),
+                np.zeros(0),
+                np.zeros(0, int),
+            )
+            self.stack.push(root.domains, root.lower, root.branch)
         stack = self.stack
-        most = min(options.max_nodes, int(options.max_bytes / (17 * bounder.n_relus + 64)))
-        refresh_on = options.refresh_every > 0 and len(bounder.sizes) > 1
+        most = min(options.max_nodes, int(options.max_bytes / (9 * bounder.n_relus + 64)))
         report = start + options.progress if options.progress > 0 else np.inf
         while len(stack.lower):
             if time.monotonic() > deadline:
@@ -293,9 +276,7 @@ class SplitSearch(ResumableSearch):
                     file=sys.stderr,
                     flush=True,
                 )
-            parents, branch, fresh = stack.pop(options.batch)
-            if refresh_on:
-                parents, fresh = self._refresh(parents, fresh)
+            parents, branch = stack.pop(options.batch)
             kids = children(parents, branch)
             res = bounder.optimise(kids, options.iterations, options.lr, options.lr_beta)
             cand = bounder.evaluate(res.x_star) <= 0
@@ -319,32 +300,8 @@ class SplitSearch(ResumableSearch):
                 if options.branch_candidates > 1
                 else res.branch[keep]
             )
-            stack.push(res.domains.take(keep), res.lower[keep], branch, np.tile(fresh, 2)[keep])
+            stack.push(res.domains.take(keep), res.lower[keep], branch)
         return Decision(Verdict.ROBUST, None, 0.0, f"{self.closed} nodes closed")
-
-    def _refresh(self, parents: Domains, fresh: np.ndarray) -> tuple[Domains, np.ndarray]:
-        """Recompute the second layer's bounds of the parents with ``refresh_every`` more
-        first-layer splits than at their last recomputation
-        (:func:`~paper_repro.bounds.split_intermediate.refresh`); their children inherit them."""
-        count = (parents.splits[:, self.bounder.slices()[0]] != 0).sum(axis=1)
-        due = np.flatnonzero(count - fresh >= self.options.refresh_every)
-        if due.size == 0:
-            return parents, fresh
-        new = refresh(self.bounder, parents.take(due), 2, self.options.refresh_iterations)
-        lo, hi = parents.lo.copy(), parents.hi.copy()
-        lo[due], hi[due] = new.lo, new.hi
-        fresh = fresh.copy()
-        fresh[due] = count[due]
-        p = parents
-        return Domains(p.splits, p.alpha, p.beta, p.lam, lo, hi), fresh
-
-
-def _outward32(a: np.ndarray, toward: float) -> np.ndarray:
-    """``a`` as float32, moved one step toward ``toward`` where the conversion went the other
-    way (so lower bounds stay lower bounds and upper bounds upper ones)."""
-    a32 = a.astype(np.float32)
-    wrong = a32 > a if toward < 0 else a32 < a
-    return np.where(wrong, np.nextafter(a32, np.float32(toward)), a32)
 
 
 def _unknown(why: str) -> Decision:
