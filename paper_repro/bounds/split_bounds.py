@@ -27,6 +27,7 @@ import torch
 from paper_repro.bounds import split_branching
 from paper_repro.bounds.outward import BoxRegion, linear_lower_bound
 from paper_repro.bounds.radius_batch import torch_layers
+from paper_repro.bounds.split_relaxation import Relaxation, relu_coefficients
 from paper_repro.bounds.split_second_layer import SecondLayerBounds
 from paper_repro.network import ReluNetwork
 
@@ -214,9 +215,9 @@ class SplitBounder:
         ``dtype`` (float64 or the bounder's own type)."""
         return self._typed[dtype]
 
-    def relaxations(self, lo, hi, splits, top: int) -> list[_Relaxation]:
+    def relaxations(self, lo, hi, splits, top: int) -> list[Relaxation]:
         """The per-node constants of hidden layers ``1 … top − 1`` (``[B, N]`` inputs)."""
-        return [_Relaxation.of(lo[:, s], hi[:, s], splits[:, s]) for s in self.slices()[: top - 1]]
+        return [Relaxation.of(lo[:, s], hi[:, s], splits[:, s]) for s in self.slices()[: top - 1]]
 
     def bound(self, relax, alpha, beta, lam, trace: dict | None = None):
         """Torch bounds ``[B]``, the input coefficients ``[B, n₀]`` and each free unstable
@@ -227,7 +228,8 @@ class SplitBounder:
 
     def backward(self, coef, top, relax, alpha, beta, trace: dict | None = None):
         """:meth:`bound` of ``coef @ ẑ_top`` (``[B, n_top]``; ``top = L``: the outputs),
-        through hidden layers ``top − 1 … 1`` with their :class:`_Relaxation` ``relax``."""
+        through hidden layers ``top − 1 … 1`` with their relaxations ``relax``
+        (:class:`~paper_repro.bounds.split_relaxation.Relaxation`)."""
         w, b = self._typed[coef.dtype][0][top - 1]
         const = torch.zeros(coef.shape[0], dtype=coef.dtype) + coef @ b
         return self.below(coef @ w, top - 1, relax, alpha, beta, const, trace)
@@ -355,7 +357,7 @@ class SplitBounder:
         (lists over hidden layers of ``[m, n_k]`` arrays)."""
 
         def rule(k: int, g: np.ndarray, lk: np.ndarray, hk: np.ndarray) -> np.ndarray:
-            lam_k, _ = _relu_coefficients(
+            lam_k, _ = relu_coefficients(
                 torch.from_numpy(g),
                 torch.from_numpy(np.asarray(lk, np.float64)),
                 torch.from_numpy(np.asarray(hk, np.float64)),
@@ -398,59 +400,3 @@ def _clip(lo: np.ndarray, hi: np.ndarray, splits: np.ndarray) -> tuple[np.ndarra
         np.where(splits > 0, np.maximum(lo, 0.0), lo),
         np.where(splits < 0, np.minimum(hi, 0.0), hi),
     )
-
-
-def _relu_coefficients(g, lo, hi, split, alpha, beta):
-    """``Λ`` on the pre-activations (see the module docstring) and the per-neuron term
-    ``min_{ẑ∈[l,u]} g·relu(ẑ) − Λ·ẑ`` (``[B, n]`` each; the exact breakpoint minimum, as in
-    :func:`paper_repro.bounds.outward.relu_min` but not rounded outward)."""
-    unstable = (lo < 0) & (hi > 0)
-    chord = torch.where(unstable, hi / torch.where(unstable, hi - lo, 1.0), 0.0)
-    lam_unstable = torch.where(g < 0, g * chord, g * alpha)
-    lam_stable = torch.where(lo >= 0, g - beta * (split > 0), beta * (split < 0))
-    lam = torch.where(unstable, lam_unstable, lam_stable)
-    at_lo = g * torch.clamp(lo, min=0.0) - lam * lo
-    at_hi = g * torch.clamp(hi, min=0.0) - lam * hi
-    term = torch.minimum(at_lo, at_hi)
-    term = torch.where(unstable, torch.clamp(term, max=0.0), term)
-    return lam, term
-
-
-@dataclass(frozen=True)
-class _Relaxation:
-    """One hidden layer's node-bound constants for a batch (``[B, n]`` each), fixed while
-    ``α, β`` are optimised: with them :meth:`apply` is :func:`_relu_coefficients` in a few
-    operations. ``chord = u/(u−l)`` and ``icpt = −chord·l`` on unstable neurons (``0``
-    elsewhere), ``unstable`` and ``pos`` (``l ≥ 0``) as 0/1, ``sgn`` the sign ``β`` enters
-    ``Λ`` with (``−1`` split active, ``+1`` split inactive) and ``ts`` the split term's
-    minimiser (``min(l, u)`` resp. ``−max(l, u)``)."""
-
-    chord: torch.Tensor
-    icpt: torch.Tensor
-    unstable: torch.Tensor
-    pos: torch.Tensor
-    sgn: torch.Tensor
-    ts: torch.Tensor
-
-    @classmethod
-    def of(cls, lo, hi, split) -> _Relaxation:
-        """From a batch's clipped pre-activation bounds and splits (``[B, n]`` each)."""
-        unstable = (lo < 0) & (hi > 0)
-        chord = torch.where(unstable, hi / torch.where(unstable, hi - lo, 1.0), 0.0)
-        pos = ((lo >= 0) & ~unstable).to(lo.dtype)
-        act, ina = ((split > 0) & ~unstable).to(lo.dtype), ((split < 0) & ~unstable).to(lo.dtype)
-        ts = act * pos * torch.minimum(lo, hi) - ina * (1 - pos) * torch.maximum(lo, hi)
-        return cls(chord, -chord * lo, unstable.to(lo.dtype), pos, ina * (1 - pos) - act * pos, ts)
-
-    def take(self, rows) -> _Relaxation:
-        """The constants of the batch rows ``rows``."""
-        return _Relaxation(*(getattr(self, f.name)[rows] for f in fields(self)))
-
-    def apply(self, g, alpha, beta):
-        """``Λ`` (``[B, n]``), each unstable ReLU's loss ``−min(g, 0)·icpt`` (``[B, n]``, ≥ 0)
-        and ``Σ_i term_i`` (``[B]``) of :func:`_relu_coefficients` for coefficients ``g``."""
-        neg = torch.clamp(g, max=0.0)
-        lam = neg * self.chord + (g - neg) * (alpha * self.unstable) + g * self.pos
-        lam = lam + beta * self.sgn
-        term = neg * self.icpt
-        return lam, -term, term.sum(1) + (beta * self.ts).sum(1)
