@@ -299,6 +299,35 @@ def test_cli_timeout_counts_from_the_process_start(tmp_path, capfd, monkeypatch)
     assert "--timeout must be" in capfd.readouterr().err
 
 
+def test_cli_threads_sets_torch_threads_and_rejects_zero(tmp_path, capfd):
+    """``--threads N`` is the torch thread count of the search (the answer is the same);
+    ``--threads 0`` is one clear error."""
+    import torch
+
+    rng = np.random.default_rng(3)
+    net = ReluNetwork.from_arrays(
+        [rng.normal(size=(6, 4)).astype(np.float32), rng.normal(size=(3, 6)).astype(np.float32)],
+        [np.zeros(6, np.float32), np.zeros(3, np.float32)],
+    )
+    model = _onnx(tmp_path / "n.onnx", net, [1, 4])
+    prop = tmp_path / "p.vnnlib"
+    prop.write_text(_header(4, 3, [0] * 4, [1] * 4) + "(assert (>= (- Y_1 Y_0) 50))")
+    argv = ["verify", "--onnx", str(model), "--vnnlib", str(prop), "--timeout", "20"]
+    before = torch.get_num_threads()
+    try:
+        assert cli.main([*argv, "--threads", "2"]) == 0
+        assert torch.get_num_threads() == 2
+        assert capfd.readouterr().out == "unsat\n"
+        assert cli.main([*argv, "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1
+        assert capfd.readouterr().out == "unsat\n"
+        assert cli.main([*argv, "--threads", "0"]) == 2
+        captured = capfd.readouterr()
+        assert captured.out == "" and "--threads must be at least 1" in captured.err
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_cases_that_ran_out_of_time_get_the_time_left_pass_after_pass(monkeypatch):
     """The time a pass leaves goes to the cases still open, again and again: a case that needs
     three shares is decided although the other two close in their second (two passes used to

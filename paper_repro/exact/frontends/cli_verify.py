@@ -75,6 +75,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="falsifier/engine seed (default 0)")
     parser.add_argument("--no-falsify", action="store_true", help="skip the PGD falsifier")
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads for the bounds (default 1; numpy's BLAS keeps OMP_NUM_THREADS)",
+    )
+    parser.add_argument(
         "--engine",
         choices=[e.value for e in CaseEngine],
         default=CaseEngine.SPLIT_BAB.value,
@@ -104,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
     start = command_start()
     if not (args.timeout > 0 and math.isfinite(args.timeout)):
         raise PaperReproError(f"--timeout must be finite and > 0 seconds, got {args.timeout}")
-    torch.set_num_threads(1)
+    if args.threads < 1:
+        raise PaperReproError(f"--threads must be at least 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
     network = load_network(args.onnx, output_relu=True)  # a property's outputs: any values
     prop = parse_vnnlib(args.vnnlib)
     left = search_seconds(args.timeout, start)
