@@ -271,13 +271,9 @@ def test_counterexample_prints_exact_decimals_where_no_float_fits():
     assert _holds_exactly(TINY, parse_vnnlib_text(text).cases[0], res.point)
 
 
-def test_cli_timeout_counts_from_the_process_start(tmp_path, capfd, monkeypatch):
-    """VNN-COMP times the whole process: with start-up already past the limit the answer is
-    ``timeout`` at once (never a late answer); with time left the search gets the rest."""
-    from paper_repro.exact.frontends import cli_verify
-
-    age = cli_verify.process_age()
-    assert 0 < age < 1e7  # this process has been running for a while
+def _easy_unsat_cli(tmp_path) -> list[str]:
+    """``verify`` arguments of a 4-6-3 network and a property no input meets (``Y₁ − Y₀ ≥ 50``
+    on ``[0, 1]⁴``), written under ``tmp_path``."""
     rng = np.random.default_rng(3)
     net = ReluNetwork.from_arrays(
         [rng.normal(size=(6, 4)).astype(np.float32), rng.normal(size=(3, 6)).astype(np.float32)],
@@ -286,7 +282,17 @@ def test_cli_timeout_counts_from_the_process_start(tmp_path, capfd, monkeypatch)
     model = _onnx(tmp_path / "n.onnx", net, [1, 4])
     prop = tmp_path / "p.vnnlib"
     prop.write_text(_header(4, 3, [0] * 4, [1] * 4) + "(assert (>= (- Y_1 Y_0) 50))")
-    argv = ["verify", "--onnx", str(model), "--vnnlib", str(prop)]
+    return ["verify", "--onnx", str(model), "--vnnlib", str(prop)]
+
+
+def test_cli_timeout_counts_from_the_process_start(tmp_path, capfd, monkeypatch):
+    """VNN-COMP times the whole process: with start-up already past the limit the answer is
+    ``timeout`` at once (never a late answer); with time left the search gets the rest."""
+    from paper_repro.exact.frontends import cli_verify
+
+    age = cli_verify.process_age()
+    assert 0 < age < 1e7  # this process has been running for a while
+    argv = _easy_unsat_cli(tmp_path)
     monkeypatch.setattr(cli_verify, "process_age", lambda: 4.0)
     result = tmp_path / "r.txt"
     assert cli.main([*argv, "--timeout", "5", "--result", str(result)]) == 0  # 4 + 1.5 > 5
@@ -304,15 +310,7 @@ def test_cli_threads_sets_torch_threads_and_rejects_zero(tmp_path, capfd):
     ``--threads 0`` is one clear error."""
     import torch
 
-    rng = np.random.default_rng(3)
-    net = ReluNetwork.from_arrays(
-        [rng.normal(size=(6, 4)).astype(np.float32), rng.normal(size=(3, 6)).astype(np.float32)],
-        [np.zeros(6, np.float32), np.zeros(3, np.float32)],
-    )
-    model = _onnx(tmp_path / "n.onnx", net, [1, 4])
-    prop = tmp_path / "p.vnnlib"
-    prop.write_text(_header(4, 3, [0] * 4, [1] * 4) + "(assert (>= (- Y_1 Y_0) 50))")
-    argv = ["verify", "--onnx", str(model), "--vnnlib", str(prop), "--timeout", "20"]
+    argv = [*_easy_unsat_cli(tmp_path), "--timeout", "20"]
     before = torch.get_num_threads()
     try:
         assert cli.main([*argv, "--threads", "2"]) == 0
