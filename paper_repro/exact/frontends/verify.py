@@ -228,8 +228,8 @@ def verify_property(
     pending = list(range(len(prop.cases)))
     reasons: dict[int, tuple[bool, str]] = {}
     shared: dict = {}  # split-BaB root bounds per box, timed-out searches per case
-    for rerun in range(_PASSES):
-        todo = [k for k in pending if not rerun or reasons.get(k, (False, ""))[0]]
+    for pass_no in range(_PASSES):
+        todo = [k for k in pending if pass_no == 0 or reasons.get(k, (False, ""))[0]]
         if not todo:
             break
         for i, k in enumerate(todo):
