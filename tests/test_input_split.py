@@ -82,7 +82,7 @@ def test_a_timed_out_search_continues_and_an_interrupted_one_never_does(monkeypa
     assert first.verdict == Verdict.UNKNOWN and first.message.startswith("timeout")
     assert search.run(time.monotonic() + 20).verdict == Verdict.ROBUST
     broken = InputSplitSearch(net2, -np.ones(2), np.ones(2), rows)
-    monkeypatch.setattr(broken, "_lower_bounds", lambda lo, hi: 1 / 0)
+    monkeypatch.setattr(broken, "_lower_bounds", lambda *_: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         broken.run(time.monotonic() + 20)
     assert broken.run(time.monotonic() + 20).verdict == Verdict.UNKNOWN

@@ -6,19 +6,22 @@ splitting ReLUs (ReluVal, Wang et al. 2018; Neurify). With five inputs and a wid
 ACAS Xu, most ReLUs are unstable over the whole box and ReLU splitting barely moves the bound,
 while halving one input interval tightens every layer's bounds at once.
 
-* Each box gets fresh CROWN bounds of every hidden layer and of the rows of ``C``, computed for a
+* Each box gets CROWN bounds of every hidden layer and of the rows of ``C``, computed for a
   batch of boxes at once by the outward-rounded numpy routines of
   :mod:`paper_repro.bounds.outward`; a box is closed only when some row's sound lower bound is
-  ``> 0`` (no point of the box meets that row, hence the case).
+  ``> 0`` (no point of the box meets that row, hence the case). A half inherits its box's
+  hidden bounds (they hold on any part of it): only the ReLUs unstable under them are bounded
+  again, and the new bound is intersected with the inherited one — CROWN's bound on a half
+  can be *looser* than on the whole, its adaptive slopes changing with the bounds below.
 * The centre of every box is run through the network (float64); one with every row ``≤ 0`` is
   returned as a *candidate*, for the caller to check exactly.
 * A box left open is halved at the midpoint of one input, chosen for the row closest to
   closing the box by two "smear" scores (ReluVal: sensitivity × width), each scaled to 1 at its
   best input and added: the input coefficient of the row's CROWN bound × width, and the row's
-  gradient at the centre × width. Boxes needed on ACAS Xu network 1_1, first case of properties
-  2, 3, 4, 5: 360, 2,027, 408, 651 with the sum; 481, 2,952, > 3,087, 1,018 with the bound's
-  coefficients alone; 9,927, > 2,354, 392, 6,747 with the gradient alone. The two halves cover
-  the box exactly, whatever the rounding of the midpoint.
+  gradient at the centre × width — unless that input, measured as a share of the root box's
+  width, is narrower than ``1 / max_aspect`` of the box's relatively widest input, which is
+  halved instead (without it the smear scores cut ACAS Xu boxes into slivers along the inputs
+  they favour). The two halves cover the box exactly, whatever the rounding of the midpoint.
 * Boxes are kept on a stack (depth first, a batch at a time); :meth:`InputSplitSearch.run`
   stops at its deadline with them kept, so a later call continues.
 """
@@ -31,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from paper_repro.bounds.crown import crown_rule
-from paper_repro.bounds.outward import BoxRegion, layer_bounds, linear_lower_bound
+from paper_repro.bounds.outward import BoxRegion, SlopeRule, linear_lower_bound
 from paper_repro.errors import PaperReproError
 from paper_repro.exact.decide import Decision, Verdict
 from paper_repro.exact.engines.resumable import ResumableSearch
@@ -42,18 +45,25 @@ from paper_repro.network import ReluNetwork
 class InputSplitOptions:
     """``max_dim``: the engine is used for boxes with at most this many inputs of non-zero width
     (more: ReLU splitting, :class:`~paper_repro.exact.engines.split_bab.SplitSearch`);
-    ``batch``: boxes bounded per step; ``max_boxes``: open boxes at most (then ``unknown``)."""
+    ``batch``: boxes bounded per step; ``max_boxes``: open boxes at most, ``max_bytes``: memory
+    of the open boxes and their inherited bounds at most (then ``unknown``); ``max_aspect``: a
+    box whose chosen input is, relative to the root box, narrower than ``1 / max_aspect`` of its
+    relatively widest input is halved along that widest one."""
 
     max_dim: int = 12
     batch: int = 256
     max_boxes: int = 2_000_000
+    max_bytes: int = 1 << 30
+    max_aspect: float = 32.0
 
     def __post_init__(self) -> None:
-        if self.max_dim < 1 or self.batch < 1 or self.max_boxes < 2:
+        if self.max_dim < 1 or self.batch < 1 or self.max_boxes < 2 or self.max_bytes < 1:
             raise PaperReproError(
                 f"input-split options must be positive (max_dim {self.max_dim}, batch "
-                f"{self.batch}, max_boxes {self.max_boxes})"
+                f"{self.batch}, max_boxes {self.max_boxes}, max_bytes {self.max_bytes})"
             )
+        if not self.max_aspect >= 1:
+            raise PaperReproError(f"max_aspect must be at least 1, got {self.max_aspect}")
 
 
 class InputSplitSearch(ResumableSearch):
@@ -83,13 +93,28 @@ class InputSplitSearch(ResumableSearch):
         self.hi = np.asarray(hi, np.float64).reshape(1, -1).copy()
         if self.lo.shape != self.hi.shape or np.any(self.lo > self.hi):
             raise PaperReproError("input-split needs a non-empty box [lo, hi]")
+        self.root_width = (self.hi - self.lo)[0]
+        # inherited hidden bounds of each open box, [M, n_k] per layer (±inf: none yet)
+        sizes = [w.shape[0] for w in net.weights[:-1]]
+        self.blo = [np.full((1, n), -np.inf) for n in sizes]
+        self.bhi = [np.full((1, n), np.inf) for n in sizes]
         self.closed = 0
         super().__init__()
 
     @property
     def open_bytes(self) -> int:
-        """Memory held by the open boxes."""
-        return int(self.lo.nbytes + self.hi.nbytes)
+        """Memory held by the open boxes and their inherited bounds."""
+        held = [self.lo, self.hi, *self.blo, *self.bhi]
+        return int(sum(a.nbytes for a in held))
+
+    def _pop(self, count: int) -> tuple[np.ndarray, np.ndarray, list, list]:
+        """The last ``count`` open boxes (``lo, hi``: ``[B, n₀]``) and their inherited bounds
+        (``[B, n_k]`` per layer), removed from the stack."""
+        cut = max(0, len(self.lo) - count)
+        out = self.lo[cut:], self.hi[cut:], [a[cut:] for a in self.blo], [a[cut:] for a in self.bhi]
+        self.lo, self.hi = self.lo[:cut], self.hi[:cut]
+        self.blo, self.bhi = [a[:cut] for a in self.blo], [a[:cut] for a in self.bhi]
+        return out
 
     def _run(self, start: float, deadline: float) -> Decision:
         opts = self.options
@@ -101,15 +126,13 @@ class InputSplitSearch(ResumableSearch):
                     0.0,
                     f"timeout: {len(self.lo)} boxes open, {self.closed} closed",
                 )
-            cut = max(0, len(self.lo) - opts.batch)
-            lo, hi = self.lo[cut:], self.hi[cut:]
-            self.lo, self.hi = self.lo[:cut], self.hi[:cut]
+            lo, hi, plo, phi = self._pop(opts.batch)
             mid = np.clip(lo + (hi - lo) / 2, lo, hi)
             grads = self._gradients(mid)  # [B, K, n₀]
             found = self._candidate(mid, lo, hi, grads)
             if found is not None:
                 return Decision(Verdict.ADVERSARIAL, found, 0.0)
-            lower, coef = self._lower_bounds(lo, hi)  # [B, K] (sound), [B, K, n₀]
+            lower, coef, pre = self._lower_bounds(lo, hi, plo, phi)  # [B, K] sound, [B, K, n₀]
             done = lower.max(axis=1) > 0
             self.closed += int(done.sum())
             keep = ~done
@@ -121,9 +144,19 @@ class InputSplitSearch(ResumableSearch):
                 return Decision(Verdict.UNKNOWN, None, 0.0, "a box too small to halve is open")
             pick = np.arange(len(lo)), lower.argmax(axis=1)  # the row closest to closing
             dim = _split_dim(coef[keep][pick], grads[keep][pick], width)
-            if len(self.lo) + 2 * len(lo) > opts.max_boxes:
+            dim = _unsliver(
+                dim, width / np.where(self.root_width > 0, self.root_width, 1.0), opts.max_aspect
+            )
+            grown = 2 * len(lo) * (2 * lo.shape[1] + 2 * sum(a.shape[1] for a in self.blo)) * 8
+            if len(self.lo) + 2 * len(lo) > opts.max_boxes or (
+                self.open_bytes + grown > opts.max_bytes
+            ):
                 return Decision(
-                    Verdict.UNKNOWN, None, 0.0, f"more than {opts.max_boxes} open boxes (memory)"
+                    Verdict.UNKNOWN,
+                    None,
+                    0.0,
+                    f"{len(self.lo) + 2 * len(lo)} open boxes would pass the memory cap "
+                    f"({opts.max_boxes} boxes, {opts.max_bytes} bytes)",
                 )
             rows_i = np.arange(len(lo))
             cut_at = mid[rows_i, dim]
@@ -132,18 +165,29 @@ class InputSplitSearch(ResumableSearch):
             lo_right[rows_i, dim] = cut_at
             self.lo = np.concatenate([self.lo, lo_right, lo])
             self.hi = np.concatenate([self.hi, hi, hi_left])
+            for k, (lk, hk) in enumerate(pre):  # both halves inherit the box's bounds
+                lk, hk = lk[keep], hk[keep]
+                self.blo[k] = np.concatenate([self.blo[k], lk, lk])
+                self.bhi[k] = np.concatenate([self.bhi[k], hk, hk])
         return Decision(Verdict.ROBUST, None, 0.0, f"{self.closed} boxes closed")
 
-    def _lower_bounds(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _lower_bounds(
+        self, lo: np.ndarray, hi: np.ndarray, plo: list[np.ndarray], phi: list[np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
         """Outward-rounded CROWN lower bounds of every row of ``C f`` on each box, ``[B, K]``,
-        and each row's linear function of the input behind it, ``[B, K, n₀]``."""
+        each row's linear function of the input behind it, ``[B, K, n₀]``, and the boxes' hidden
+        bounds ``(lo_k, hi_k)``, ``[B, n_k]`` each: the inherited ones ``plo, phi`` (sound on
+        the box), tightened by CROWN where they leave a ReLU unstable."""
         region = BoxRegion(lo[:, None, :], hi[:, None, :])
         rule = crown_rule()
-        pre = layer_bounds(self.net, region, rule)
+        pre: list[tuple[np.ndarray, np.ndarray]] = []  # [B, 1, n_k]: broadcast over rows
+        for k, (pl, ph) in enumerate(zip(plo, phi, strict=True), start=1):
+            lk, hk = _tightened(self.net, k, pre, region, rule, pl, ph)
+            pre.append((lk[:, None, :], hk[:, None, :]))
         rows = np.broadcast_to(self.c, (len(lo), *self.c.shape))
         coef: list[np.ndarray] = []
         lower = linear_lower_bound(self.net, rows, len(self.net.weights), pre, region, rule, coef)
-        return lower, coef[0]
+        return lower, coef[0], [(lk[:, 0], hk[:, 0]) for lk, hk in pre]
 
     def _gradients(self, x: np.ndarray) -> np.ndarray:
         """``∂(C f)_k/∂x`` at the points ``x`` (``[B, n₀]``) through their activation patterns,
@@ -166,6 +210,51 @@ class InputSplitSearch(ResumableSearch):
         values = (self.net.forward(points) @ self.c.T).max(axis=1)
         hit = np.flatnonzero(values <= 0)
         return points[hit[0]] if hit.size else None
+
+
+def _tightened(
+    net: ReluNetwork,
+    k: int,
+    pre: list[tuple[np.ndarray, np.ndarray]],
+    region: BoxRegion,
+    rule: SlopeRule,
+    plo: np.ndarray,
+    phi: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of hidden layer ``k``'s pre-activations on each of ``B`` boxes, ``[B, n_k]``
+    each: ``plo, phi`` (sound on the boxes) where they make the ReLU stable, else their
+    intersection with the outward-rounded CROWN bounds (``pre``: the layers below, ``[B, 1,
+    n_j]``). Only the unstable ReLUs get rows (``±e_i``, gathered per box, padded to the
+    batch's largest count)."""
+    unstable = (plo < 0) & (phi > 0)
+    count = int(unstable.sum(axis=1).max(initial=0))
+    lo, hi = plo.copy(), phi.copy()
+    if count == 0:
+        return lo, hi
+    boxes, n = unstable.shape
+    idx = np.argsort(~unstable, axis=1, kind="stable")[:, :count]  # the unstable ones first
+    valid = np.take_along_axis(unstable, idx, axis=1)
+    rows = np.zeros((boxes, 2 * count, n))
+    b = np.arange(boxes)[:, None]
+    rows[b, np.arange(count), idx] = 1.0
+    rows[b, count + np.arange(count), idx] = -1.0
+    both = linear_lower_bound(net, rows, k, pre, region, rule)  # [B, 2·count]
+    new_lo = np.where(valid, both[:, :count], -np.inf)
+    new_hi = np.where(valid, -both[:, count:], np.inf)
+    np.put_along_axis(lo, idx, np.maximum(np.take_along_axis(lo, idx, axis=1), new_lo), axis=1)
+    np.put_along_axis(hi, idx, np.minimum(np.take_along_axis(hi, idx, axis=1), new_hi), axis=1)
+    if np.any(lo > hi):  # pragma: no cover - impossible for a non-empty box
+        raise PaperReproError("inconsistent layer bounds (empty input box?)")
+    return lo, hi
+
+
+def _unsliver(dim: np.ndarray, rel: np.ndarray, max_aspect: float) -> np.ndarray:
+    """``dim`` (``[B]``), except where the chosen input's relative width ``rel`` (``[B, n₀]``:
+    width / the root box's width, 0 where it cannot be halved) is below ``1 / max_aspect`` of
+    the box's largest: there, that input."""
+    rows = np.arange(len(dim))
+    widest = rel.argmax(axis=1)
+    return np.where(rel[rows, widest] > max_aspect * rel[rows, dim], widest, dim)
 
 
 def _split_dim(coef: np.ndarray, grad: np.ndarray, width: np.ndarray) -> np.ndarray:
