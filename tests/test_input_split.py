@@ -105,3 +105,51 @@ def test_pre_activations_of_a_batch_are_those_of_each_row():
     for i, x in enumerate(xs):
         for zb, z1 in zip(batch, net.pre_activations(x), strict=True):
             np.testing.assert_allclose(zb[i], z1, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_inherited_bounds_contain_every_sampled_pre_activation(seed):
+    """Boxes bounded and halved batch after batch (by hand: what ``_run`` does between two
+    deadline checks): each box's hidden bounds — its parent's, tightened where unstable —
+    hold at points sampled in the box and are never looser than the parent's; the test fails
+    when the intersection picks the wrong neuron or is left out."""
+    rng = np.random.default_rng(seed)
+    net = _net(4000 + seed, (3, 8, 8, 8, 2))
+    net2, rows = _with_offset(net, np.array([[1.0, -1.0]]), np.array([-3.0]))
+    search = InputSplitSearch(net2, -np.ones(3), np.ones(3), rows, InputSplitOptions(batch=4))
+    for _ in range(6):
+        box_lo, box_hi, plo, phi = search._pop(4)
+        _, _, pre = search._lower_bounds(box_lo, box_hi, plo, phi)
+        for j in range(len(box_lo)):
+            x = box_lo[j] + (box_hi[j] - box_lo[j]) * rng.random((400, 3))
+            for k, z in enumerate(net2.pre_activations(x)[:-1]):
+                assert np.all(z >= pre[k][0][j] - 1e-12) and np.all(z <= pre[k][1][j] + 1e-12)
+                assert np.all(pre[k][0][j] >= plo[k][j]) and np.all(pre[k][1][j] <= phi[k][j])
+        halves = np.arange(len(box_lo)), np.argmax(box_hi - box_lo, axis=1)
+        cut = (box_lo + box_hi)[halves] / 2
+        left_hi, right_lo = box_hi.copy(), box_lo.copy()
+        left_hi[halves], right_lo[halves] = cut, cut
+        search.lo = np.concatenate([search.lo, right_lo, box_lo])
+        search.hi = np.concatenate([search.hi, box_hi, left_hi])
+        for k, (lk, hk) in enumerate(pre):
+            search.blo[k] = np.concatenate([search.blo[k], lk, lk])
+            search.bhi[k] = np.concatenate([search.bhi[k], hk, hk])
+
+
+def test_slivers_are_halved_along_their_widest_input():
+    from paper_repro.exact.engines.input_split import _unsliver
+
+    rel = np.array([[0.5, 0.003, 0.25], [0.5, 0.1, 0.25], [0.0, 0.5, 0.0025]])
+    chosen = np.array([1, 1, 2])
+    assert _unsliver(chosen, rel, 256.0).tolist() == [1, 1, 2]
+    assert _unsliver(chosen, rel, 32.0).tolist() == [0, 1, 1]
+
+
+def test_a_memory_cap_ends_the_search_as_unknown():
+    net = _net(8, (2, 16, 16, 16, 2))  # robust after 34 boxes without a cap
+    xs = np.random.default_rng(7).uniform(-1, 1, (20000, 2))
+    low = (net.forward(xs) @ np.array([1.0, -1.0])).min() - 0.2
+    net2, rows = _with_offset(net, np.array([[1.0, -1.0]]), np.array([low]))
+    opts = InputSplitOptions(batch=1, max_bytes=2_000)
+    out = InputSplitSearch(net2, -np.ones(2), np.ones(2), rows, opts).run(time.monotonic() + 20)
+    assert out.verdict == Verdict.UNKNOWN and "memory cap" in out.message

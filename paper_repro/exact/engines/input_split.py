@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from paper_repro.bounds.crown import crown_rule
-from paper_repro.bounds.outward import BoxRegion, SlopeRule, linear_lower_bound
+from paper_repro.bounds.outward import BoxRegion, linear_lower_bound
 from paper_repro.errors import PaperReproError
 from paper_repro.exact.decide import Decision, Verdict
 from paper_repro.exact.engines.resumable import ResumableSearch
@@ -54,7 +54,7 @@ class InputSplitOptions:
     batch: int = 256
     max_boxes: int = 2_000_000
     max_bytes: int = 1 << 30
-    max_aspect: float = 32.0
+    max_aspect: float = 256.0
 
     def __post_init__(self) -> None:
         if self.max_dim < 1 or self.batch < 1 or self.max_boxes < 2 or self.max_bytes < 1:
@@ -178,16 +178,17 @@ class InputSplitSearch(ResumableSearch):
         each row's linear function of the input behind it, ``[B, K, n₀]``, and the boxes' hidden
         bounds ``(lo_k, hi_k)``, ``[B, n_k]`` each: the inherited ones ``plo, phi`` (sound on
         the box), tightened by CROWN where they leave a ReLU unstable."""
-        region = BoxRegion(lo[:, None, :], hi[:, None, :])
-        rule = crown_rule()
-        pre: list[tuple[np.ndarray, np.ndarray]] = []  # [B, 1, n_k]: broadcast over rows
+        pre: list[tuple[np.ndarray, np.ndarray]] = []  # [B, n_k]
         for k, (pl, ph) in enumerate(zip(plo, phi, strict=True), start=1):
-            lk, hk = _tightened(self.net, k, pre, region, rule, pl, ph)
-            pre.append((lk[:, None, :], hk[:, None, :]))
+            pre.append(_tightened(self.net, k, pre, (lo, hi), pl, ph))
         rows = np.broadcast_to(self.c, (len(lo), *self.c.shape))
+        region = BoxRegion(lo[:, None, :], hi[:, None, :])
         coef: list[np.ndarray] = []
-        lower = linear_lower_bound(self.net, rows, len(self.net.weights), pre, region, rule, coef)
-        return lower, coef[0], [(lk[:, 0], hk[:, 0]) for lk, hk in pre]
+        wide = [(lk[:, None, :], hk[:, None, :]) for lk, hk in pre]  # broadcast over rows
+        lower = linear_lower_bound(
+            self.net, rows, len(self.net.weights), wide, region, crown_rule(), coef
+        )
+        return lower, coef[0], pre
 
     def _gradients(self, x: np.ndarray) -> np.ndarray:
         """``∂(C f)_k/∂x`` at the points ``x`` (``[B, n₀]``) through their activation patterns,
@@ -216,33 +217,29 @@ def _tightened(
     net: ReluNetwork,
     k: int,
     pre: list[tuple[np.ndarray, np.ndarray]],
-    region: BoxRegion,
-    rule: SlopeRule,
+    box: tuple[np.ndarray, np.ndarray],
     plo: np.ndarray,
     phi: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Bounds of hidden layer ``k``'s pre-activations on each of ``B`` boxes, ``[B, n_k]``
-    each: ``plo, phi`` (sound on the boxes) where they make the ReLU stable, else their
-    intersection with the outward-rounded CROWN bounds (``pre``: the layers below, ``[B, 1,
-    n_j]``). Only the unstable ReLUs get rows (``±e_i``, gathered per box, padded to the
-    batch's largest count)."""
-    unstable = (plo < 0) & (phi > 0)
-    count = int(unstable.sum(axis=1).max(initial=0))
+    """Bounds of hidden layer ``k``'s pre-activations on each of ``B`` boxes ``box = (lo,
+    hi)`` (``[B, n₀]``), ``[B, n_k]`` each: ``plo, phi`` (sound on the boxes) where they make
+    the ReLU stable, else their intersection with the outward-rounded CROWN bounds (``pre``:
+    the layers below, ``[B, n_j]``). Only the unstable ReLUs get rows (``±e_i``), one flat
+    batch of rows over all boxes, each row with its own box's bounds."""
     lo, hi = plo.copy(), phi.copy()
-    if count == 0:
+    b, i = np.nonzero((plo < 0) & (phi > 0))  # the (box, ReLU) pairs to bound
+    if not len(b):
         return lo, hi
-    boxes, n = unstable.shape
-    idx = np.argsort(~unstable, axis=1, kind="stable")[:, :count]  # the unstable ones first
-    valid = np.take_along_axis(unstable, idx, axis=1)
-    rows = np.zeros((boxes, 2 * count, n))
-    b = np.arange(boxes)[:, None]
-    rows[b, np.arange(count), idx] = 1.0
-    rows[b, count + np.arange(count), idx] = -1.0
-    both = linear_lower_bound(net, rows, k, pre, region, rule)  # [B, 2·count]
-    new_lo = np.where(valid, both[:, :count], -np.inf)
-    new_hi = np.where(valid, -both[:, count:], np.inf)
-    np.put_along_axis(lo, idx, np.maximum(np.take_along_axis(lo, idx, axis=1), new_lo), axis=1)
-    np.put_along_axis(hi, idx, np.minimum(np.take_along_axis(hi, idx, axis=1), new_hi), axis=1)
+    r = len(b)
+    rows = np.zeros((2 * r, plo.shape[1]))
+    rows[np.arange(r), i] = 1.0
+    rows[r + np.arange(r), i] = -1.0
+    bb = np.concatenate([b, b])
+    region = BoxRegion(box[0][bb], box[1][bb])
+    below = [(pl[bb], ph[bb]) for pl, ph in pre]
+    both = linear_lower_bound(net, rows, k, below, region, crown_rule())
+    lo[b, i] = np.maximum(lo[b, i], both[:r])
+    hi[b, i] = np.minimum(hi[b, i], -both[r:])
     if np.any(lo > hi):  # pragma: no cover - impossible for a non-empty box
         raise PaperReproError("inconsistent layer bounds (empty input box?)")
     return lo, hi
