@@ -153,3 +153,24 @@ def test_a_memory_cap_ends_the_search_as_unknown():
     opts = InputSplitOptions(batch=1, max_bytes=2_000)
     out = InputSplitSearch(net2, -np.ones(2), np.ones(2), rows, opts).run(time.monotonic() + 20)
     assert out.verdict == Verdict.UNKNOWN and "memory cap" in out.message
+
+
+def test_bound_rows_in_small_batches_give_the_same_bounds(monkeypatch):
+    """The rows of the unstable ReLUs bounded in batches of one pair give the bounds of one
+    flat batch (to rounding)."""
+    from paper_repro.exact.engines import input_split
+
+    net = _net(11, (3, 8, 8, 8, 2))
+    net2, rows = _with_offset(net, np.array([[1.0, -1.0]]), np.array([-3.0]))
+    lo = np.array([[-1.0, -1, -1], [0, -1, -1], [-1.0, 0, 0]])
+    hi = lo + 1.0
+    search = InputSplitSearch(net2, -np.ones(3), np.ones(3), rows)
+    plo = [np.repeat(a, 3, axis=0) for a in search.blo]
+    phi = [np.repeat(a, 3, axis=0) for a in search.bhi]
+    whole = search._lower_bounds(lo, hi, plo, phi)
+    monkeypatch.setattr(input_split, "_ROW_BYTES", 1)  # one (box, ReLU) pair a batch
+    parts = search._lower_bounds(lo, hi, plo, phi)
+    np.testing.assert_allclose(whole[0], parts[0], rtol=1e-12)  # up to the BLAS's order
+    for (a, b), (c, d) in zip(whole[2], parts[2], strict=True):
+        np.testing.assert_allclose(a, c, rtol=1e-12)
+        np.testing.assert_allclose(b, d, rtol=1e-12)

@@ -40,6 +40,8 @@ from paper_repro.exact.decide import Decision, Verdict
 from paper_repro.exact.engines.resumable import ResumableSearch
 from paper_repro.network import ReluNetwork
 
+_ROW_BYTES = 1 << 26  # memory of one flat batch of bound rows (their copies of the box's bounds)
+
 
 @dataclass(frozen=True)
 class InputSplitOptions:
@@ -224,22 +226,25 @@ def _tightened(
     """Bounds of hidden layer ``k``'s pre-activations on each of ``B`` boxes ``box = (lo,
     hi)`` (``[B, n₀]``), ``[B, n_k]`` each: ``plo, phi`` (sound on the boxes) where they make
     the ReLU stable, else their intersection with the outward-rounded CROWN bounds (``pre``:
-    the layers below, ``[B, n_j]``). Only the unstable ReLUs get rows (``±e_i``), one flat
-    batch of rows over all boxes, each row with its own box's bounds."""
+    the layers below, ``[B, n_j]``). Only the unstable ReLUs get rows (``±e_i``), flat batches
+    of rows over all boxes (each row with its own box's bounds; about ``_ROW_BYTES`` a batch)."""
     lo, hi = plo.copy(), phi.copy()
-    b, i = np.nonzero((plo < 0) & (phi > 0))  # the (box, ReLU) pairs to bound
-    if not len(b):
-        return lo, hi
-    r = len(b)
-    rows = np.zeros((2 * r, plo.shape[1]))
-    rows[np.arange(r), i] = 1.0
-    rows[r + np.arange(r), i] = -1.0
-    bb = np.concatenate([b, b])
-    region = BoxRegion(box[0][bb], box[1][bb])
-    below = [(pl[bb], ph[bb]) for pl, ph in pre]
-    both = linear_lower_bound(net, rows, k, below, region, crown_rule())
-    lo[b, i] = np.maximum(lo[b, i], both[:r])
-    hi[b, i] = np.minimum(hi[b, i], -both[r:])
+    pairs_b, pairs_i = np.nonzero((plo < 0) & (phi > 0))  # the (box, ReLU) pairs to bound
+    # floats a row holds: its coefficients, its box, the bounds below it (two passes' worth)
+    per_row = 2 * (plo.shape[1] + 2 * box[0].shape[1] + 2 * sum(p[0].shape[1] for p in pre))
+    step = max(1, _ROW_BYTES // (16 * per_row))
+    for start in range(0, len(pairs_b), step):
+        b, i = pairs_b[start : start + step], pairs_i[start : start + step]
+        r = len(b)
+        rows = np.zeros((2 * r, plo.shape[1]))
+        rows[np.arange(r), i] = 1.0
+        rows[r + np.arange(r), i] = -1.0
+        bb = np.concatenate([b, b])
+        region = BoxRegion(box[0][bb], box[1][bb])
+        below = [(pl[bb], ph[bb]) for pl, ph in pre]
+        both = linear_lower_bound(net, rows, k, below, region, crown_rule())
+        lo[b, i] = np.maximum(lo[b, i], both[:r])
+        hi[b, i] = np.minimum(hi[b, i], -both[r:])
     if np.any(lo > hi):  # pragma: no cover - impossible for a non-empty box
         raise PaperReproError("inconsistent layer bounds (empty input box?)")
     return lo, hi
