@@ -47,7 +47,14 @@ def up(a: np.ndarray | float) -> np.ndarray:
 
 
 def matmul_err(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``fl(a @ b)`` and an elementwise bound on its distance to the exact product."""
+    """``fl(a @ b)`` and an elementwise bound on its distance to the exact product (a stack
+    ``a`` of ``[..., m, k]`` times a matrix or vector ``b`` is one 2-D product: one BLAS call
+    instead of one per matrix of the stack; the bound holds for any summation order)."""
+    if a.ndim > 2 and b.ndim <= 2:
+        flat = a.reshape(-1, a.shape[-1])
+        c, err = matmul_err(flat, b)
+        shape = a.shape[:-1] + b.shape[1:]
+        return c.reshape(shape), err.reshape(shape)
     c = a @ b
     k = a.shape[-1]
     err = gamma(k) * (np.abs(a) @ np.abs(b)) * (1.0 + gamma(k)) + _TINY * (k + 1)
