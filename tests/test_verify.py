@@ -356,3 +356,28 @@ def test_cases_that_ran_out_of_time_get_the_time_left_pass_after_pass(monkeypatc
     res = verify_property(TINY, prop, options)
     assert res.status == VerifyStatus.TIMEOUT and "case 0" in res.message
     assert calls.count(0) == verify_module._PASSES
+
+
+def test_a_box_with_few_inputs_gets_a_dense_falsifier():
+    """A counterexample only inside a narrow spike (``Y_0 ≥ 0.5`` where ``|X_0 − 0.7| ≤ 0.001``,
+    the gradient zero outside twice that): 20 random starts miss it with this seed, the
+    ``few_restarts`` a 2-input box gets find it."""
+    import time
+
+    from paper_repro.exact.frontends.falsify import pgd_falsify
+
+    w1 = np.array([[500.0, 0.0], [-500.0, 0.0]])  # 500·(x − 0.7) and its negation
+    net = ReluNetwork.from_arrays(
+        [w1, np.array([[-1.0, -1.0]]), np.array([[1.0]])],
+        [np.array([-350.0, 350.0]), np.array([1.0]), np.zeros(1)],
+    )
+    polys = [(np.array([[-1.0]]), np.array([-0.5]))]
+    lo, hi = np.zeros(2), np.ones(2)
+
+    def check(x, _case):
+        return bool(net.forward(x)[0] >= 0.5)
+
+    sparse = PgdOptions(few_restarts=20)
+    assert pgd_falsify(net, lo, hi, polys, check, time.monotonic() + 20, sparse) is None
+    found = pgd_falsify(net, lo, hi, polys, check, time.monotonic() + 20, PgdOptions())
+    assert found is not None and abs(found[0][0] - 0.7) <= 0.001
