@@ -32,7 +32,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from bench_verify import _run
+from bench_verify import _run, read_answer
 
 from paper_repro.errors import PaperReproError
 
@@ -120,15 +120,7 @@ def run_instance(inst: dict) -> dict:
     cmd = [str(cli), "verify", "--onnx", inst["onnx"], "--vnnlib", inst["vnnlib"]]
     cmd += ["--timeout", f"{inst['timeout']:g}"]
     out, err, wall, rss, code = _run(cmd, inst["timeout"] + 120)
-    lines = out.splitlines()
-    answer = lines[0].strip() if lines and code == 0 else ("killed" if code < 0 else "error")
-    seconds, message = wall, ""
-    for line in err.splitlines():  # verify's note: "# unsat in 12.34 s[: why]"
-        note = re.match(r"# (\w+) in ([0-9.]+) s", line)
-        if note:
-            seconds, message = float(note.group(2)), line[2:]
-    if answer == "error":
-        message = err.strip().splitlines()[-1] if err.strip() else f"exit status {code}"
+    answer, seconds, message = read_answer(out, err, wall, code)
     row = {**inst, "answer": answer, "seconds": seconds, "wall": wall, "peak_rss_mib": rss}
     row["message"] = message
     if answer == "sat":

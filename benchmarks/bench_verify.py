@@ -210,6 +210,22 @@ def _communicate(cmd: list[str], env: dict, limit: float) -> tuple[str, str, flo
     return out, err, time.monotonic() - t0, proc.returncode
 
 
+def read_answer(out: str, err: str, wall: float, code: int) -> tuple[str, float, str]:
+    """A tool process's answer (its first stdout line; ``killed`` / ``error`` by exit status),
+    its own seconds (``verify``'s note ``# unsat in 12.34 s[: why]`` on stderr, else the wall
+    time) and message (the note, or the last stderr line of an error)."""
+    lines = out.splitlines()
+    answer = lines[0].strip() if lines and code == 0 else ("killed" if code < 0 else "error")
+    seconds, message = wall, ""
+    for line in err.splitlines():
+        note = re.match(r"# (\w+) in ([0-9.]+) s", line)
+        if note:
+            seconds, message = float(note.group(2)), line[2:]
+    if answer == "error":
+        message = err.strip().splitlines()[-1] if err.strip() else f"exit status {code}"
+    return answer, seconds, message
+
+
 def run_tool(tool: str, inst: dict, timeout: float) -> dict:
     """One (tool, instance) row: answer, seconds (the tool's own, and the process's wall)."""
     if tool == "verify":
@@ -220,18 +236,11 @@ def run_tool(tool: str, inst: dict, timeout: float) -> dict:
         cmd = [sys.executable, __file__, "--worker", tool, "--worker-instance", json.dumps(inst)]
         cmd += ["--worker-timeout", f"{timeout:g}"]
     out, err, wall, rss, code = _run(cmd, timeout + 120)
+    answer, seconds, message = read_answer(out, err, wall, code)
     lines = out.splitlines()
-    answer = lines[0].strip() if lines and code == 0 else ("killed" if code < 0 else "error")
-    seconds, message = wall, ""
-    for line in err.splitlines():  # verify's note: "# unsat in 12.34 s[: why]"
-        note = re.match(r"# (\w+) in ([0-9.]+) s", line)
-        if note:
-            seconds, message = float(note.group(2)), line[2:]
-    if tool != "verify" and len(lines) > 1:
+    if tool != "verify" and len(lines) > 1 and answer != "error":
         extra = json.loads(lines[1])
         seconds, message = extra["seconds"], extra["message"]
-    if answer == "error":
-        message = err.strip().splitlines()[-1] if err.strip() else f"exit status {code}"
     checked = check_counterexample(out, inst) if tool == "verify" and answer == "sat" else {}
     return {
         "tool": tool,
