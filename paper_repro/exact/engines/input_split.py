@@ -149,7 +149,8 @@ class InputSplitSearch(ResumableSearch):
             dim = _unsliver(
                 dim, width / np.where(self.root_width > 0, self.root_width, 1.0), opts.max_aspect
             )
-            grown = 2 * len(lo) * (2 * lo.shape[1] + 2 * sum(a.shape[1] for a in self.blo)) * 8
+            per_box = 2 * (lo.shape[1] + sum(a.shape[1] for a in self.blo)) * lo.itemsize
+            grown = 2 * len(lo) * per_box  # the two halves and their inherited bounds
             if len(self.lo) + 2 * len(lo) > opts.max_boxes or (
                 self.open_bytes + grown > opts.max_bytes
             ):
@@ -227,24 +228,24 @@ def _tightened(
     hi)`` (``[B, n₀]``), ``[B, n_k]`` each: ``plo, phi`` (sound on the boxes) where they make
     the ReLU stable, else their intersection with the outward-rounded CROWN bounds (``pre``:
     the layers below, ``[B, n_j]``). Only the unstable ReLUs get rows (``±e_i``), flat batches
-    of rows over all boxes (each row with its own box's bounds; about ``_ROW_BYTES`` a batch)."""
+    of them over all boxes (each pair of rows with its own box's bounds; about ``_ROW_BYTES`` a
+    batch)."""
     lo, hi = plo.copy(), phi.copy()
     pairs_b, pairs_i = np.nonzero((plo < 0) & (phi > 0))  # the (box, ReLU) pairs to bound
-    # floats a row holds: its coefficients, its box, the bounds below it (two passes' worth)
-    per_row = 2 * (plo.shape[1] + 2 * box[0].shape[1] + 2 * sum(p[0].shape[1] for p in pre))
-    step = max(1, _ROW_BYTES // (16 * per_row))
+    # floats a pair holds: its two rows, its box, the bounds below it (two passes' worth)
+    per_pair = 2 * (2 * plo.shape[1] + 2 * box[0].shape[1] + 2 * sum(p[0].shape[1] for p in pre))
+    step = max(1, _ROW_BYTES // (8 * per_pair))
     for start in range(0, len(pairs_b), step):
         b, i = pairs_b[start : start + step], pairs_i[start : start + step]
-        r = len(b)
-        rows = np.zeros((2 * r, plo.shape[1]))
-        rows[np.arange(r), i] = 1.0
-        rows[r + np.arange(r), i] = -1.0
-        bb = np.concatenate([b, b])
-        region = BoxRegion(box[0][bb], box[1][bb])
-        below = [(pl[bb], ph[bb]) for pl, ph in pre]
-        both = linear_lower_bound(net, rows, k, below, region, crown_rule())
-        lo[b, i] = np.maximum(lo[b, i], both[:r])
-        hi[b, i] = np.minimum(hi[b, i], -both[r:])
+        r = np.arange(len(b))
+        rows = np.zeros((len(b), 2, plo.shape[1]))  # ẑ_i and −ẑ_i, sharing the box's bounds
+        rows[r, 0, i] = 1.0
+        rows[r, 1, i] = -1.0
+        region = BoxRegion(box[0][b, None, :], box[1][b, None, :])
+        below = [(pl[b, None, :], ph[b, None, :]) for pl, ph in pre]
+        both = linear_lower_bound(net, rows, k, below, region, crown_rule())  # [pairs, 2]
+        lo[b, i] = np.maximum(lo[b, i], both[:, 0])
+        hi[b, i] = np.minimum(hi[b, i], -both[:, 1])
     if np.any(lo > hi):  # pragma: no cover - impossible for a non-empty box
         raise PaperReproError("inconsistent layer bounds (empty input box?)")
     return lo, hi
