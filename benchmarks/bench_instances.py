@@ -69,10 +69,11 @@ def read_expected(path: Path | None) -> dict[tuple[str, str], str]:
     out = {}
     with path.open() as f:
         for rec in csv.reader(f):
-            if len(rec) == 3 and rec[2].strip() in ("sat", "unsat"):
-                out[(str(path.parent / rec[0].strip()), str(path.parent / rec[1].strip()))] = rec[
-                    2
-                ].strip()
+            if len(rec) != 3:
+                continue
+            onnx, vnnlib, answer = (v.strip() for v in rec)
+            if answer in ("sat", "unsat"):
+                out[(str(path.parent / onnx), str(path.parent / vnnlib))] = answer
     return out
 
 
@@ -191,8 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         with rows_path.open("a") as f:
             f.write(json.dumps(row) + "\n")
         rows.append(row)
-    (args.out / "summary.md").write_text(summary(rows, expected))
-    print((args.out / "summary.md").read_text())
+    text = summary(rows, expected)
+    (args.out / "summary.md").write_text(text)
+    print(text)
     return 0
 
 

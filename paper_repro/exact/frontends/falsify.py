@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from paper_repro.exact.engines.input_split import InputSplitOptions
 from paper_repro.models import network_to_torch
 from paper_repro.network import ReluNetwork
 
@@ -39,7 +40,7 @@ class PgdOptions:
     chunk: int = 32
     check_every: int = 10
     per_check: int = 2
-    few_inputs: int = 12
+    few_inputs: int = InputSplitOptions.max_dim  # the boxes input bisection takes
     few_restarts: int = 1000
 
 
