@@ -381,3 +381,46 @@ def test_a_box_with_few_inputs_gets_a_dense_falsifier():
     assert pgd_falsify(net, lo, hi, polys, check, time.monotonic() + 20, sparse) is None
     found = pgd_falsify(net, lo, hi, polys, check, time.monotonic() + 20, PgdOptions())
     assert found is not None and abs(found[0][0] - 0.7) <= 0.001
+
+
+def test_progress_lines_go_to_stderr_only(capfd):
+    """``progress`` > 0: the falsifier's outcome, each case of each pass and each pass's count
+    of proved cases on stderr, nothing on stdout; 0: no line at all (same answer)."""
+    prop = parse_vnnlib_text(
+        _header(2, 2, [0, 0], [1, 1]) + "(assert (or (>= Y_0 2) (<= Y_0 -0.1)))"
+    )
+    talk = VerifyOptions(timeout=20, pgd=PgdOptions(steps=5, restarts=2), progress=1e-9)
+    assert verify_property(TINY, prop, talk).status == VerifyStatus.UNSAT
+    captured = capfd.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert all(line.startswith("# ") for line in lines)
+    assert "falsifier: no counterexample in 1 box(es)" in lines[0]
+    assert any("pass 1, case 0 (1 of 2 this pass" in line for line in lines)
+    assert any("pass 1, case 1 (2 of 2 this pass" in line for line in lines)
+    assert lines[-1].endswith("pass 1 done: 2 of 2 cases proved")
+    quiet = VerifyOptions(timeout=20, pgd=PgdOptions(steps=5, restarts=2))
+    assert verify_property(TINY, prop, quiet).status == VerifyStatus.UNSAT
+    assert capfd.readouterr().err == ""
+
+
+def test_progress_is_rate_limited(capfd):
+    from paper_repro.exact.frontends.progress import Progress
+
+    every = Progress(3600.0)
+    assert every.say("first") and not every.say("too soon") and every.say("forced", True)
+    assert not Progress(0.0).say("silent", True)
+    err = capfd.readouterr().err.splitlines()
+    assert [line.split(": ", 1)[1] for line in err] == ["first", "forced"]
+    assert all(line.startswith("# ") and " s: " in line for line in err)
+
+
+def test_cli_quiet_leaves_only_the_final_note(tmp_path, capfd):
+    argv = [*_easy_unsat_cli(tmp_path), "--timeout", "20"]
+    assert cli.main(argv) == 0
+    captured = capfd.readouterr()
+    assert captured.out == "unsat\n" and "falsifier: no counterexample" in captured.err
+    assert cli.main([*argv, "--quiet"]) == 0
+    captured = capfd.readouterr()
+    assert captured.out == "unsat\n"
+    assert [line.split(" in ")[0] for line in captured.err.splitlines()] == ["# unsat"]

@@ -192,6 +192,7 @@ class SplitSearch(ResumableSearch):
         c: ``[K, n_L]`` output rows: the question is whether some ``x`` has ``C f(x) ≤ 0``.
         options: :class:`SplitBabOptions`.
         pre_bounds: :func:`root_bounds` of ``net`` and the box, if already computed.
+        label: what the progress lines name after ``split-bab`` (e.g. ``"case 3"``).
     """
 
     def __init__(
@@ -202,8 +203,10 @@ class SplitSearch(ResumableSearch):
         c: np.ndarray,
         options: SplitBabOptions = SplitBabOptions(),
         pre_bounds: list[tuple[np.ndarray, np.ndarray]] | None = None,
+        label: str = "",
     ) -> None:
         self.options = options
+        self.label = f" {label}" if label else ""
         pre = root_bounds(net, lo, hi, options) if pre_bounds is None else pre_bounds
         self.root_pre = pre
         self.bounder = SplitBounder(
@@ -237,7 +240,8 @@ class SplitSearch(ResumableSearch):
             if options.progress > 0:
                 unstable = int(((bounder.root_lo < 0) & (bounder.root_hi > 0)).sum())
                 print(
-                    f"# split-bab: root bound {root.lower[0]:.4g}, {unstable} unstable ReLUs, "
+                    f"# split-bab{self.label}: root bound {root.lower[0]:.4g}, "
+                    f"{unstable} unstable ReLUs, "
                     f"{time.monotonic() - start:.2f} s",
                     file=sys.stderr,
                     flush=True,
@@ -271,7 +275,7 @@ class SplitSearch(ResumableSearch):
             if time.monotonic() >= report:
                 report = time.monotonic() + options.progress
                 print(
-                    f"# split-bab: {self.closed} closed, {len(stack.lower)} open "
+                    f"# split-bab{self.label}: {self.closed} closed, {len(stack.lower)} open "
                     f"({100 * stack.done:.1f} % done), least open bound {stack.lower.min():.4g}",
                     file=sys.stderr,
                     flush=True,

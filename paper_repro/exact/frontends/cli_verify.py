@@ -3,7 +3,8 @@
 The first line of the output (stdout, and ``--result`` if given) is ``sat``, ``unsat``,
 ``timeout`` or ``unknown``; after ``sat`` comes the exactly checked counterexample
 ``((X_0 v) … (Y_0 v) …)``. Notes (time, how it was found, margins, the reason for ``unknown``)
-go to stderr. Malformed input ends with one ``error: …`` line and exit status 2.
+go to stderr, and so do progress lines (``# 31.2 s: …``, every :data:`PROGRESS_SECONDS`;
+``--quiet``: none). Malformed input ends with one ``error: …`` line and exit status 2.
 
 ``--timeout`` bounds the whole command as VNN-COMP times it, from the process's start to its
 exit: the search gets what is left after start-up, less :data:`EXIT_MARGIN` for the engine's
@@ -38,6 +39,9 @@ class CaseEngine(enum.StrEnum):
 
 EXIT_MARGIN = 1.5
 """Seconds of ``--timeout`` kept for the engine's last step, the answer and the exit."""
+
+PROGRESS_SECONDS = 10.0
+"""Seconds between progress lines on stderr (``--quiet``: none)."""
 
 STARTUP_CAP = 10.0
 """Most seconds of the process's past counted against ``--timeout`` (a long-lived process that
@@ -88,6 +92,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "bisection instead on boxes with at most 12 inputs of non-zero width), then the LP "
         "engine if it gives up before the time limit; 'lp' the LP engine only (docs/verify.md)",
     )
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        help=f"no progress lines on stderr (default: every {PROGRESS_SECONDS:g} s)",
+    )
     parser.add_argument(  # the opt-in flag of earlier versions; now the default
         "--split-bab", action="store_true", help=argparse.SUPPRESS
     )
@@ -121,12 +130,14 @@ def run(args: argparse.Namespace) -> int:
         print("# timeout before the search began (start-up used the time)", file=sys.stderr)
         return 0
     lp_only = CaseEngine(args.engine) == CaseEngine.LP
+    every = 0.0 if args.quiet else PROGRESS_SECONDS
     opts = VerifyOptions(
         timeout=left,
         seed=args.seed,
         pgd=None if args.no_falsify else VerifyOptions().pgd,
-        split_bab=None if lp_only else SplitBabOptions(),
+        split_bab=None if lp_only else SplitBabOptions(progress=every),
         input_split=None if lp_only else InputSplitOptions(),
+        progress=every,
     )
     with _stdout_to_stderr():  # solver banners (HiGHS prints from C) must not precede the answer
         res = verify_property(network, prop, opts)

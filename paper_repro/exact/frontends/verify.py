@@ -58,6 +58,7 @@ from paper_repro.exact.frontends.case_fold import (
     polytope,
 )
 from paper_repro.exact.frontends.falsify import PgdOptions, pgd_falsify
+from paper_repro.exact.frontends.progress import Progress
 from paper_repro.exact.witnesses.rational import exact_activations
 from paper_repro.exact.witnesses.witness import ExactNetwork, exact_logits, round_down
 from paper_repro.models import network_to_torch
@@ -92,7 +93,9 @@ class VerifyOptions:
     ``None``: none (docs/verify.md compares it with the LP engine on the development benchmark);
     ``input_split``: options of input bisection, used instead of ``split_bab`` on
     cases whose box has at most ``input_split.max_dim`` inputs of non-zero width (``None``:
-    never; both ``None``: the LP engine alone, as ``--engine lp``)."""
+    never; both ``None``: the LP engine alone, as ``--engine lp``); ``progress``: seconds
+    between progress lines on stderr (which case of which pass, how many are proved; 0: none;
+    the engines' own lines come from their options)."""
 
     timeout: float = 60.0
     seed: int = 0
@@ -100,6 +103,7 @@ class VerifyOptions:
     falsify_share: float = 0.3
     split_bab: SplitBabOptions | None = SplitBabOptions()  # noqa: RUF009 (frozen)
     input_split: InputSplitOptions | None = InputSplitOptions()  # noqa: RUF009 (frozen)
+    progress: float = 0.0
 
     def __post_init__(self) -> None:
         if not (self.timeout > 0 and math.isfinite(self.timeout)):
@@ -169,6 +173,7 @@ def verify_property(
         return VerifyResult(VerifyStatus.UNSAT, time.monotonic() - start)
     exact = ExactNetwork(network)
     boxes = [float_box(c) for c in prop.cases]
+    say = Progress(options.progress, start).say
 
     def sat(x: np.ndarray, k: int, how: str) -> VerifyResult | None:
         x = np.clip(x, boxes[k].inner_lo, boxes[k].inner_hi)
@@ -221,6 +226,7 @@ def verify_property(
             )
             if result:
                 return result[0]
+        say(f"falsifier: no counterexample in {len(groups)} box(es)", force=True)
     # pass 1: every case gets an equal share of the time left; then the cases that ran out of
     # their share are decided again with the time the easy ones left, pass after pass while a
     # pass leaves time (a split-BaB search resumes from its open nodes, the LP engine starts
@@ -228,6 +234,7 @@ def verify_property(
     pending = list(range(len(prop.cases)))
     reasons: dict[int, tuple[bool, str]] = {}
     shared: dict = {}  # split-BaB root bounds per box, timed-out searches per case
+    proved: set[int] = set()
     for pass_no in range(_PASSES):
         todo = [k for k in pending if pass_no == 0 or reasons.get(k, (False, ""))[0]]
         if not todo:
@@ -243,7 +250,11 @@ def verify_property(
                 continue
             share = (deadline - now) / (len(todo) - i)
             end = min(deadline, now + share)
-            out = _decide_case(network, case, boxes[k], options, (end, deadline), shared)
+            say(
+                f"pass {pass_no + 1}, case {k} ({i + 1} of {len(todo)} this pass, {share:.1f} s);"
+                f" {len(proved)} of {len(prop.cases)} cases proved"
+            )
+            out = _decide_case(network, k, case, boxes[k], options, (end, deadline), shared)
             if isinstance(out, np.ndarray):
                 found = sat(out, k, "bab")
                 if found is not None:
@@ -251,9 +262,11 @@ def verify_property(
                 out = (False, "the engine's witness fails the exact check")
             if out is None:
                 reasons.pop(k, None)
+                proved.add(k)
             else:
                 reasons[k] = out
         pending = sorted(reasons)
+        say(f"pass {pass_no + 1} done: {len(proved)} of {len(prop.cases)} cases proved", True)
         if not pending or time.monotonic() >= deadline:
             break
     if not reasons:
@@ -266,6 +279,7 @@ def verify_property(
 
 def _decide_case(
     network: ReluNetwork,
+    k: int,
     case: Case,
     box: FloatBox,
     options: VerifyOptions,
@@ -273,8 +287,8 @@ def _decide_case(
     shared: dict,
 ) -> np.ndarray | tuple[bool, str] | None:
     """The engines on one case: ``None`` (proved: no point), a candidate ``x`` (float64
-    ``[n]``), or ``(timed_out, why it gave up)``. ``deadlines``: the case's share and the
-    property's.
+    ``[n]``), or ``(timed_out, why it gave up)``. ``k``: the case's index (for progress lines);
+    ``deadlines``: the case's share and the property's.
 
     First :class:`~paper_repro.exact.engines.split_bab.SplitSearch` (on a box with at most
     ``options.input_split.max_dim`` inputs of non-zero width,
@@ -305,7 +319,9 @@ def _decide_case(
                 return None
             if key not in shared:
                 shared[key] = root_bounds(folded, zeros, ones, options.split_bab, crown)
-            search = SplitSearch(folded, zeros, ones, rows, options.split_bab, shared[key])
+            search = SplitSearch(
+                folded, zeros, ones, rows, options.split_bab, shared[key], f"case {k}"
+            )
         if isinstance(search, SplitSearch):
             d = _run_split(search, key, options.split_bab, (deadline, total), shared)
         else:
@@ -327,7 +343,8 @@ def _decide_case(
     for pad in (-1.0, 2.0):
         folded, active = fold_case(network, case, box.lo, box.s, pad)
         query = Query(folded, np.full(folded.input_dim, 0.5), 1, 0, Norm.LINF)
-        engine = BabEngine(query, BabOptions(seed=options.seed, attack=False))
+        bab = BabOptions(seed=options.seed, attack=False, progress=options.progress)
+        engine = BabEngine(query, bab)
         decision = engine.decide(0.5, deadline)
         if decision.verdict == Verdict.ROBUST:
             if pad < 0:
