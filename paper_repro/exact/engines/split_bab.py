@@ -241,8 +241,7 @@ class SplitSearch(ResumableSearch):
                 unstable = int(((bounder.root_lo < 0) & (bounder.root_hi > 0)).sum())
                 print(
                     f"# split-bab{self.label}: root bound {root.lower[0]:.4g}, "
-                    f"{unstable} unstable ReLUs, "
-                    f"{time.monotonic() - start:.2f} s",
+                    f"{unstable} unstable ReLUs, {time.monotonic() - start:.2f} s",
                     file=sys.stderr,
                     flush=True,
                 )

@@ -93,8 +93,8 @@ class VerifyOptions:
     ``input_split``: options of input bisection, used instead of ``split_bab`` on
     cases whose box has at most ``input_split.max_dim`` inputs of non-zero width (``None``:
     never; both ``None``: the LP engine alone, as ``--engine lp``); ``progress``: seconds
-    between progress lines on stderr (which case of which pass, how many are proved; 0: none;
-    the engines' own lines come from their options)."""
+    between progress lines on stderr (which case of which pass, how many are proved; 0: none),
+    also given to the LP engine; split-BaB's own lines come from ``split_bab.progress``."""
 
     timeout: float = 60.0
     seed: int = 0
